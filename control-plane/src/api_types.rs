@@ -1,0 +1,116 @@
+//! Bodies of the HTTP API under `/v1`, shared by the server and the CLI that calls it.
+
+use std::collections::BTreeMap;
+
+use kiln_protocol::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AttemptRecord, RegistrationTokenRecord, RunnerRecord, TaskRecord};
+
+/// `POST /v1/tasks`: a task to queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// Repository URL, or a path on the runner's machine.
+    pub repo: String,
+    /// Ref to start from; default: the remote's HEAD.
+    #[serde(default)]
+    pub base_ref: Option<String>,
+    /// Result branch; default `kiln/<task-id>`.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The prompt.
+    #[serde(default)]
+    pub prompt: String,
+    /// The agent's argv.
+    pub command: Vec<String>,
+    /// Extra environment for the agent.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Capabilities a runner must have.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Higher runs first; default 0.
+    #[serde(default)]
+    pub priority: i64,
+    /// Overall limit in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// No-output limit in milliseconds.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Most attempts; default 2.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+/// `GET /v1/tasks/{id}`: a task with all of its attempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskDetail {
+    /// The task.
+    #[serde(flatten)]
+    pub task: TaskRecord,
+    /// Its attempts, first to last.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// Whether a runner is reachable now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunnerState {
+    /// Connected to this control plane.
+    Online,
+    /// Registered, not connected.
+    Offline,
+    /// Its token was revoked.
+    Revoked,
+}
+
+/// `GET /v1/runners`: one runner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerView {
+    /// The registered runner.
+    #[serde(flatten)]
+    pub runner: RunnerRecord,
+    /// Reachable now?
+    pub state: RunnerState,
+    /// Attempts it runs now, as far as this control plane knows.
+    pub running: u32,
+}
+
+/// `POST /v1/registration-tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRegistrationToken {
+    /// Registrations allowed; default unlimited.
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Lifetime in milliseconds; default forever.
+    #[serde(default)]
+    pub ttl_ms: Option<u64>,
+}
+
+/// A registration token, shown once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationTokenCreated {
+    /// What is stored about it.
+    #[serde(flatten)]
+    pub record: RegistrationTokenRecord,
+    /// The token itself (`kiln_reg_...`).
+    pub token: String,
+}
+
+/// One line of `GET /v1/tasks/{id}/events`: an event and its attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptEvent {
+    /// The attempt it belongs to.
+    pub attempt: u32,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Body of every error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, as a lowercase fragment.
+    pub error: String,
+}

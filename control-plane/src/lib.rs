@@ -1,0 +1,10 @@
+//! kiln's control plane: the task queue and record, the runner fleet, and the operator CLI.
+
+pub mod api_types;
+pub mod hub;
+pub mod model;
+pub mod scheduler;
+pub mod store;
+pub mod task_input;
+pub mod tokens;
+pub mod watchers;

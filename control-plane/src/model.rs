@@ -1,0 +1,255 @@
+//! The control plane's records: tasks, attempts, runners and tokens, as stored and as the
+//! HTTP API returns them. The CLI reads the same types, so there is one definition.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use kiln_protocol::{Outcome, OutcomeStatus, RunnerId, TaskId, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for a runner.
+    Queued,
+    /// Sent to a runner that has not yet accepted it.
+    Assigned,
+    /// A runner is running it.
+    Running,
+    /// The agent succeeded and its result was saved.
+    Succeeded,
+    /// The agent failed.
+    Failed,
+    /// Cancelled on request.
+    Cancelled,
+    /// Ran past a timeout.
+    TimedOut,
+    /// kiln could not run it.
+    Error,
+    /// Its runner vanished and no attempts remain.
+    Lost,
+}
+
+/// Where one attempt of a task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptState {
+    /// Sent to the runner, not yet accepted.
+    Assigned,
+    /// Accepted and running.
+    Running,
+    /// The runner refused it; the task went back to the queue.
+    Rejected,
+    /// Ended as its runner reported.
+    Succeeded,
+    /// Ended with a failing agent.
+    Failed,
+    /// Ended by a cancel.
+    Cancelled,
+    /// Ended by a timeout.
+    TimedOut,
+    /// kiln could not run it.
+    Error,
+    /// Its runner stayed away too long; it ended without a report.
+    Lost,
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name used in the store, the API and the CLI.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(TaskState {
+    Queued => "queued", Assigned => "assigned", Running => "running",
+    Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
+    TimedOut => "timed_out", Error => "error", Lost => "lost",
+});
+
+text_enum!(AttemptState {
+    Assigned => "assigned", Running => "running", Rejected => "rejected",
+    Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
+    TimedOut => "timed_out", Error => "error", Lost => "lost",
+});
+
+impl TaskState {
+    /// True once the task will change no more.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Queued | Self::Assigned | Self::Running)
+    }
+}
+
+impl AttemptState {
+    /// True once the attempt is over.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Assigned | Self::Running)
+    }
+}
+
+impl From<OutcomeStatus> for AttemptState {
+    fn from(status: OutcomeStatus) -> Self {
+        match status {
+            OutcomeStatus::Succeeded => Self::Succeeded,
+            OutcomeStatus::Failed => Self::Failed,
+            OutcomeStatus::Cancelled => Self::Cancelled,
+            OutcomeStatus::TimedOut => Self::TimedOut,
+            OutcomeStatus::Error => Self::Error,
+        }
+    }
+}
+
+impl From<OutcomeStatus> for TaskState {
+    fn from(status: OutcomeStatus) -> Self {
+        match status {
+            OutcomeStatus::Succeeded => Self::Succeeded,
+            OutcomeStatus::Failed => Self::Failed,
+            OutcomeStatus::Cancelled => Self::Cancelled,
+            OutcomeStatus::TimedOut => Self::TimedOut,
+            OutcomeStatus::Error => Self::Error,
+        }
+    }
+}
+
+/// A task as submitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// The task's id.
+    pub id: TaskId,
+    /// Repository URL or path.
+    pub repo: String,
+    /// Ref to start from; `None` means the remote's default branch.
+    pub base_ref: Option<String>,
+    /// Branch that receives the result.
+    pub branch: String,
+    /// The prompt.
+    pub prompt: String,
+    /// The agent's argv.
+    pub command: Vec<String>,
+    /// Extra environment for the agent.
+    pub env: BTreeMap<String, String>,
+    /// Capabilities a runner must have.
+    pub requires: Vec<String>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Overall limit, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// No-output limit, milliseconds.
+    pub idle_timeout_ms: Option<u64>,
+    /// Most attempts before the task gives up.
+    pub max_attempts: u32,
+    /// Submission time.
+    pub created_at: UnixMillis,
+}
+
+/// A task and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// What was submitted.
+    #[serde(flatten)]
+    pub spec: NewTask,
+    /// Where it stands.
+    pub state: TaskState,
+    /// Number of its latest attempt; 0 before the first.
+    pub attempt: u32,
+    /// How the deciding attempt ended, once terminal.
+    pub outcome: Option<Outcome>,
+    /// Last change.
+    pub updated_at: UnixMillis,
+    /// When it became terminal.
+    pub finished_at: Option<UnixMillis>,
+}
+
+/// One attempt of a task on one runner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The task.
+    pub task_id: TaskId,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The runner it was given to.
+    pub runner_id: RunnerId,
+    /// Where it stands.
+    pub state: AttemptState,
+    /// Highest contiguous event seq stored.
+    pub acked_seq: u64,
+    /// The runner's final report.
+    pub outcome: Option<Outcome>,
+    /// When it was given to the runner.
+    pub assigned_at: UnixMillis,
+    /// When the runner accepted it.
+    pub started_at: Option<UnixMillis>,
+    /// When it ended.
+    pub finished_at: Option<UnixMillis>,
+}
+
+/// A registered runner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerRecord {
+    /// The runner's id.
+    pub id: RunnerId,
+    /// Its name.
+    pub name: String,
+    /// Capabilities it last announced.
+    pub capabilities: Vec<String>,
+    /// Labels it last announced.
+    pub labels: BTreeMap<String, String>,
+    /// Its slot count.
+    pub max_concurrent: u32,
+    /// Its software version, from its last hello.
+    pub version: Option<String>,
+    /// Registration time.
+    pub created_at: UnixMillis,
+    /// Last hello or heartbeat.
+    pub last_seen_at: Option<UnixMillis>,
+    /// When its token was revoked.
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// A registration token's stored facts (never its clear text).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationTokenRecord {
+    /// The token's id, for listing and revoking.
+    pub id: String,
+    /// Registrations left; `None` means unlimited.
+    pub uses_left: Option<u32>,
+    /// Expiry time; `None` means never.
+    pub expires_at: Option<UnixMillis>,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// What a runner announces about itself on each hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerAnnouncement {
+    /// Its name.
+    pub name: String,
+    /// Capabilities now.
+    pub capabilities: Vec<String>,
+    /// Labels now.
+    pub labels: BTreeMap<String, String>,
+    /// Slots now.
+    pub max_concurrent: u32,
+    /// Software version.
+    pub version: String,
+}

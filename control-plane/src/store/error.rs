@@ -1,0 +1,61 @@
+//! Errors of the store and the reasons a registration is refused.
+
+use std::fmt;
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or was unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A row held a value this version cannot read.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Table of the row.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The referenced record does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of record.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The runner asked to change an attempt that is not its own.
+    #[error("attempt {attempt} of task {task} is not assigned to runner {runner}")]
+    NotYours {
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// The runner that asked.
+        runner: String,
+    },
+}
+
+/// Why a registration token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationRefusal {
+    /// No such token.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// All of its uses are spent.
+    UsedUp,
+}
+
+impl fmt::Display for RegistrationRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => "registration token is not valid",
+            Self::Expired => "registration token has expired",
+            Self::UsedUp => "registration token has no uses left",
+        })
+    }
+}

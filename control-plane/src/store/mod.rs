@@ -1,0 +1,164 @@
+//! The system of record: the `Store` trait and its backends.
+//!
+//! Every state change is one transaction inside a backend method, so callers never see
+//! (or leave behind) a half-made change.
+
+mod error;
+mod sqlite;
+
+use async_trait::async_trait;
+use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
+
+pub use error::{RegistrationRefusal, StoreError};
+pub use sqlite::SqliteStore;
+
+use crate::model::{
+    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord,
+    TaskRecord, TaskState,
+};
+use crate::tokens::TokenHash;
+
+/// Result of storing a batch of events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Appended {
+    /// Highest contiguous seq now stored for the attempt.
+    pub acked_seq: u64,
+    /// Events stored by this call (duplicates and events past a gap are not).
+    pub stored: Vec<Event>,
+    /// True when this call stored the attempt's `finished` event.
+    pub finished: bool,
+}
+
+/// A runner's new registration.
+#[derive(Clone, Debug)]
+pub struct NewRunner {
+    /// Its record.
+    pub record: RunnerRecord,
+    /// Hash of its runner token.
+    pub token_hash: TokenHash,
+}
+
+/// Which tasks to list.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    /// Only tasks in this state.
+    pub state: Option<TaskState>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// What a run of kiln keeps: tokens, runners, tasks, attempts, events and artifacts.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// True when at least one admin token exists.
+    async fn has_admin_token(&self) -> Result<bool, StoreError>;
+    /// Adds an admin token hash (idempotent).
+    async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError>;
+    /// True when `hash` is an admin token's.
+    async fn is_admin_token(&self, hash: &TokenHash) -> Result<bool, StoreError>;
+
+    /// Saves a new registration token.
+    async fn create_registration_token(
+        &self,
+        record: &RegistrationTokenRecord,
+        hash: &TokenHash,
+    ) -> Result<(), StoreError>;
+    /// Spends one use of a registration token and creates the runner, atomically.
+    async fn register_runner(
+        &self,
+        registration: &TokenHash,
+        runner: NewRunner,
+        now: UnixMillis,
+    ) -> Result<Result<RunnerRecord, RegistrationRefusal>, StoreError>;
+
+    /// The runner whose token hashes to `hash`, revoked or not.
+    async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError>;
+    /// Records what a runner announced in its hello.
+    async fn announce_runner(
+        &self,
+        id: RunnerId,
+        announcement: &RunnerAnnouncement,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Records that a runner was heard from.
+    async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError>;
+    /// Every registered runner, oldest first.
+    async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError>;
+
+    /// Saves a new queued task.
+    async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError>;
+    /// One task.
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
+    /// Tasks matching `filter`, newest first.
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError>;
+    /// Queued tasks in dispatch order: highest priority, then oldest.
+    async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// Records a new attempt of a queued task on `runner`; `None` if the task is no longer
+    /// queued. The attempt exists before the runner hears of it.
+    async fn assign(
+        &self,
+        task: TaskId,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
+    /// The runner accepted the attempt.
+    async fn start_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// The runner refused the attempt; the task goes back to the queue.
+    async fn reject_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// One attempt.
+    async fn attempt(&self, task: TaskId, attempt: u32)
+        -> Result<Option<AttemptRecord>, StoreError>;
+    /// Every attempt of a task, first to last.
+    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Attempts given to `runner` that have not ended.
+    async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Stores the contiguous next events of an attempt owned by `runner`, idempotently, and
+    /// ends the attempt (and task) when `finished` is among them.
+    async fn append_events(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        events: &[Event],
+        now: UnixMillis,
+    ) -> Result<Appended, StoreError>;
+    /// Stored events of an attempt with `seq > after_seq`, in order, at most `limit`.
+    async fn events(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Saves an attempt's artifact (`bundle` or `diff`), replacing an earlier upload.
+    async fn put_artifact(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        kind: &str,
+        data: &[u8],
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// An attempt's artifact.
+    async fn artifact(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        kind: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}

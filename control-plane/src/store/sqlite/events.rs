@@ -1,0 +1,175 @@
+//! SQLite queries for attempt events and uploaded artifacts.
+
+use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::rows::{self, int, to_json};
+use crate::model::{AttemptState, TaskState};
+use crate::store::{Appended, StoreError};
+
+pub async fn append_events(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    events: &[Event],
+    now: UnixMillis,
+) -> Result<Appended, StoreError> {
+    let mut tx = pool.begin().await?;
+    let owner: Option<(String, i64)> =
+        sqlx::query_as("SELECT runner_id, acked_seq FROM attempts WHERE task_id = ? AND attempt = ?")
+            .bind(task.to_string())
+            .bind(i64::from(attempt))
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((owner, acked)) = owner else {
+        return Err(StoreError::NotFound {
+            what: "attempt",
+            id: format!("{task}/{attempt}"),
+        });
+    };
+    if owner != runner.to_string() {
+        return Err(StoreError::NotYours {
+            task: task.to_string(),
+            attempt,
+            runner: runner.to_string(),
+        });
+    }
+    let mut appended = Appended {
+        acked_seq: u64::try_from(acked).unwrap_or(0),
+        ..Appended::default()
+    };
+    for event in events {
+        if event.seq <= appended.acked_seq {
+            continue; // already stored: a resend after reconnect
+        }
+        if event.seq != appended.acked_seq + 1 {
+            break; // a gap: keep the stored prefix contiguous; the runner resends the rest
+        }
+        sqlx::query("INSERT INTO events (task_id, attempt, seq, body) VALUES (?, ?, ?, ?)")
+            .bind(task.to_string())
+            .bind(i64::from(attempt))
+            .bind(int(event.seq))
+            .bind(to_json(event))
+            .execute(&mut *tx)
+            .await?;
+        appended.acked_seq = event.seq;
+        appended.stored.push(event.clone());
+        if let EventBody::Finished { outcome } = &event.body {
+            finish_attempt(&mut tx, task, attempt, outcome, now).await?;
+            appended.finished = true;
+            break; // nothing follows `finished`
+        }
+    }
+    if !appended.stored.is_empty() {
+        sqlx::query("UPDATE attempts SET acked_seq = ? WHERE task_id = ? AND attempt = ?")
+            .bind(int(appended.acked_seq))
+            .bind(task.to_string())
+            .bind(i64::from(attempt))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(appended)
+}
+
+/// Ends the attempt as its runner reported, and the task with it when this attempt is the
+/// task's current one. An attempt already ended (lost, say) keeps its state: late events
+/// are stored but change nothing.
+async fn finish_attempt(
+    tx: &mut Transaction<'_, Sqlite>,
+    task: TaskId,
+    attempt: u32,
+    outcome: &Outcome,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let attempt_state = AttemptState::from(outcome.status);
+    let outcome_json = to_json(outcome);
+    let ended = sqlx::query(
+        "UPDATE attempts SET state = ?, outcome = ?, finished_at = ?
+         WHERE task_id = ? AND attempt = ? AND state IN ('assigned', 'running')",
+    )
+    .bind(attempt_state.as_str())
+    .bind(&outcome_json)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut **tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
+         WHERE id = ? AND attempt = ? AND state IN ('assigned', 'running')",
+    )
+    .bind(TaskState::from(outcome.status).as_str())
+    .bind(&outcome_json)
+    .bind(now)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn events(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let found = sqlx::query(
+        "SELECT body FROM events WHERE task_id = ? AND attempt = ? AND seq > ?
+         ORDER BY seq LIMIT ?",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(int(after_seq))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::event).collect()
+}
+
+pub async fn put_artifact(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    kind: &str,
+    data: &[u8],
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (task_id, attempt, kind) DO UPDATE SET data = excluded.data,
+                                                           created_at = excluded.created_at",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(kind)
+    .bind(data)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn artifact(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    kind: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let data = sqlx::query_scalar(
+        "SELECT data FROM artifacts WHERE task_id = ? AND attempt = ? AND kind = ?",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(kind)
+    .fetch_optional(pool)
+    .await?;
+    Ok(data)
+}

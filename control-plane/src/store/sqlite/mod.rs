@@ -1,0 +1,202 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer connection, many readers.
+
+mod auth;
+mod events;
+mod rows;
+mod tasks;
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqliteSynchronous;
+
+use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
+use crate::model::{
+    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord,
+    TaskRecord,
+};
+use crate::tokens::TokenHash;
+
+/// How long a statement waits for a lock held by another connection before failing. Only
+/// readers can wait (there is one writer), and they wait for at most one short transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reader connections. Reads are short; a few connections serve API calls and log
+/// followers without holding up the writer.
+const READER_CONNECTIONS: u32 = 4;
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// The single connection that writes; serialises transactions without lock errors.
+    writer: SqlitePool,
+    /// Connections for queries.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged event survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for open transactions to end.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn has_admin_token(&self) -> Result<bool, StoreError> {
+        auth::has_admin_token(&self.reader).await
+    }
+    async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError> {
+        auth::add_admin_token(&self.writer, hash, now).await
+    }
+    async fn is_admin_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        auth::is_admin_token(&self.reader, hash).await
+    }
+    async fn create_registration_token(
+        &self,
+        record: &RegistrationTokenRecord,
+        hash: &TokenHash,
+    ) -> Result<(), StoreError> {
+        auth::create_registration_token(&self.writer, record, hash).await
+    }
+    async fn register_runner(
+        &self,
+        registration: &TokenHash,
+        runner: NewRunner,
+        now: UnixMillis,
+    ) -> Result<Result<RunnerRecord, RegistrationRefusal>, StoreError> {
+        auth::register_runner(&self.writer, registration, runner, now).await
+    }
+    async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError> {
+        auth::runner_by_token(&self.reader, hash).await
+    }
+    async fn announce_runner(
+        &self,
+        id: RunnerId,
+        announcement: &RunnerAnnouncement,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        auth::announce_runner(&self.writer, id, announcement, now).await
+    }
+    async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError> {
+        auth::touch_runner(&self.writer, id, now).await
+    }
+    async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError> {
+        auth::runners(&self.reader).await
+    }
+    async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError> {
+        tasks::insert_task(&self.writer, task).await
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        tasks::task(&self.reader, id).await
+    }
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        tasks::tasks(&self.reader, filter).await
+    }
+    async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError> {
+        tasks::queued_tasks(&self.reader, limit).await
+    }
+    async fn assign(
+        &self,
+        task: TaskId,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        tasks::assign(&self.writer, task, runner, now).await
+    }
+    async fn start_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        tasks::start_attempt(&self.writer, task, attempt, runner, now).await
+    }
+    async fn reject_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        tasks::reject_attempt(&self.writer, task, attempt, runner, now).await
+    }
+    async fn attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        tasks::attempt(&self.reader, task, attempt).await
+    }
+    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+        tasks::attempts(&self.reader, task).await
+    }
+    async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
+        tasks::open_attempts(&self.reader, runner).await
+    }
+    async fn append_events(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        events: &[Event],
+        now: UnixMillis,
+    ) -> Result<Appended, StoreError> {
+        events::append_events(&self.writer, task, attempt, runner, events, now).await
+    }
+    async fn events(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        events::events(&self.reader, task, attempt, after_seq, limit).await
+    }
+    async fn put_artifact(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        kind: &str,
+        data: &[u8],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        events::put_artifact(&self.writer, task, attempt, kind, data, now).await
+    }
+    async fn artifact(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        kind: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        events::artifact(&self.reader, task, attempt, kind).await
+    }
+}

@@ -1,0 +1,145 @@
+//! Turns a submit request into a task, or says exactly which field is wrong and why.
+
+use std::fmt;
+
+use kiln_protocol::limits::MAX_PROMPT_BYTES;
+use kiln_protocol::{validate, TaskId, UnixMillis};
+
+use crate::api_types::SubmitRequest;
+use crate::model::NewTask;
+
+/// Attempts a task gets when the submitter does not say: one retry after a lost runner.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+
+/// Most attempts a task may ask for; more would hide a task that can never succeed.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 10;
+
+/// A field of a submit request that cannot be accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidField {
+    /// The field, as named in the API.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+fn check(field: &str, result: Result<(), String>) -> Result<(), InvalidField> {
+    result.map_err(|reason| InvalidField {
+        field: field.to_owned(),
+        reason,
+    })
+}
+
+fn positive(field: &str, value: Option<u64>) -> Result<(), InvalidField> {
+    check(
+        field,
+        match value {
+            Some(0) => Err("must be greater than zero".into()),
+            _ => Ok(()),
+        },
+    )
+}
+
+/// Validates `request` and makes the task it describes.
+pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, InvalidField> {
+    let id = TaskId::new();
+    check("repo", validate::repo(&request.repo))?;
+    if let Some(base_ref) = &request.base_ref {
+        check("base_ref", validate::git_ref(base_ref))?;
+    }
+    let branch = request.branch.unwrap_or_else(|| format!("kiln/{id}"));
+    check("branch", validate::git_ref(&branch))?;
+    if request.prompt.len() > MAX_PROMPT_BYTES {
+        check(
+            "prompt",
+            Err(format!("is {} bytes; the limit is {MAX_PROMPT_BYTES}", request.prompt.len())),
+        )?;
+    }
+    match request.command.first() {
+        None => check("command", Err("is empty: give the agent's program and arguments".into()))?,
+        Some(program) if program.is_empty() => check("command", Err("has an empty program".into()))?,
+        Some(_) => {}
+    }
+    for key in request.env.keys() {
+        check(&format!("env.{key}"), validate::env_name(key))?;
+    }
+    for capability in &request.requires {
+        check("requires", validate::name(capability))?;
+    }
+    positive("timeout_ms", request.timeout_ms)?;
+    positive("idle_timeout_ms", request.idle_timeout_ms)?;
+    let max_attempts = request.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+        check(
+            "max_attempts",
+            Err(format!("is {max_attempts}; it must be 1 to {MAX_ATTEMPTS_LIMIT}")),
+        )?;
+    }
+    Ok(NewTask {
+        id,
+        repo: request.repo,
+        base_ref: request.base_ref,
+        branch,
+        prompt: request.prompt,
+        command: request.command,
+        env: request.env,
+        requires: request.requires,
+        priority: request.priority,
+        timeout_ms: request.timeout_ms,
+        idle_timeout_ms: request.idle_timeout_ms,
+        max_attempts,
+        created_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SubmitRequest {
+        SubmitRequest {
+            repo: "/srv/app".into(),
+            command: vec!["true".into()],
+            ..SubmitRequest::default()
+        }
+    }
+
+    fn refusal(request: SubmitRequest) -> String {
+        new_task(request, 0).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_fill_branch_and_attempts() {
+        let task = new_task(request(), 7).unwrap();
+        assert_eq!(task.branch, format!("kiln/{}", task.id));
+        assert_eq!(task.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(task.created_at, 7);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(SubmitRequest, &str)> = vec![
+            (SubmitRequest { repo: "--upload-pack=x".into(), ..request() }, "repo starts with '-'"),
+            (SubmitRequest { base_ref: Some("a..b".into()), ..request() }, "base_ref"),
+            (SubmitRequest { branch: Some("-x".into()), ..request() }, "branch starts with '-'"),
+            (SubmitRequest { command: vec![], ..request() }, "command is empty"),
+            (SubmitRequest { prompt: "x".repeat(MAX_PROMPT_BYTES + 1), ..request() }, "prompt is"),
+            (SubmitRequest { timeout_ms: Some(0), ..request() }, "timeout_ms must be"),
+            (SubmitRequest { max_attempts: Some(0), ..request() }, "max_attempts is 0"),
+            (
+                SubmitRequest { env: [("A-B".to_string(), "1".to_string())].into(), ..request() },
+                "env.A-B",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let message = refusal(bad);
+            assert!(message.starts_with(expected), "{message:?} should start with {expected:?}");
+        }
+    }
+}

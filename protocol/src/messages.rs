@@ -1,0 +1,153 @@
+//! The two message enums: what a runner sends and what the control plane sends.
+//!
+//! Every frame is one JSON text message, internally tagged by `type` in `snake_case`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::ids::{RunnerId, SessionId, TaskId};
+use crate::task::TaskSpec;
+
+/// Messages from a runner to the control plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunnerMessage {
+    /// First frame of every connection: who the runner is and what it still runs.
+    Hello(Hello),
+    /// Periodic liveness and load report.
+    Heartbeat {
+        /// Attempts running now.
+        running: u32,
+        /// Attempts the runner could still take.
+        free_slots: u32,
+    },
+    /// The runner took an assignment and is starting it.
+    Accepted {
+        /// The task assigned.
+        task_id: TaskId,
+        /// The attempt assigned.
+        attempt: u32,
+    },
+    /// The runner will not run an assignment.
+    Rejected {
+        /// The task assigned.
+        task_id: TaskId,
+        /// The attempt assigned.
+        attempt: u32,
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// Events of one attempt, in `seq` order.
+    Events {
+        /// The task the events belong to.
+        task_id: TaskId,
+        /// The attempt the events belong to.
+        attempt: u32,
+        /// The events, each with its `seq`.
+        events: Vec<Event>,
+    },
+}
+
+/// Messages from the control plane to a runner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to `hello`: the session is open.
+    Welcome(Welcome),
+    /// Run this attempt of a task.
+    Assign {
+        /// What to run.
+        task: TaskSpec,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// Stop this attempt.
+    Cancel {
+        /// The task to stop.
+        task_id: TaskId,
+        /// The attempt to stop.
+        attempt: u32,
+        /// Why, for the task's log.
+        reason: String,
+    },
+    /// Events of an attempt up to `seq` are durable; the runner may forget them.
+    Ack {
+        /// The task acknowledged.
+        task_id: TaskId,
+        /// The attempt acknowledged.
+        attempt: u32,
+        /// Highest contiguous seq stored.
+        seq: u64,
+    },
+    /// Take no new work; finish what is running.
+    Drain,
+    /// The previous frame was refused; the session goes on.
+    Error {
+        /// What was wrong with it.
+        message: String,
+    },
+}
+
+/// The runner's opening frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version the runner speaks: [`crate::PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The runner software's version, for the operator.
+    pub version: String,
+    /// The runner's name.
+    pub name: String,
+    /// Capabilities offered now (may differ from registration).
+    pub capabilities: Vec<String>,
+    /// Labels offered now.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Most attempts run at once.
+    pub max_concurrent: u32,
+    /// Set when the runner lives in a sandbox forged for specific tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_id: Option<String>,
+    /// Repositories the runner holds a mirror of.
+    #[serde(default)]
+    pub cached_projects: Vec<String>,
+    /// Attempts still running or with events not yet acknowledged.
+    #[serde(default)]
+    pub running: Vec<RunningAttempt>,
+}
+
+/// An attempt a runner still holds when it says hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningAttempt {
+    /// The task.
+    pub task_id: TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// Highest seq the runner has produced for it.
+    pub last_seq: u64,
+}
+
+/// The control plane's answer to `hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The runner's id, as the control plane knows it.
+    pub runner_id: RunnerId,
+    /// Id of this connection.
+    pub session_id: SessionId,
+    /// Send a heartbeat this often.
+    pub heartbeat_interval_ms: u64,
+    /// For each announced attempt, the highest seq already stored; resend the rest.
+    pub acked: Vec<AckedSeq>,
+}
+
+/// How far the control plane has stored an attempt's events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckedSeq {
+    /// The task.
+    pub task_id: TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// Highest contiguous seq stored (0 when none).
+    pub seq: u64,
+}
