@@ -78,7 +78,9 @@ pub struct Hub {
 impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunnerId, Connection>> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.runners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.runners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Makes `connection` the runner's live session, replacing (and so closing) any older.
@@ -90,7 +92,9 @@ impl Hub {
     /// Forgets the runner's session, but only if `session` is still the live one.
     pub fn detach(&self, runner: RunnerId, session: SessionId) -> bool {
         let mut runners = self.lock();
-        let is_live = runners.get(&runner).is_some_and(|c| c.session_id == session);
+        let is_live = runners
+            .get(&runner)
+            .is_some_and(|c| c.session_id == session);
         if is_live {
             runners.remove(&runner);
         }

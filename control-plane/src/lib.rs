@@ -1,9 +1,11 @@
 //! kiln's control plane: the task queue and record, the runner fleet, and the operator CLI.
 
 pub mod api_types;
+pub mod dispatcher;
 pub mod hub;
 pub mod model;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 pub mod task_input;
 pub mod tokens;

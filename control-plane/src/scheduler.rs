@@ -61,7 +61,11 @@ pub fn place(tasks: &[QueuedTask], runners: &[RunnerSlots]) -> Vec<Placement> {
 }
 
 fn is_eligible(task: &QueuedTask, runner: &RunnerSlots) -> bool {
-    runner.free > 0 && task.requires.iter().all(|c| runner.capabilities.contains(c))
+    runner.free > 0
+        && task
+            .requires
+            .iter()
+            .all(|c| runner.capabilities.contains(c))
 }
 
 /// Higher is better: affinity, then fewer running, then idle longer (earlier idle_since),
@@ -106,7 +110,13 @@ mod tests {
         let tasks: Vec<_> = (0..5).map(|n| task(n, &[])).collect();
         let placements = place(&tasks, &[runner(1, 2, &[]), runner(2, 1, &[])]);
         assert_eq!(placements.len(), 3);
-        assert_eq!(placements.iter().filter(|p| p.runner == runner(1, 0, &[]).id).count(), 2);
+        assert_eq!(
+            placements
+                .iter()
+                .filter(|p| p.runner == runner(1, 0, &[]).id)
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -58,12 +58,20 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
     if request.prompt.len() > MAX_PROMPT_BYTES {
         check(
             "prompt",
-            Err(format!("is {} bytes; the limit is {MAX_PROMPT_BYTES}", request.prompt.len())),
+            Err(format!(
+                "is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+                request.prompt.len()
+            )),
         )?;
     }
     match request.command.first() {
-        None => check("command", Err("is empty: give the agent's program and arguments".into()))?,
-        Some(program) if program.is_empty() => check("command", Err("has an empty program".into()))?,
+        None => check(
+            "command",
+            Err("is empty: give the agent's program and arguments".into()),
+        )?,
+        Some(program) if program.is_empty() => {
+            check("command", Err("has an empty program".into()))?
+        }
         Some(_) => {}
     }
     for key in request.env.keys() {
@@ -78,7 +86,9 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
     if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
         check(
             "max_attempts",
-            Err(format!("is {max_attempts}; it must be 1 to {MAX_ATTEMPTS_LIMIT}")),
+            Err(format!(
+                "is {max_attempts}; it must be 1 to {MAX_ATTEMPTS_LIMIT}"
+            )),
         )?;
     }
     Ok(NewTask {
@@ -125,21 +135,69 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(SubmitRequest, &str)> = vec![
-            (SubmitRequest { repo: "--upload-pack=x".into(), ..request() }, "repo starts with '-'"),
-            (SubmitRequest { base_ref: Some("a..b".into()), ..request() }, "base_ref"),
-            (SubmitRequest { branch: Some("-x".into()), ..request() }, "branch starts with '-'"),
-            (SubmitRequest { command: vec![], ..request() }, "command is empty"),
-            (SubmitRequest { prompt: "x".repeat(MAX_PROMPT_BYTES + 1), ..request() }, "prompt is"),
-            (SubmitRequest { timeout_ms: Some(0), ..request() }, "timeout_ms must be"),
-            (SubmitRequest { max_attempts: Some(0), ..request() }, "max_attempts is 0"),
             (
-                SubmitRequest { env: [("A-B".to_string(), "1".to_string())].into(), ..request() },
+                SubmitRequest {
+                    repo: "--upload-pack=x".into(),
+                    ..request()
+                },
+                "repo starts with '-'",
+            ),
+            (
+                SubmitRequest {
+                    base_ref: Some("a..b".into()),
+                    ..request()
+                },
+                "base_ref",
+            ),
+            (
+                SubmitRequest {
+                    branch: Some("-x".into()),
+                    ..request()
+                },
+                "branch starts with '-'",
+            ),
+            (
+                SubmitRequest {
+                    command: vec![],
+                    ..request()
+                },
+                "command is empty",
+            ),
+            (
+                SubmitRequest {
+                    prompt: "x".repeat(MAX_PROMPT_BYTES + 1),
+                    ..request()
+                },
+                "prompt is",
+            ),
+            (
+                SubmitRequest {
+                    timeout_ms: Some(0),
+                    ..request()
+                },
+                "timeout_ms must be",
+            ),
+            (
+                SubmitRequest {
+                    max_attempts: Some(0),
+                    ..request()
+                },
+                "max_attempts is 0",
+            ),
+            (
+                SubmitRequest {
+                    env: [("A-B".to_string(), "1".to_string())].into(),
+                    ..request()
+                },
                 "env.A-B",
             ),
         ];
         for (bad, expected) in cases {
             let message = refusal(bad);
-            assert!(message.starts_with(expected), "{message:?} should start with {expected:?}");
+            assert!(
+                message.starts_with(expected),
+                "{message:?} should start with {expected:?}"
+            );
         }
     }
 }

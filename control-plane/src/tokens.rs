@@ -108,7 +108,11 @@ mod tests {
     #[test]
     fn hash_is_stable_and_compares() {
         let token = Token::from_secret("kiln_adm_abc");
-        assert!(token.hash().matches(&Token::from_secret(" kiln_adm_abc\n").hash()));
-        assert!(!token.hash().matches(&Token::from_secret("kiln_adm_abd").hash()));
+        assert!(token
+            .hash()
+            .matches(&Token::from_secret(" kiln_adm_abc\n").hash()));
+        assert!(!token
+            .hash()
+            .matches(&Token::from_secret("kiln_adm_abd").hash()));
     }
 }

@@ -35,7 +35,9 @@ pub struct Watchers {
 
 impl Watchers {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, broadcast::Sender<TaskUpdate>>> {
-        self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts following a task.

@@ -98,7 +98,10 @@ impl LogLine {
                 .unwrap_or_default(),
             LineEncoding::Utf8 => {
                 let text = match self.truncated {
-                    true => self.line.strip_suffix(TRUNCATION_MARKER).unwrap_or(&self.line),
+                    true => self
+                        .line
+                        .strip_suffix(TRUNCATION_MARKER)
+                        .unwrap_or(&self.line),
                     false => &self.line,
                 };
                 text.as_bytes().to_vec()

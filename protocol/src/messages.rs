@@ -139,6 +139,19 @@ pub struct Welcome {
     pub heartbeat_interval_ms: u64,
     /// For each announced attempt, the highest seq already stored; resend the rest.
     pub acked: Vec<AckedSeq>,
+    /// Announced attempts the control plane has no record of for this runner: stop them
+    /// and discard their events, which no one will accept.
+    #[serde(default)]
+    pub unknown: Vec<AttemptRef>,
+}
+
+/// Names one attempt of one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRef {
+    /// The task.
+    pub task_id: TaskId,
+    /// The attempt.
+    pub attempt: u32,
 }
 
 /// How far the control plane has stored an attempt's events.

@@ -54,7 +54,9 @@ pub fn git_ref(value: &str) -> Result<(), String> {
 /// An environment variable name: letters, digits and `_`, not starting with a digit.
 pub fn env_name(value: &str) -> Result<(), String> {
     let mut chars = value.chars();
-    let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !valid_start || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err("is not a valid environment variable name".into());
     }
@@ -96,7 +98,9 @@ mod tests {
 
     #[test]
     fn malformed_refs_are_refused() {
-        for bad in ["a..b", "a b", "a/", ".hidden", "a/.b", "x.lock", "a:b", "a@{1}", ""] {
+        for bad in [
+            "a..b", "a b", "a/", ".hidden", "a/.b", "x.lock", "a:b", "a@{1}", "",
+        ] {
             assert!(git_ref(bad).is_err(), "{bad}");
         }
     }

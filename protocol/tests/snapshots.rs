@@ -133,6 +133,10 @@ fn server_samples() -> Vec<ServerMessage> {
                 attempt: 1,
                 seq: 40,
             }],
+            unknown: vec![AttemptRef {
+                task_id: TaskId(Uuid::from_u128(9)),
+                attempt: 3,
+            }],
         }),
         ServerMessage::Assign {
             task: TaskSpec {
@@ -211,7 +215,12 @@ fn every_snapshot_file_has_a_sample() {
     names.sort();
     let mut files: Vec<String> = std::fs::read_dir(snapshot_dir())
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().replace(".json", ""))
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .replace(".json", "")
+        })
         .collect();
     files.sort();
     assert_eq!(names, files);
@@ -228,6 +237,9 @@ fn close_codes_round_trip_and_only_auth_and_version_are_fatal() {
     for code in CloseCode::ALL {
         assert_eq!(CloseCode::from_code(code.code()), Some(code));
     }
-    let fatal: Vec<_> = CloseCode::ALL.into_iter().filter(|c| c.is_fatal()).collect();
+    let fatal: Vec<_> = CloseCode::ALL
+        .into_iter()
+        .filter(|c| c.is_fatal())
+        .collect();
     assert_eq!(fatal, [CloseCode::UnsupportedProtocol, CloseCode::Revoked]);
 }

@@ -13,8 +13,8 @@ pub use error::{RegistrationRefusal, StoreError};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord,
-    TaskRecord, TaskState,
+    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord, TaskRecord,
+    TaskState,
 };
 use crate::tokens::TokenHash;
 
@@ -118,9 +118,23 @@ pub trait Store: Send + Sync + 'static {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+    /// Ends an open attempt of `runner` as `lost` (its runner no longer has it). The task is
+    /// queued again while fewer than `max_attempts` attempts have started, else it ends as
+    /// `lost`. Returns the task's
+    /// new state, or `None` if the attempt was not open.
+    async fn lose_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<TaskState>, StoreError>;
     /// One attempt.
-    async fn attempt(&self, task: TaskId, attempt: u32)
-        -> Result<Option<AttemptRecord>, StoreError>;
+    async fn attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
     /// Every attempt of a task, first to last.
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Attempts given to `runner` that have not ended.

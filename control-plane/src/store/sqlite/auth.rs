@@ -139,7 +139,11 @@ pub async fn announce_runner(
     Ok(())
 }
 
-pub async fn touch_runner(pool: &SqlitePool, id: RunnerId, now: UnixMillis) -> Result<(), StoreError> {
+pub async fn touch_runner(
+    pool: &SqlitePool,
+    id: RunnerId,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE runners SET last_seen_at = ? WHERE id = ?")
         .bind(now)
         .bind(id.to_string())

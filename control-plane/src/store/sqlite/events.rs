@@ -16,12 +16,13 @@ pub async fn append_events(
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
     let mut tx = pool.begin().await?;
-    let owner: Option<(String, i64)> =
-        sqlx::query_as("SELECT runner_id, acked_seq FROM attempts WHERE task_id = ? AND attempt = ?")
-            .bind(task.to_string())
-            .bind(i64::from(attempt))
-            .fetch_optional(&mut *tx)
-            .await?;
+    let owner: Option<(String, i64)> = sqlx::query_as(
+        "SELECT runner_id, acked_seq FROM attempts WHERE task_id = ? AND attempt = ?",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((owner, acked)) = owner else {
         return Err(StoreError::NotFound {
             what: "attempt",

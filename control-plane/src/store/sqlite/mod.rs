@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::sqlite::SqliteSynchronous;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
-    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord,
-    TaskRecord,
+    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord, TaskRecord,
+    TaskState,
 };
 use crate::tokens::TokenHash;
 
@@ -148,6 +149,15 @@ impl Store for SqliteStore {
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         tasks::reject_attempt(&self.writer, task, attempt, runner, now).await
+    }
+    async fn lose_attempt(
+        &self,
+        task: TaskId,
+        attempt: u32,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<TaskState>, StoreError> {
+        tasks::lose_attempt(&self.writer, task, attempt, runner, now).await
     }
     async fn attempt(
         &self,

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
 
-use crate::store::StoreError;
 use crate::model::{AttemptRecord, NewTask, RunnerRecord, TaskRecord};
+use crate::store::StoreError;
 
 fn corrupt(table: &'static str, column: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -44,7 +44,11 @@ fn optional_json<T: DeserializeOwned>(
         .transpose()
 }
 
-fn unsigned<T: TryFrom<i64>>(row: &SqliteRow, table: &'static str, column: &str) -> Result<T, StoreError> {
+fn unsigned<T: TryFrom<i64>>(
+    row: &SqliteRow,
+    table: &'static str,
+    column: &str,
+) -> Result<T, StoreError> {
     let value: i64 = row.try_get(column)?;
     T::try_from(value).map_err(|_| corrupt(table, column, format!("{value} out of range")))
 }

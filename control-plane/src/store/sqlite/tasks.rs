@@ -173,6 +173,53 @@ pub async fn reject_attempt(
     Ok(())
 }
 
+pub async fn lose_attempt(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    now: UnixMillis,
+) -> Result<Option<TaskState>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let lost = sqlx::query(
+        "UPDATE attempts SET state = 'lost', finished_at = ?
+         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state IN ('assigned', 'running')",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(runner.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if lost.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let next: Option<String> = sqlx::query_scalar(
+        "WITH started AS (
+             SELECT COUNT(*) AS n FROM attempts WHERE task_id = ?2 AND started_at IS NOT NULL
+         )
+         UPDATE tasks
+         SET state = CASE WHEN (SELECT n FROM started) < max_attempts THEN 'queued' ELSE 'lost' END,
+             finished_at = CASE WHEN (SELECT n FROM started) < max_attempts THEN NULL ELSE ?1 END,
+             updated_at = ?1
+         WHERE id = ?2 AND attempt = ?3 AND state IN ('assigned', 'running')
+         RETURNING state",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    next.map(|s| {
+        s.parse().map_err(|detail| StoreError::Corrupt {
+            table: "tasks",
+            detail,
+        })
+    })
+    .transpose()
+}
+
 pub async fn attempt(
     pool: &SqlitePool,
     task: TaskId,

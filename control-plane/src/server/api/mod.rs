@@ -1,0 +1,31 @@
+//! The HTTP API under `/v1`. The CLI is a client of exactly these routes.
+
+mod artifacts;
+mod events;
+mod runners;
+mod tasks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use super::state::AppState;
+
+/// Routes of `/v1`.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::show))
+        .route("/v1/tasks/{id}/events", get(events::stream))
+        .route("/v1/tasks/{id}/artifacts/{kind}", get(artifacts::download))
+        .route(
+            "/v1/tasks/{id}/attempts/{attempt}/artifacts/{kind}",
+            put(artifacts::upload).layer(DefaultBodyLimit::max(state.settings.max_upload_bytes)),
+        )
+        .route("/v1/runners", get(runners::list))
+        .route("/v1/runners/register", post(runners::register))
+        .route(
+            "/v1/registration-tokens",
+            post(runners::create_registration_token),
+        )
+}

@@ -1,0 +1,91 @@
+//! Who is calling: extractors that check the bearer token before a handler runs.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::model::RunnerRecord;
+use crate::tokens::{Token, TokenKind};
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Result<Token, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
+    let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+        ApiError::Unauthorized("Authorization header is not a Bearer token".into())
+    })?;
+    Ok(Token::from_secret(token))
+}
+
+fn expect_kind(token: &Token, kind: TokenKind, what: &str) -> Result<(), ApiError> {
+    if token.is_kind(kind) {
+        return Ok(());
+    }
+    Err(ApiError::Unauthorized(format!(
+        "this endpoint needs {what} (a {}... token)",
+        kind.prefix()
+    )))
+}
+
+/// The caller holds a valid admin token.
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        expect_kind(&token, TokenKind::Admin, "the admin token")?;
+        if !state.store.is_admin_token(&token.hash()).await? {
+            return Err(ApiError::Unauthorized("admin token is not valid".into()));
+        }
+        Ok(Admin)
+    }
+}
+
+/// The caller is a registered, unrevoked runner.
+#[derive(Debug)]
+pub struct Runner(pub RunnerRecord);
+
+impl FromRequestParts<AppState> for Runner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        expect_kind(&token, TokenKind::Runner, "a runner token")?;
+        let runner = state
+            .store
+            .runner_by_token(&token.hash())
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("runner token is not valid".into()))?;
+        if runner.revoked_at.is_some() {
+            return Err(ApiError::Unauthorized(format!(
+                "runner {} has been revoked",
+                runner.id
+            )));
+        }
+        Ok(Runner(runner))
+    }
+}
+
+/// The caller presents a registration token (checked when it is spent).
+#[derive(Debug)]
+pub struct Registration(pub Token);
+
+impl FromRequestParts<AppState> for Registration {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        expect_kind(&token, TokenKind::Registration, "a registration token")?;
+        Ok(Registration(token))
+    }
+}

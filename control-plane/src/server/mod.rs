@@ -1,0 +1,57 @@
+//! The control plane's HTTP and WebSocket server.
+//!
+//! `run(listener, state, shutdown)` takes its stop trigger as an argument: signals are
+//! handled only in `main`, and tests stop a server by cancelling the token.
+
+mod api;
+mod auth;
+pub mod error;
+mod socket;
+pub mod state;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatcher;
+use state::AppState;
+
+/// The whole HTTP surface, without a socket, so handlers can be tested directly.
+pub fn app(state: AppState) -> Router {
+    api::routes(&state)
+        .route("/v1/runners/connect", get(socket::connect))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (StatusCode, &'static str) {
+    match state.store.has_admin_token().await {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(error) => {
+            tracing::error!(error = %error, "store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+        }
+    }
+}
+
+/// Serves on `listener` and runs the dispatcher until `shutdown` is cancelled, then closes
+/// every session and waits for requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let dispatcher = tokio::spawn(dispatcher::run(state.clone(), shutdown.clone()));
+    state.hub.wake_dispatcher();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    let _ = dispatcher.await;
+    served
+}

@@ -1,0 +1,208 @@
+//! The start of a session: read and check `hello`, reconcile what the runner says it holds
+//! with what the store says it was given, and build the `welcome`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt as _;
+use kiln_protocol::limits::{MAX_CAPABILITIES, MAX_NAME_BYTES};
+use kiln_protocol::{
+    now_millis, validate, AckedSeq, AttemptRef, CloseCode, Hello, RunnerMessage, ServerMessage,
+    SessionId, Welcome, PROTOCOL_VERSION,
+};
+
+use crate::hub::AttemptKey;
+use crate::model::{AttemptState, RunnerAnnouncement, RunnerRecord};
+use crate::server::state::AppState;
+use crate::store::StoreError;
+use crate::watchers::TaskUpdate;
+
+/// Time a new socket has to send its `hello`. Generous for a slow link, short enough that
+/// idle half-open sockets do not pile up.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a handshake was refused: a close code and its reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+fn refuse(code: CloseCode, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Waits for the first frame and checks that it is a valid `hello`.
+pub async fn read_hello(stream: &mut SplitStream<WebSocket>) -> Result<Hello, Refusal> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, next_text(stream))
+        .await
+        .map_err(|_| refuse(CloseCode::BadHandshake, "no hello within 10s"))??;
+    let hello = match serde_json::from_str::<RunnerMessage>(&first) {
+        Ok(RunnerMessage::Hello(hello)) => hello,
+        Ok(_) => return Err(refuse(CloseCode::BadHandshake, "first frame must be hello")),
+        Err(e) => {
+            return Err(refuse(
+                CloseCode::BadHandshake,
+                format!("malformed hello: {e}"),
+            ))
+        }
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(refuse(
+            CloseCode::UnsupportedProtocol,
+            format!(
+                "runner speaks protocol {}, this control plane speaks {PROTOCOL_VERSION}",
+                hello.protocol
+            ),
+        ));
+    }
+    check_hello(&hello).map_err(|reason| refuse(CloseCode::BadHandshake, reason))?;
+    Ok(hello)
+}
+
+async fn next_text(stream: &mut SplitStream<WebSocket>) -> Result<String, Refusal> {
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                return Err(refuse(
+                    CloseCode::BadHandshake,
+                    "binary frames are not part of the protocol",
+                ))
+            }
+            Some(Ok(Message::Close(_))) | None => {
+                return Err(refuse(CloseCode::BadHandshake, "closed before hello"))
+            }
+            Some(Err(e)) => {
+                return Err(refuse(
+                    CloseCode::BadHandshake,
+                    format!("socket error: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+fn check_hello(hello: &Hello) -> Result<(), String> {
+    validate::name(&hello.name).map_err(|r| format!("hello.name {r}"))?;
+    if hello.version.len() > MAX_NAME_BYTES {
+        return Err("hello.version is too long".into());
+    }
+    if hello.capabilities.len() > MAX_CAPABILITIES || hello.labels.len() > MAX_CAPABILITIES {
+        return Err(format!(
+            "hello has more than {MAX_CAPABILITIES} capabilities or labels"
+        ));
+    }
+    if hello.max_concurrent == 0 {
+        return Err("hello.max_concurrent must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// What the control plane decided about a runner's hello.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// The answer to send.
+    pub welcome: Option<Welcome>,
+    /// Attempts the runner runs that it should stop (ended here meanwhile).
+    pub cancels: Vec<ServerMessage>,
+    /// Attempts that count against the runner's slots.
+    pub active: BTreeSet<AttemptKey>,
+}
+
+/// Compares the runner's announced attempts with the store. Announced attempts that the
+/// store ended without a report (lost, cancelled) are cancelled; attempts the store gave
+/// the runner that it does not announce are lost (or requeued if never accepted).
+pub async fn reconcile(
+    state: &AppState,
+    runner: &RunnerRecord,
+    hello: &Hello,
+    session_id: SessionId,
+) -> Result<Reconciled, StoreError> {
+    let now = now_millis();
+    let announcement = RunnerAnnouncement {
+        name: hello.name.clone(),
+        capabilities: hello.capabilities.clone(),
+        labels: hello.labels.clone(),
+        max_concurrent: hello.max_concurrent,
+        version: hello.version.clone(),
+    };
+    state
+        .store
+        .announce_runner(runner.id, &announcement, now)
+        .await?;
+    let mut reconciled = Reconciled::default();
+    let mut acked = Vec::new();
+    let mut unknown = Vec::new();
+    let mut announced = BTreeSet::new();
+    for running in &hello.running {
+        announced.insert((running.task_id, running.attempt));
+        let record = state
+            .store
+            .attempt(running.task_id, running.attempt)
+            .await?;
+        let Some(record) = record.filter(|r| r.runner_id == runner.id) else {
+            tracing::warn!(runner = %runner.id, task = %running.task_id, attempt = running.attempt,
+                "runner announced an attempt that is not its own");
+            unknown.push(AttemptRef {
+                task_id: running.task_id,
+                attempt: running.attempt,
+            });
+            continue;
+        };
+        acked.push(AckedSeq {
+            task_id: record.task_id,
+            attempt: record.attempt,
+            seq: record.acked_seq,
+        });
+        if !record.state.is_terminal() {
+            reconciled.active.insert((record.task_id, record.attempt));
+        } else if record.outcome.is_none() {
+            reconciled.cancels.push(ServerMessage::Cancel {
+                task_id: record.task_id,
+                attempt: record.attempt,
+                reason: format!("attempt already ended as {}", record.state),
+            });
+        }
+    }
+    for open in state.store.open_attempts(runner.id).await? {
+        if announced.contains(&(open.task_id, open.attempt)) {
+            continue;
+        }
+        tracing::warn!(runner = %runner.id, task = %open.task_id, attempt = open.attempt,
+            "runner no longer holds its attempt");
+        match open.state {
+            // Never accepted: the assign was lost in flight. Not an attempt that ran.
+            AttemptState::Assigned => {
+                state
+                    .store
+                    .reject_attempt(open.task_id, open.attempt, runner.id, now)
+                    .await?;
+            }
+            _ => {
+                state
+                    .store
+                    .lose_attempt(open.task_id, open.attempt, runner.id, now)
+                    .await?;
+            }
+        }
+        state
+            .watchers
+            .publish(open.task_id, TaskUpdate::StateChanged);
+    }
+    reconciled.welcome = Some(Welcome {
+        runner_id: runner.id,
+        session_id,
+        heartbeat_interval_ms: u64::try_from(state.settings.heartbeat_interval.as_millis())
+            .unwrap_or(u64::MAX),
+        acked,
+        unknown,
+    });
+    Ok(reconciled)
+}

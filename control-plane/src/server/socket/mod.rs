@@ -1,0 +1,32 @@
+//! The runner socket: `GET /v1/runners/connect`, authenticated in the HTTP upgrade.
+//!
+//! A bad or revoked token gets `401` before any upgrade, so a refused runner learns why
+//! from an ordinary HTTP answer and stops.
+
+mod handshake;
+mod session;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::Response;
+use kiln_protocol::limits::MAX_FRAME_BYTES;
+
+use super::auth::Runner;
+use super::state::AppState;
+
+/// Read buffer per socket. Runner frames are small; 4 KiB instead of the default 128 KiB
+/// keeps thousands of idle connections cheap (see docs/performance.md).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Upgrades an authenticated runner's request to its session.
+pub async fn connect(
+    Runner(runner): Runner,
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(socket, runner, state))
+}

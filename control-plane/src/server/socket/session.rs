@@ -1,0 +1,327 @@
+//! One runner connection: handshake, then a single loop over inbound frames, the outbound
+//! queue, the heartbeat deadline and shutdown, each turned into one `Input` and handled in
+//! one place.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use kiln_protocol::limits::MAX_EVENTS_PER_BATCH;
+use kiln_protocol::{
+    now_millis, CloseCode, Event, RunnerId, RunnerMessage, ServerMessage, SessionId, TaskId,
+};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use super::handshake;
+use crate::hub::{Connection, OUTBOUND_QUEUE};
+use crate::model::RunnerRecord;
+use crate::server::state::AppState;
+use crate::store::StoreError;
+use crate::watchers::TaskUpdate;
+
+/// WebSocket close code for "the server failed internally"; the runner reconnects.
+const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
+/// Everything that can happen to a session.
+enum Input {
+    /// A frame from the runner.
+    Frame(Message),
+    /// The socket ended or failed.
+    Gone,
+    /// A frame to send, queued by the dispatcher or an API call.
+    Outbound(ServerMessage),
+    /// A newer connection of this runner took over.
+    Superseded,
+    /// No frame arrived within the heartbeat timeout.
+    HeartbeatMissed,
+    /// The control plane is stopping.
+    Shutdown,
+}
+
+/// How a session ends: the close frame to send, if any.
+struct End {
+    code: u16,
+    reason: String,
+}
+
+impl End {
+    fn with(code: CloseCode, reason: impl Into<String>) -> Self {
+        Self {
+            code: code.code(),
+            reason: reason.into(),
+        }
+    }
+}
+
+struct Session {
+    state: AppState,
+    runner_id: RunnerId,
+    session_id: SessionId,
+    sink: SplitSink<WebSocket, Message>,
+}
+
+/// Runs a runner's session from its first frame to its close.
+pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match handshake::read_hello(&mut stream).await {
+        Ok(hello) => hello,
+        Err(refusal) => {
+            tracing::warn!(runner = %runner.id, reason = %refusal.reason, "handshake refused");
+            close(&mut sink, refusal.code.code(), &refusal.reason).await;
+            return;
+        }
+    };
+    let session_id = SessionId::new();
+    let reconciled = match handshake::reconcile(&state, &runner, &hello, session_id).await {
+        Ok(reconciled) => reconciled,
+        Err(error) => {
+            tracing::error!(runner = %runner.id, error = %error, "could not reconcile runner");
+            close(&mut sink, CLOSE_INTERNAL_ERROR, "internal error").await;
+            return;
+        }
+    };
+    let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    state.hub.attach(
+        runner.id,
+        Connection {
+            session_id,
+            name: hello.name.clone(),
+            capabilities: hello.capabilities.iter().cloned().collect(),
+            labels: hello.labels.clone(),
+            max_concurrent: hello.max_concurrent,
+            cached_projects: hello.cached_projects.iter().cloned().collect(),
+            active: reconciled.active,
+            idle_since: now_millis(),
+            outbound,
+        },
+    );
+    tracing::info!(runner = %runner.id, name = %hello.name, session = %session_id, "runner connected");
+    let mut session = Session {
+        state,
+        runner_id: runner.id,
+        session_id,
+        sink,
+    };
+    let greeting = reconciled.welcome.into_iter().map(ServerMessage::Welcome);
+    let mut end = None;
+    for message in greeting.chain(reconciled.cancels) {
+        if let Err(e) = session.send(&message).await {
+            end = Some(e);
+            break;
+        }
+    }
+    let end = match end {
+        Some(end) => end,
+        None => session.serve(stream, rx).await,
+    };
+    let was_live = session
+        .state
+        .hub
+        .detach(session.runner_id, session.session_id);
+    tracing::info!(runner = %session.runner_id, session = %session.session_id, reason = %end.reason,
+        was_live, "runner disconnected");
+    close(&mut session.sink, end.code, &end.reason).await;
+}
+
+async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        mut outbound: mpsc::Receiver<ServerMessage>,
+    ) -> End {
+        let timeout = self.state.settings.heartbeat_timeout();
+        let mut deadline = Instant::now() + timeout;
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            let input = tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(Ok(message)) => Input::Frame(message),
+                    Some(Err(_)) | None => Input::Gone,
+                },
+                message = outbound.recv() => match message {
+                    Some(message) => Input::Outbound(message),
+                    None => Input::Superseded,
+                },
+                () = sleep_until(deadline) => Input::HeartbeatMissed,
+                () = shutdown.cancelled() => Input::Shutdown,
+            };
+            let result = match input {
+                Input::Frame(message) => {
+                    deadline = Instant::now() + timeout;
+                    self.on_frame(message).await
+                }
+                Input::Outbound(message) => self.send(&message).await,
+                Input::Gone => Err(End {
+                    code: 1000,
+                    reason: "socket closed".into(),
+                }),
+                Input::Superseded => Err(End::with(
+                    CloseCode::Superseded,
+                    "a newer connection took over",
+                )),
+                Input::HeartbeatMissed => Err(End::with(
+                    CloseCode::HeartbeatTimeout,
+                    format!("no heartbeat for {}s", timeout.as_secs()),
+                )),
+                Input::Shutdown => Err(End::with(
+                    CloseCode::ServerShutdown,
+                    "control plane shutting down",
+                )),
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), End> {
+        let text = serde_json::to_string(message).unwrap_or_default();
+        self.sink
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|e| End {
+                code: 1000,
+                reason: format!("send failed: {e}"),
+            })
+    }
+
+    async fn refuse_frame(&mut self, message: String) -> Result<(), End> {
+        tracing::warn!(runner = %self.runner_id, %message, "frame refused");
+        self.send(&ServerMessage::Error { message }).await
+    }
+
+    async fn on_frame(&mut self, message: Message) -> Result<(), End> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .refuse_frame("binary frames are not part of the protocol".into())
+                    .await
+            }
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Close(_) => {
+                return Err(End {
+                    code: 1000,
+                    reason: "runner closed".into(),
+                })
+            }
+        };
+        match serde_json::from_str::<RunnerMessage>(&text) {
+            Ok(message) => self.on_message(message).await,
+            Err(e) => self.refuse_frame(format!("malformed frame: {e}")).await,
+        }
+    }
+
+    async fn on_message(&mut self, message: RunnerMessage) -> Result<(), End> {
+        let now = now_millis();
+        let store = Arc::clone(&self.state.store);
+        let outcome = match message {
+            RunnerMessage::Hello(_) => {
+                return self.refuse_frame("hello was already received".into()).await
+            }
+            RunnerMessage::Heartbeat { .. } => store.touch_runner(self.runner_id, now).await,
+            RunnerMessage::Accepted { task_id, attempt } => {
+                let started = store
+                    .start_attempt(task_id, attempt, self.runner_id, now)
+                    .await;
+                self.state
+                    .watchers
+                    .publish(task_id, TaskUpdate::StateChanged);
+                started
+            }
+            RunnerMessage::Rejected {
+                task_id,
+                attempt,
+                reason,
+            } => {
+                tracing::info!(runner = %self.runner_id, task = %task_id, attempt, %reason, "assignment rejected");
+                let rejected = store
+                    .reject_attempt(task_id, attempt, self.runner_id, now)
+                    .await;
+                self.state
+                    .hub
+                    .release(self.runner_id, (task_id, attempt), now);
+                self.state
+                    .watchers
+                    .publish(task_id, TaskUpdate::StateChanged);
+                rejected
+            }
+            RunnerMessage::Events {
+                task_id,
+                attempt,
+                events,
+            } => {
+                return self.on_events(task_id, attempt, events).await;
+            }
+        };
+        outcome.map_err(internal)
+    }
+
+    async fn on_events(
+        &mut self,
+        task_id: TaskId,
+        attempt: u32,
+        events: Vec<Event>,
+    ) -> Result<(), End> {
+        if events.len() > MAX_EVENTS_PER_BATCH {
+            return self
+                .refuse_frame(format!(
+                    "events batch of {} exceeds {MAX_EVENTS_PER_BATCH}",
+                    events.len()
+                ))
+                .await;
+        }
+        let now = now_millis();
+        let appended = match self
+            .state
+            .store
+            .append_events(task_id, attempt, self.runner_id, &events, now)
+            .await
+        {
+            Ok(appended) => appended,
+            Err(e @ (StoreError::NotYours { .. } | StoreError::NotFound { .. })) => {
+                return self.refuse_frame(format!("events refused: {e}")).await;
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        if !appended.stored.is_empty() {
+            let events = Arc::new(appended.stored);
+            self.state
+                .watchers
+                .publish(task_id, TaskUpdate::Events { attempt, events });
+        }
+        if appended.finished {
+            self.state
+                .hub
+                .release(self.runner_id, (task_id, attempt), now);
+            self.state
+                .watchers
+                .publish(task_id, TaskUpdate::StateChanged);
+        }
+        self.send(&ServerMessage::Ack {
+            task_id,
+            attempt,
+            seq: appended.acked_seq,
+        })
+        .await
+    }
+}
+
+/// A store failure ends the session; the runner reconnects and resends what was not acked.
+fn internal(error: StoreError) -> End {
+    tracing::error!(error = %error, "store failed during a runner session");
+    End {
+        code: CLOSE_INTERNAL_ERROR,
+        reason: "internal error".into(),
+    }
+}

@@ -1,0 +1,86 @@
+//! What every handler and session shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::store::Store;
+use crate::watchers::Watchers;
+
+/// Heartbeat period runners are told to keep: often enough to notice a dead link within
+/// seconds, rare enough to cost nothing with thousands of runners.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Heartbeat periods a runner may miss before its socket is considered dead. Three
+/// tolerates one lost or late beat and a slow network without false alarms.
+pub const HEARTBEAT_MISSES_ALLOWED: u32 = 3;
+
+/// Largest artifact (bundle or diff) a runner may upload.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// Tunables of a control plane.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Heartbeat period given to runners in `welcome`.
+    pub heartbeat_interval: Duration,
+    /// Largest artifact accepted.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Silence after which a runner's socket is closed.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_interval * HEARTBEAT_MISSES_ALLOWED
+    }
+}
+
+/// Shared state of a running control plane.
+#[derive(Clone)]
+pub struct AppState {
+    /// The system of record.
+    pub store: Arc<dyn Store>,
+    /// Connected runners.
+    pub hub: Arc<Hub>,
+    /// Log followers.
+    pub watchers: Arc<Watchers>,
+    /// Tunables.
+    pub settings: Arc<ServerSettings>,
+    /// Cancelled when the server shuts down; sessions and streams end on it.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State around `store` with fresh hub and watchers.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: ServerSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            hub: Arc::default(),
+            watchers: Arc::default(),
+            settings: Arc::new(settings),
+            shutdown,
+        }
+    }
+}
