@@ -1,0 +1,294 @@
+//! Runner configuration. Precedence, lowest first: built-in defaults, `runner.yaml` in the
+//! config dir, `KILN_*` environment variables, command-line flags.
+
+mod file;
+mod paths;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use kiln_protocol::{validate, RunnerId};
+use serde::Deserialize;
+
+pub use file::{save, SavedConfig};
+pub use paths::{default_cache_dir, default_config_dir, ConfigDir};
+
+use crate::secret::Secret;
+use crate::server_url::{BadServerUrl, ServerUrl};
+
+/// Agents run at once when nothing says otherwise: one, as GitLab Runner's `concurrent`.
+pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
+
+/// Most agents one runner may run at once.
+pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
+
+/// Environment variables read as configuration, and the key each sets.
+const ENV_KEYS: [(&str, &str); 8] = [
+    ("KILN_SERVER_URL", "server_url"),
+    ("KILN_RUNNER_ID", "runner_id"),
+    ("KILN_RUNNER_TOKEN", "runner_token"),
+    ("KILN_RUNNER_NAME", "name"),
+    ("KILN_MAX_CONCURRENT_AGENTS", "max_concurrent_agents"),
+    ("KILN_CAPABILITIES", "capabilities"),
+    ("KILN_WORKTREE_BASE", "worktree_base"),
+    ("KILN_CACHE_DIR", "cache_dir"),
+];
+
+/// Settings given as command-line flags; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--server`.
+    pub server_url: Option<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--max-concurrent`.
+    pub max_concurrent_agents: Option<u32>,
+    /// `--capability` (repeatable).
+    pub capabilities: Option<Vec<String>>,
+    /// `--label k=v` (repeatable).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `--worktree-base`.
+    pub worktree_base: Option<PathBuf>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The runner's configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or has a value of the wrong type.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is of the right type but not acceptable.
+    #[error("{key} {reason}")]
+    Invalid {
+        /// The key, as in runner.yaml.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server URL is malformed.
+    #[error("server_url: {0}")]
+    ServerUrl(#[from] BadServerUrl),
+    /// A setting needed to connect is missing.
+    #[error("{0}")]
+    Missing(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct Layered {
+    server_url: Option<String>,
+    runner_id: Option<RunnerId>,
+    runner_token: Option<Secret>,
+    name: Option<String>,
+    max_concurrent_agents: u32,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    worktree_base: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// The runner's settings after all layers are merged and checked.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Where runner.yaml and the status socket live.
+    pub config_dir: ConfigDir,
+    /// The control plane, if known.
+    pub server_url: Option<ServerUrl>,
+    /// This runner's id, once registered.
+    pub runner_id: Option<RunnerId>,
+    /// This runner's token, once registered.
+    pub runner_token: Option<Secret>,
+    /// Name shown to operators.
+    pub name: String,
+    /// Agents run at once.
+    pub max_concurrent_agents: u32,
+    /// Capabilities offered to tasks.
+    pub capabilities: Vec<String>,
+    /// Labels offered to tasks.
+    pub labels: BTreeMap<String, String>,
+    /// Where task worktrees are made.
+    pub worktree_base: PathBuf,
+    /// Where repository mirrors are kept.
+    pub cache_dir: PathBuf,
+}
+
+/// What the runner needs to connect: where, and as whom.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The control plane.
+    pub server_url: ServerUrl,
+    /// This runner's token.
+    pub token: Secret,
+}
+
+impl RunnerConfig {
+    /// Loads the layers from `config_dir`, the process environment and `flags`.
+    pub fn load(config_dir: &ConfigDir, flags: &Overrides) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(config_dir, &env, flags)
+    }
+
+    /// Like [`RunnerConfig::load`], with the environment given explicitly.
+    pub fn load_with_env(
+        config_dir: &ConfigDir,
+        env: &HashMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let known_env: HashMap<String, String> = ENV_KEYS
+            .iter()
+            .filter_map(|(var, _)| env.get(*var).map(|v| ((*var).to_owned(), v.clone())))
+            .collect();
+        let layered: Layered = Config::builder()
+            .set_default("max_concurrent_agents", DEFAULT_MAX_CONCURRENT_AGENTS)?
+            .add_source(File::from(config_dir.runner_yaml()).format(FileFormat::Yaml).required(false))
+            .add_source(
+                Environment::with_prefix("KILN")
+                    .source(Some(known_env))
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("capabilities"),
+            )
+            .set_override_option("server_url", flags.server_url.clone())?
+            .set_override_option("name", flags.name.clone())?
+            .set_override_option("max_concurrent_agents", flags.max_concurrent_agents)?
+            .set_override_option("capabilities", flags.capabilities.clone())?
+            .set_override_option(
+                "labels",
+                flags.labels.clone().map(|l| l.into_iter().collect::<config::Map<String, String>>()),
+            )?
+            .set_override_option("worktree_base", path_text(&flags.worktree_base))?
+            .set_override_option("cache_dir", path_text(&flags.cache_dir))?
+            .build()?
+            .try_deserialize()?;
+        Self::check(config_dir, layered)
+    }
+
+    fn check(config_dir: &ConfigDir, layered: Layered) -> Result<Self, ConfigError> {
+        let invalid = |key, reason| ConfigError::Invalid { key, reason };
+        let name = layered.name.unwrap_or_else(paths::hostname);
+        validate::name(&name).map_err(|r| invalid("name", r))?;
+        if !(1..=MAX_CONCURRENT_AGENTS_LIMIT).contains(&layered.max_concurrent_agents) {
+            return Err(invalid(
+                "max_concurrent_agents",
+                format!(
+                    "is {}; it must be 1 to {MAX_CONCURRENT_AGENTS_LIMIT}",
+                    layered.max_concurrent_agents
+                ),
+            ));
+        }
+        for capability in &layered.capabilities {
+            validate::name(capability).map_err(|r| invalid("capabilities", format!("{capability:?} {r}")))?;
+        }
+        let server_url = layered.server_url.as_deref().map(ServerUrl::parse).transpose()?;
+        let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
+        let worktree_base = layered.worktree_base.unwrap_or_else(|| cache_dir.join("worktrees"));
+        Ok(Self {
+            config_dir: config_dir.clone(),
+            server_url,
+            runner_id: layered.runner_id,
+            runner_token: layered.runner_token,
+            name,
+            max_concurrent_agents: layered.max_concurrent_agents,
+            capabilities: layered.capabilities,
+            labels: layered.labels,
+            worktree_base,
+            cache_dir,
+        })
+    }
+
+    /// Where to connect and with what token, or which setting is missing.
+    pub fn identity(&self) -> Result<Identity, ConfigError> {
+        let yaml = self.config_dir.runner_yaml();
+        let server_url = self.server_url.clone().ok_or_else(|| {
+            ConfigError::Missing(format!(
+                "no server URL: run `kiln-runner register`, set KILN_SERVER_URL, or add server_url to {}",
+                yaml.display()
+            ))
+        })?;
+        let token = self.runner_token.clone().ok_or_else(|| {
+            ConfigError::Missing(format!(
+                "no runner token: run `kiln-runner register`, or set KILN_RUNNER_TOKEN (looked in {})",
+                yaml.display()
+            ))
+        })?;
+        Ok(Identity { server_url, token })
+    }
+}
+
+fn path_text(path: &Option<PathBuf>) -> Option<String> {
+    path.as_deref().map(Path::to_string_lossy).map(|p| p.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(yaml: &str) -> (tempfile::TempDir, ConfigDir) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(temp.path());
+        std::fs::write(dir.runner_yaml(), yaml).unwrap();
+        (temp, dir)
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let (_temp, dir) = dir_with("max_concurrent_agents: 2\nname: from-file\n");
+        let env = HashMap::from([("KILN_MAX_CONCURRENT_AGENTS".to_owned(), "3".to_owned())]);
+        let flags = Overrides {
+            max_concurrent_agents: Some(4),
+            ..Overrides::default()
+        };
+        let load = |env: &HashMap<String, String>, flags: &Overrides| {
+            RunnerConfig::load_with_env(&dir, env, flags).unwrap()
+        };
+        assert_eq!(load(&env, &flags).max_concurrent_agents, 4);
+        assert_eq!(load(&env, &Overrides::default()).max_concurrent_agents, 3);
+        assert_eq!(load(&HashMap::new(), &Overrides::default()).max_concurrent_agents, 2);
+        assert_eq!(load(&HashMap::new(), &Overrides::default()).name, "from-file");
+        let empty = tempfile::tempdir().unwrap();
+        let defaults =
+            RunnerConfig::load_with_env(&ConfigDir::new(empty.path()), &HashMap::new(), &Overrides::default())
+                .unwrap();
+        assert_eq!(defaults.max_concurrent_agents, DEFAULT_MAX_CONCURRENT_AGENTS);
+    }
+
+    #[test]
+    fn env_capabilities_are_a_comma_list() {
+        let (_temp, dir) = dir_with("");
+        let env = HashMap::from([("KILN_CAPABILITIES".to_owned(), "docker,gpu".to_owned())]);
+        let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
+        assert_eq!(config.capabilities, ["docker", "gpu"]);
+    }
+
+    #[test]
+    fn wrong_type_names_file_key_and_value() {
+        let (_temp, dir) = dir_with("max_concurrent_agents: lots\n");
+        let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_concurrent_agents"), "{error}");
+        assert!(error.contains("lots"), "{error}");
+        assert!(error.contains(&dir.runner_yaml().display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_key() {
+        let (_temp, dir) = dir_with("max_concurrent_agents: 0\n");
+        let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("max_concurrent_agents is 0"), "{error}");
+    }
+
+    #[test]
+    fn missing_identity_says_what_to_do() {
+        let (_temp, dir) = dir_with("");
+        let config = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default()).unwrap();
+        let error = config.identity().unwrap_err().to_string();
+        assert!(error.contains("kiln-runner register"), "{error}");
+    }
+}
