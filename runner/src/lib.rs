@@ -2,6 +2,14 @@
 //! its own git worktree.
 
 pub mod atomic_file;
+pub mod attempt;
+pub mod attempts;
 pub mod config;
+pub mod connection;
+pub mod daemon;
+pub mod outbox;
 pub mod secret;
 pub mod server_url;
+pub mod status;
+pub mod upload;
+pub mod workspace;

@@ -32,7 +32,11 @@ impl ServerUrl {
         let scheme = match scheme {
             "http" | "ws" => "http",
             "https" | "wss" => "https",
-            _ => return Err(bad("has an unsupported scheme: use http://, https://, ws:// or wss://")),
+            _ => {
+                return Err(bad(
+                    "has an unsupported scheme: use http://, https://, ws:// or wss://",
+                ))
+            }
         };
         if rest.is_empty() || rest.starts_with('/') {
             return Err(bad("has no host"));
@@ -74,9 +78,15 @@ mod tests {
     fn normalises_schemes_and_slashes() {
         let url = ServerUrl::parse("ws://127.0.0.1:7700/").unwrap();
         assert_eq!(url.http("/v1/tasks"), "http://127.0.0.1:7700/v1/tasks");
-        assert_eq!(url.runner_socket(), "ws://127.0.0.1:7700/v1/runners/connect");
+        assert_eq!(
+            url.runner_socket(),
+            "ws://127.0.0.1:7700/v1/runners/connect"
+        );
         let tls = ServerUrl::parse("https://kiln.example.com/base").unwrap();
-        assert_eq!(tls.runner_socket(), "wss://kiln.example.com/base/v1/runners/connect");
+        assert_eq!(
+            tls.runner_socket(),
+            "wss://kiln.example.com/base/v1/runners/connect"
+        );
     }
 
     #[test]

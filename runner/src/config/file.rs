@@ -39,14 +39,18 @@ fn quoted(text: &str) -> String {
 }
 
 fn render(config: &SavedConfig) -> String {
-    let mut yaml = String::from("# kiln runner configuration, written by `kiln-runner register`.\n");
+    let mut yaml =
+        String::from("# kiln runner configuration, written by `kiln-runner register`.\n");
     yaml.push_str("# It holds this runner's token: keep it mode 0600.\n");
     let mut line = |key: &str, value: String| yaml.push_str(&format!("{key}: {value}\n"));
     line("server_url", quoted(&config.server_url));
     line("runner_id", quoted(&config.runner_id.to_string()));
     line("runner_token", quoted(config.runner_token.expose()));
     line("name", quoted(&config.name));
-    line("max_concurrent_agents", config.max_concurrent_agents.to_string());
+    line(
+        "max_concurrent_agents",
+        config.max_concurrent_agents.to_string(),
+    );
     let capabilities: Vec<String> = config.capabilities.iter().map(|c| quoted(c)).collect();
     line("capabilities", format!("[{}]", capabilities.join(", ")));
     let labels: Vec<String> = config
@@ -101,6 +105,9 @@ mod tests {
         assert_eq!(loaded.capabilities, saved.capabilities);
         assert_eq!(loaded.labels, saved.labels);
         assert_eq!(loaded.cache_dir, PathBuf::from("/var/cache/kiln"));
-        assert_eq!(loaded.worktree_base, PathBuf::from("/var/cache/kiln/worktrees"));
+        assert_eq!(
+            loaded.worktree_base,
+            PathBuf::from("/var/cache/kiln/worktrees")
+        );
     }
 }

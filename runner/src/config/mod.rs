@@ -144,7 +144,11 @@ impl RunnerConfig {
             .collect();
         let layered: Layered = Config::builder()
             .set_default("max_concurrent_agents", DEFAULT_MAX_CONCURRENT_AGENTS)?
-            .add_source(File::from(config_dir.runner_yaml()).format(FileFormat::Yaml).required(false))
+            .add_source(
+                File::from(config_dir.runner_yaml())
+                    .format(FileFormat::Yaml)
+                    .required(false),
+            )
             .add_source(
                 Environment::with_prefix("KILN")
                     .source(Some(known_env))
@@ -158,7 +162,10 @@ impl RunnerConfig {
             .set_override_option("capabilities", flags.capabilities.clone())?
             .set_override_option(
                 "labels",
-                flags.labels.clone().map(|l| l.into_iter().collect::<config::Map<String, String>>()),
+                flags
+                    .labels
+                    .clone()
+                    .map(|l| l.into_iter().collect::<config::Map<String, String>>()),
             )?
             .set_override_option("worktree_base", path_text(&flags.worktree_base))?
             .set_override_option("cache_dir", path_text(&flags.cache_dir))?
@@ -181,11 +188,18 @@ impl RunnerConfig {
             ));
         }
         for capability in &layered.capabilities {
-            validate::name(capability).map_err(|r| invalid("capabilities", format!("{capability:?} {r}")))?;
+            validate::name(capability)
+                .map_err(|r| invalid("capabilities", format!("{capability:?} {r}")))?;
         }
-        let server_url = layered.server_url.as_deref().map(ServerUrl::parse).transpose()?;
+        let server_url = layered
+            .server_url
+            .as_deref()
+            .map(ServerUrl::parse)
+            .transpose()?;
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
-        let worktree_base = layered.worktree_base.unwrap_or_else(|| cache_dir.join("worktrees"));
+        let worktree_base = layered
+            .worktree_base
+            .unwrap_or_else(|| cache_dir.join("worktrees"));
         Ok(Self {
             config_dir: config_dir.clone(),
             server_url,
@@ -220,7 +234,9 @@ impl RunnerConfig {
 }
 
 fn path_text(path: &Option<PathBuf>) -> Option<String> {
-    path.as_deref().map(Path::to_string_lossy).map(|p| p.into_owned())
+    path.as_deref()
+        .map(Path::to_string_lossy)
+        .map(|p| p.into_owned())
 }
 
 #[cfg(test)]
@@ -247,13 +263,25 @@ mod tests {
         };
         assert_eq!(load(&env, &flags).max_concurrent_agents, 4);
         assert_eq!(load(&env, &Overrides::default()).max_concurrent_agents, 3);
-        assert_eq!(load(&HashMap::new(), &Overrides::default()).max_concurrent_agents, 2);
-        assert_eq!(load(&HashMap::new(), &Overrides::default()).name, "from-file");
+        assert_eq!(
+            load(&HashMap::new(), &Overrides::default()).max_concurrent_agents,
+            2
+        );
+        assert_eq!(
+            load(&HashMap::new(), &Overrides::default()).name,
+            "from-file"
+        );
         let empty = tempfile::tempdir().unwrap();
-        let defaults =
-            RunnerConfig::load_with_env(&ConfigDir::new(empty.path()), &HashMap::new(), &Overrides::default())
-                .unwrap();
-        assert_eq!(defaults.max_concurrent_agents, DEFAULT_MAX_CONCURRENT_AGENTS);
+        let defaults = RunnerConfig::load_with_env(
+            &ConfigDir::new(empty.path()),
+            &HashMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            defaults.max_concurrent_agents,
+            DEFAULT_MAX_CONCURRENT_AGENTS
+        );
     }
 
     #[test]
@@ -272,7 +300,10 @@ mod tests {
             .to_string();
         assert!(error.contains("max_concurrent_agents"), "{error}");
         assert!(error.contains("lots"), "{error}");
-        assert!(error.contains(&dir.runner_yaml().display().to_string()), "{error}");
+        assert!(
+            error.contains(&dir.runner_yaml().display().to_string()),
+            "{error}"
+        );
     }
 
     #[test]
@@ -287,7 +318,8 @@ mod tests {
     #[test]
     fn missing_identity_says_what_to_do() {
         let (_temp, dir) = dir_with("");
-        let config = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default()).unwrap();
+        let config =
+            RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default()).unwrap();
         let error = config.identity().unwrap_err().to_string();
         assert!(error.contains("kiln-runner register"), "{error}");
     }

@@ -1,0 +1,273 @@
+//! The runner daemon: wires the outbox, the attempt table, the connection loop and the
+//! status socket together, and implements drain (finish, then exit) and abort (cancel).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_protocol::{EventBody, LogLine, RunnerMessage, ServerMessage, TaskSpec, Welcome};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::attempt::{self, agent::DEFAULT_KILL_GRACE};
+use crate::attempts::Attempts;
+use crate::config::{ConfigError, Identity, RunnerConfig};
+use crate::connection::{self, Refused};
+use crate::outbox::Outbox;
+use crate::status::{self, Board, Link, StatusError, StatusReport};
+use crate::upload::Uploader;
+use crate::workspace::mirror::Mirrors;
+
+/// After the last attempt ends, how long the daemon waits for the control plane to
+/// acknowledge the remaining events before it exits anyway (they are then lost to this
+/// process; issue: spill to disk).
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The daemon's stop triggers, fired by `main` from signals (or by tests).
+#[derive(Clone, Debug, Default)]
+pub struct Signals {
+    /// Take no new work; exit when running attempts are done.
+    pub drain: CancellationToken,
+    /// Cancel running attempts and exit.
+    pub abort: CancellationToken,
+}
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The status socket is taken or cannot be made.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// The control plane refused the runner.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The HTTP client could not be built.
+    #[error("cannot build HTTP client: {0}")]
+    Http(String),
+}
+
+/// Everything the connection needs to serve the control plane.
+#[derive(Debug)]
+pub struct Runtime {
+    /// Where to connect, as whom.
+    pub identity: Identity,
+    /// Runner name.
+    pub name: String,
+    /// Capabilities announced.
+    pub capabilities: Vec<String>,
+    /// Labels announced.
+    pub labels: BTreeMap<String, String>,
+    /// Slots announced.
+    pub max_concurrent: u32,
+    /// Unacked events.
+    pub outbox: Arc<Outbox>,
+    /// Running attempts.
+    pub attempts: Arc<Attempts>,
+    /// What attempts share.
+    pub shared: attempt::Shared,
+    /// Status report state.
+    pub board: Arc<Board>,
+    tracker: TaskTracker,
+    signals: Signals,
+}
+
+impl Runtime {
+    /// Applies the control plane's view from `welcome`, then marks everything unacked as
+    /// unsent so it goes out again on this connection.
+    pub fn apply_welcome(&self, welcome: &Welcome) {
+        for acked in &welcome.acked {
+            self.outbox.ack((acked.task_id, acked.attempt), acked.seq);
+        }
+        for unknown in &welcome.unknown {
+            let key = (unknown.task_id, unknown.attempt);
+            tracing::warn!(task = %unknown.task_id, attempt = unknown.attempt,
+                "control plane has no record of this attempt; stopping it and dropping its events");
+            self.attempts.cancel(key);
+            self.outbox.forget(key);
+        }
+        self.outbox.rewind();
+    }
+
+    /// Handles one frame from the control plane; returns the replies to send.
+    pub fn on_message(&self, text: &str) -> Vec<RunnerMessage> {
+        let message = match serde_json::from_str::<ServerMessage>(text) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed frame from control plane ignored");
+                return Vec::new();
+            }
+        };
+        match message {
+            ServerMessage::Assign { task, attempt } => vec![self.start(task, attempt)],
+            ServerMessage::Cancel {
+                task_id,
+                attempt,
+                reason,
+            } => {
+                tracing::info!(task = %task_id, attempt, %reason, "cancel requested");
+                let key = (task_id, attempt);
+                if self.attempts.cancel(key) {
+                    let line = LogLine::system(format!("cancel requested: {reason}"));
+                    self.outbox.push(key, EventBody::Log(line));
+                }
+                Vec::new()
+            }
+            ServerMessage::Ack {
+                task_id,
+                attempt,
+                seq,
+            } => {
+                self.outbox.ack((task_id, attempt), seq);
+                Vec::new()
+            }
+            ServerMessage::Drain => {
+                tracing::info!("control plane asked this runner to drain");
+                self.signals.drain.cancel();
+                Vec::new()
+            }
+            ServerMessage::Error { message } => {
+                tracing::warn!(%message, "control plane refused a frame");
+                Vec::new()
+            }
+            ServerMessage::Welcome(_) => {
+                tracing::warn!("unexpected second welcome ignored");
+                Vec::new()
+            }
+        }
+    }
+
+    fn start(&self, task: TaskSpec, attempt: u32) -> RunnerMessage {
+        let (task_id, key) = (task.task_id, (task.task_id, attempt));
+        match self.attempts.claim(key, &task.repo) {
+            Ok(Some(cancel)) => {
+                tracing::info!(task = %task_id, attempt, repo = %task.repo, "attempt accepted");
+                self.outbox.open(key);
+                self.tracker
+                    .spawn(attempt::run(self.shared.clone(), task, attempt, cancel));
+                RunnerMessage::Accepted { task_id, attempt }
+            }
+            Ok(None) => RunnerMessage::Accepted { task_id, attempt },
+            Err(refusal) => RunnerMessage::Rejected {
+                task_id,
+                attempt,
+                reason: refusal.to_string(),
+            },
+        }
+    }
+}
+
+/// Runs the daemon until drained, aborted, or refused by the control plane.
+pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonError> {
+    let identity = config.identity()?;
+    let listener = status::bind(&config.config_dir.status_socket()).await?;
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|e| DaemonError::Http(e.to_string()))?;
+    let outbox = Arc::new(Outbox::default());
+    let attempts = Arc::new(Attempts::new(config.max_concurrent_agents));
+    let board = Arc::new(Board {
+        template: StatusReport {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            name: config.name.clone(),
+            runner_id: config.runner_id,
+            server_url: identity.server_url.to_string(),
+            link: Link::default(),
+            draining: false,
+            max_concurrent: config.max_concurrent_agents,
+            running: Vec::new(),
+            unacked_attempts: 0,
+        },
+        link: Mutex::default(),
+        attempts: Arc::clone(&attempts),
+        outbox: Arc::clone(&outbox),
+    });
+    let runtime = Arc::new(Runtime {
+        shared: attempt::Shared {
+            outbox: Arc::clone(&outbox),
+            attempts: Arc::clone(&attempts),
+            mirrors: Arc::new(Mirrors::new(&config.cache_dir)),
+            worktree_base: config.worktree_base.clone(),
+            uploader: Uploader::new(http, identity.server_url.clone(), identity.token.clone()),
+            kill_grace: DEFAULT_KILL_GRACE,
+            abort: signals.abort.clone(),
+        },
+        identity,
+        name: config.name.clone(),
+        capabilities: config.capabilities.clone(),
+        labels: config.labels.clone(),
+        max_concurrent: config.max_concurrent_agents,
+        outbox,
+        attempts,
+        board: Arc::clone(&board),
+        tracker: TaskTracker::new(),
+        signals: signals.clone(),
+    });
+    let stop_status = CancellationToken::new();
+    let status_server = tokio::spawn(status::serve(listener, board, stop_status.clone()));
+    tracing::info!(name = %runtime.name, server = %runtime.identity.server_url,
+        slots = runtime.max_concurrent, "runner starting");
+
+    let stop_link = CancellationToken::new();
+    let link = {
+        let runtime = Arc::clone(&runtime);
+        let stop_link = stop_link.clone();
+        tokio::spawn(async move { connection::run(&runtime, stop_link).await })
+    };
+    let result = supervise(&runtime, &signals, &stop_link, link).await;
+    stop_status.cancel();
+    let _ = status_server.await;
+    result
+}
+
+async fn supervise(
+    runtime: &Runtime,
+    signals: &Signals,
+    stop_link: &CancellationToken,
+    mut link: tokio::task::JoinHandle<Result<(), Refused>>,
+) -> Result<(), DaemonError> {
+    let refused = tokio::select! {
+        joined = &mut link => Some(joined.unwrap_or(Ok(()))),
+        () = signals.drain.cancelled() => None,
+        () = signals.abort.cancelled() => None,
+    };
+    if let Some(result) = refused {
+        // The control plane refused us: results could never be delivered; stop everything.
+        runtime.attempts.start_draining();
+        runtime.attempts.cancel_all();
+        runtime.tracker.close();
+        runtime.tracker.wait().await;
+        return result.map_err(DaemonError::from);
+    }
+    runtime.attempts.start_draining();
+    let running = runtime.attempts.count();
+    if running > 0 && !signals.abort.is_cancelled() {
+        tracing::info!(
+            running,
+            "draining: finishing running attempts; signal again to cancel them"
+        );
+    }
+    tokio::select! {
+        () = runtime.attempts.wait_idle() => {}
+        () = signals.abort.cancelled() => {
+            tracing::info!("cancelling running attempts");
+            runtime.attempts.cancel_all();
+        }
+    }
+    runtime.tracker.close();
+    runtime.tracker.wait().await;
+    tokio::select! {
+        () = runtime.outbox.wait_empty() => {}
+        () = tokio::time::sleep(FINAL_FLUSH_TIMEOUT) => {
+            tracing::warn!("exiting with events the control plane has not acknowledged");
+        }
+        joined = &mut link => {
+            return joined.unwrap_or(Ok(())).map_err(DaemonError::from);
+        }
+    }
+    stop_link.cancel();
+    link.await.unwrap_or(Ok(())).map_err(DaemonError::from)
+}

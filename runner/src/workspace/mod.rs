@@ -1,0 +1,8 @@
+//! The runner's git work: mirrors in the cache, worktrees per attempt, and the result.
+
+mod git;
+pub mod mirror;
+pub mod result;
+pub mod worktree;
+
+pub use git::{run as git, GitError};
