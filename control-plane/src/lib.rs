@@ -1,10 +1,14 @@
 //! kiln's control plane: the task queue and record, the runner fleet, and the operator CLI.
 
 pub mod api_types;
+pub mod cli;
+pub mod data_dir;
+pub mod dev;
 pub mod dispatcher;
 pub mod hub;
 pub mod model;
 pub mod scheduler;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod task_input;

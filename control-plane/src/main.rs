@@ -1,1 +1,89 @@
-fn main() {}
+//! `kiln`: parses the command line, handles signals, and runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use kiln_control_plane::cli::client::ApiClient;
+use kiln_control_plane::cli::{self, exit, Cli, Command, TokenCommand};
+use kiln_control_plane::data_dir::DataDir;
+use kiln_control_plane::serve::{self, ServeOptions};
+use kiln_runner::daemon::Signals;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
+    init_logging(if is_server { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return exit::report(
+                &anyhow::anyhow!("cannot start async runtime: {e}"),
+                cli.json,
+            )
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => exit::report(&error, json),
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_path));
+    let client = || ApiClient::resolve(cli.server.clone(), cli.token.clone(), &data_dir);
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => {
+            let options = ServeOptions {
+                listen: args.listen,
+                data_dir: data_dir.clone(),
+                admin_token: cli.token.clone(),
+                heartbeat_interval: args.heartbeat_interval,
+            };
+            let shutdown = CancellationToken::new();
+            let prepared = serve::prepare(&options, shutdown.clone()).await?;
+            tracing::info!(url = %prepared.url, data_dir = %data_dir.path().display(), "kiln control plane listening");
+            let signals = Signals::default();
+            tokio::spawn(kiln_runner::signals::forward(signals.clone()));
+            tokio::spawn(async move {
+                signals.drain.cancelled().await;
+                shutdown.cancel();
+            });
+            prepared.run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(args) => {
+            let options = ServeOptions {
+                listen: args.listen,
+                data_dir: data_dir.clone(),
+                admin_token: cli.token.clone(),
+                heartbeat_interval: kiln_control_plane::server::state::DEFAULT_HEARTBEAT_INTERVAL,
+            };
+            let signals = Signals::default();
+            tokio::spawn(kiln_runner::signals::forward(signals.clone()));
+            kiln_control_plane::dev::run(options, args.slots, signals).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Create(args)) => {
+            cli::token_create(&client(), args, json).await
+        }
+        Command::Submit(args) => cli::submit(&client(), args, json).await,
+        Command::Tasks(args) => cli::tasks(&client(), args, json).await,
+        Command::Task(args) => cli::show(&client(), args, json).await,
+        Command::Logs(args) => cli::logs(&client(), args, json).await,
+        Command::Runners => cli::runners(&client(), json).await,
+        Command::Diff(args) => cli::diff(&client(), args, json).await,
+        Command::Fetch(args) => cli::fetch(&client(), args, json).await,
+    }
+}

@@ -114,6 +114,32 @@ pub struct DiffStat {
     pub deletions: u64,
 }
 
+impl Phase {
+    /// The wire name, such as `checking_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Fetching => "fetching",
+            Phase::CheckingOut => "checking_out",
+            Phase::Running => "running",
+            Phase::Committing => "committing",
+            Phase::Uploading => "uploading",
+        }
+    }
+}
+
+impl OutcomeStatus {
+    /// The wire name, such as `timed_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Succeeded => "succeeded",
+            OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Cancelled => "cancelled",
+            OutcomeStatus::TimedOut => "timed_out",
+            OutcomeStatus::Error => "error",
+        }
+    }
+}
+
 impl Event {
     /// True for the event that closes an attempt's stream.
     pub fn is_finished(&self) -> bool {

@@ -4,12 +4,16 @@
 pub mod atomic_file;
 pub mod attempt;
 pub mod attempts;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod daemon;
+pub mod exit;
 pub mod outbox;
+pub mod register;
 pub mod secret;
 pub mod server_url;
+pub mod signals;
 pub mod status;
 pub mod upload;
 pub mod workspace;

@@ -1,1 +1,161 @@
-fn main() {}
+//! `kiln-runner`: parses the command line, handles signals, and runs the chosen command.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use kiln_runner::cli::{Cli, Command, RegisterArgs, RunArgs};
+use kiln_runner::config::{default_config_dir, ConfigDir, Overrides, RunnerConfig};
+use kiln_runner::daemon::{self, DaemonError, Signals};
+use kiln_runner::register::{self, Existing, Registration};
+use kiln_runner::secret::Secret;
+use kiln_runner::server_url::ServerUrl;
+use kiln_runner::{exit, signals, status};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return exit::report(
+                &anyhow::anyhow!("cannot start async runtime: {e}"),
+                cli.json,
+            )
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, config_dir(cli.config_dir), cli.json)) {
+        Ok(code) => code,
+        Err(error) => exit::report(&error, cli.json),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn config_dir(flag: Option<std::path::PathBuf>) -> ConfigDir {
+    ConfigDir::new(flag.unwrap_or_else(default_config_dir))
+}
+
+async fn dispatch(command: Command, dir: ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Register(args) => register(args, &dir, json).await,
+        Command::Run(args) => run(args, &dir).await,
+        Command::Status => status(&dir, json).await,
+    }
+}
+
+async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
+    let server = ServerUrl::parse(&args.server).map_err(exit::usage)?;
+    let flags = Overrides {
+        name: args.settings.name.clone(),
+        max_concurrent_agents: args.settings.max_concurrent,
+        capabilities: args.settings.capability_list(),
+        labels: args.settings.label_map(),
+        ..Overrides::default()
+    };
+    // Validate the settings the same way `run` will read them back.
+    let settings = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
+    let registration = Registration {
+        server,
+        token: Secret::new(args.token),
+        name: settings.name,
+        capabilities: settings.capabilities,
+        labels: settings.labels,
+        max_concurrent: settings.max_concurrent_agents,
+        worktree_base: args.settings.worktree_base,
+        cache_dir: args.settings.cache_dir,
+    };
+    let existing = if args.force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    let registered = register::register(dir, registration, existing).await?;
+    if json {
+        println!("{}", serde_json::to_string(&registered)?);
+    } else {
+        println!(
+            "registered runner {} (identity saved in {})",
+            registered.runner_id,
+            registered.config_file.display()
+        );
+        println!("start it with: kiln-runner run");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
+    let flags = Overrides {
+        server_url: args.server,
+        name: args.settings.name.clone(),
+        max_concurrent_agents: args.settings.max_concurrent,
+        capabilities: args.settings.capability_list(),
+        labels: args.settings.label_map(),
+        worktree_base: args.settings.worktree_base.clone(),
+        cache_dir: args.settings.cache_dir.clone(),
+    };
+    let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
+    let signals = Signals::default();
+    tokio::spawn(signals::forward(signals.clone()));
+    match daemon::run(config, signals).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(DaemonError::Refused(refused)) => Err(exit::refused(refused)),
+        Err(DaemonError::Config(e)) => Err(exit::usage(e)),
+        Err(other) => Err(other).context("runner stopped"),
+    }
+}
+
+async fn status(dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
+    let socket = dir.status_socket();
+    let Some(report) = status::query(&socket).await else {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "running": false, "socket": socket })
+            );
+        } else {
+            println!(
+                "kiln-runner is not running (no daemon answers on {})",
+                socket.display()
+            );
+        }
+        return Ok(ExitCode::from(exit::NOT_RUNNING));
+    };
+    let report = report.map_err(anyhow::Error::msg)?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["running_daemon"] = serde_json::Value::Bool(true);
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let link = if report.link.connected {
+        format!("connected to {}", report.server_url)
+    } else {
+        let why = report.link.last_error.as_deref().unwrap_or("connecting");
+        format!("not connected to {} ({why})", report.server_url)
+    };
+    println!("kiln-runner {} (pid {}) {}", report.name, report.pid, link);
+    if report.draining {
+        println!("draining: taking no new work");
+    }
+    println!(
+        "attempts: {}/{} running",
+        report.running.len(),
+        report.max_concurrent
+    );
+    for attempt in &report.running {
+        let phase = attempt.phase.map_or("starting", |p| p.as_str());
+        println!(
+            "  {} attempt {}  {}  {}",
+            attempt.task_id, attempt.attempt, phase, attempt.repo
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -12,7 +12,7 @@ use kiln_protocol::{validate, RunnerId};
 use serde::Deserialize;
 
 pub use file::{save, SavedConfig};
-pub use paths::{default_cache_dir, default_config_dir, ConfigDir};
+pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};

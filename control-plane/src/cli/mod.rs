@@ -1,0 +1,208 @@
+//! The operator command line. Every command but `serve` and `dev` is a client of the HTTP
+//! API under `/v1`.
+
+pub mod client;
+pub mod exit;
+mod fleet;
+mod logs;
+mod render;
+mod results;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use fleet::{runners, token_create};
+pub use logs::logs;
+pub use results::{diff, fetch};
+pub use tasks::{show, submit, tasks};
+
+/// kiln: dispatch AI coding agents to a fleet of runners.
+///
+/// Exit codes: 0 success; 1 error (for example the control plane is unreachable); 2 bad
+/// usage or input; 3 the task did not succeed (`submit --wait/--follow`); 4 not found;
+/// 5 not authorized (missing or wrong admin token).
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version)]
+pub struct Cli {
+    /// Control plane URL [default: from the data dir's server.url, else http://127.0.0.1:7700].
+    #[arg(long, global = true, env = "KILN_SERVER_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// Admin token [default: the data dir's admin.token].
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Data directory of the control plane [default: ~/.local/share/kiln].
+    #[arg(long, global = true, env = "KILN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane.
+    Serve(ServeArgs),
+    /// Run a control plane and one local runner, ready to take tasks.
+    Dev(DevArgs),
+    /// Manage registration tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Queue a task.
+    Submit(SubmitArgs),
+    /// List tasks.
+    Tasks(TasksArgs),
+    /// Show one task and its attempts.
+    Task(TaskArgs),
+    /// Print a task's log.
+    Logs(LogsArgs),
+    /// List runners.
+    Runners,
+    /// Print the diff a task produced.
+    Diff(TaskArgs),
+    /// Import a task's result branch into a local clone.
+    Fetch(FetchArgs),
+}
+
+/// `kiln serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Heartbeat period runners are asked to keep.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: std::time::Duration,
+}
+
+/// `kiln dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Agents the local runner runs at once.
+    #[arg(long, default_value_t = 2)]
+    pub slots: u32,
+}
+
+/// `kiln token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a registration token for `kiln-runner register`.
+    Create(TokenCreateArgs),
+}
+
+/// `kiln token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Registrations the token allows [default: unlimited].
+    #[arg(long)]
+    pub uses: Option<u32>,
+    /// Lifetime, such as 1h or 7d [default: no expiry].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+}
+
+/// `kiln submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Repository: a URL, or a path on the runner's machine.
+    #[arg(long)]
+    pub repo: String,
+    /// Ref to start from [default: the repository's default branch].
+    #[arg(long = "ref", value_name = "REF")]
+    pub base_ref: Option<String>,
+    /// Branch for the result [default: kiln/<task-id>].
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The prompt.
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file (- for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Environment variable KEY=VALUE for the agent (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Capability the runner must have (repeatable).
+    #[arg(long = "require", value_name = "CAP")]
+    pub requires: Vec<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i64,
+    /// Overall time limit, such as 30m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Limit on time without output, such as 5m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Most attempts if runners are lost [default: 2].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Wait for the task to end; exit 3 unless it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the log as it streams, then exit like --wait.
+    #[arg(long)]
+    pub follow: bool,
+    /// The agent command and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `kiln tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Only tasks in this state.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many (newest first).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// A command on one task.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The task id.
+    pub id: String,
+}
+
+/// `kiln logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task id.
+    pub id: String,
+    /// Keep printing until the task ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Attempt to show [default: the latest].
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Start after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub since_seq: u64,
+}
+
+/// `kiln fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The task id.
+    pub id: String,
+    /// The clone to import into [default: the current directory].
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+}

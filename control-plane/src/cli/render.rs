@@ -1,0 +1,57 @@
+//! Small helpers for human-readable output: aligned tables and times.
+
+use kiln_protocol::{now_millis, UnixMillis};
+
+/// Prints rows as columns separated by two spaces, the header first.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// "3m ago" style age of a timestamp.
+pub fn ago(at: Option<UnixMillis>) -> String {
+    let Some(at) = at else { return "-".to_owned() };
+    let seconds = (now_millis() - at).max(0) / 1000;
+    match seconds {
+        0..=59 => format!("{seconds}s ago"),
+        60..=3599 => format!("{}m ago", seconds / 60),
+        3600..=86_399 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
+    }
+}
+
+/// An RFC 3339 time.
+pub fn time(at: Option<UnixMillis>) -> String {
+    let Some(at) = at.and_then(|a| u64::try_from(a).ok()) else {
+        return "-".to_owned();
+    };
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at))
+        .to_string()
+}
+
+/// First `n` characters, with an ellipsis when cut.
+pub fn clip(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(n.saturating_sub(1)).collect();
+    format!("{kept}…")
+}

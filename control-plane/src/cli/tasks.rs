@@ -1,0 +1,218 @@
+//! `kiln submit`, `kiln tasks`, `kiln task`.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use super::client::ApiClient;
+use super::exit::{self, Exit};
+use super::{logs, render, SubmitArgs, TaskArgs, TasksArgs};
+use crate::api_types::{SubmitRequest, TaskDetail};
+use crate::model::{TaskRecord, TaskState};
+
+/// `kiln submit`.
+pub async fn submit(client: &ApiClient, args: SubmitArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let request = submit_request(args.repo.clone(), &args)?;
+    let task: TaskRecord = client.post("/v1/tasks", &request).await?;
+    let id = task.spec.id.to_string();
+    if !args.wait && !args.follow {
+        if json {
+            println!("{}", serde_json::to_string(&task)?);
+        } else {
+            println!("{id}");
+            eprintln!("task {id} queued; follow it with: kiln logs -f {id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let print = if args.follow {
+        logs::Print::Human
+    } else {
+        logs::Print::Nothing
+    };
+    let print = if args.follow && json {
+        logs::Print::Json
+    } else {
+        print
+    };
+    logs::stream(client, &id, None, 0, true, print).await?;
+    let detail: TaskDetail = client.get(&format!("/v1/tasks/{id}")).await?;
+    if json && !args.follow {
+        println!("{}", serde_json::to_string(&detail)?);
+    } else if !json {
+        eprintln!("{}", summary(&detail.task));
+    }
+    Ok(task_exit(detail.task.state))
+}
+
+fn task_exit(state: TaskState) -> ExitCode {
+    match state {
+        TaskState::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(exit::TASK_FAILED),
+    }
+}
+
+fn summary(task: &TaskRecord) -> String {
+    let message = task.outcome.as_ref().map_or("", |o| o.message.as_str());
+    let mut line = format!("task {} {}", task.spec.id, task.state);
+    if !message.is_empty() {
+        line.push_str(&format!(": {message}"));
+    }
+    if let Some(result) = task.outcome.as_ref().and_then(|o| o.result.as_ref()) {
+        let stat = result.diffstat;
+        line.push_str(&format!(
+            "\n  branch {} at {} ({} commit(s), {} file(s), +{} -{})",
+            result.branch,
+            &result.head_commit[..12.min(result.head_commit.len())],
+            result.commits.len(),
+            stat.files_changed,
+            stat.insertions,
+            stat.deletions
+        ));
+    }
+    line
+}
+
+fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    Exit::with(exit::USAGE, message)
+}
+
+fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
+    if args.command.is_empty() {
+        return Err(usage(
+            "no agent command: put it after `--`, for example: kiln submit --repo . -- sh -c 'make fix'",
+        ));
+    }
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| usage(format!("cannot read prompt from stdin: {e}")))?;
+            text
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read prompt file {}: {e}", path.display())))?,
+        (None, None) => String::new(),
+    };
+    let mut env = BTreeMap::new();
+    for pair in &args.env {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--env {pair:?} is not KEY=VALUE")))?;
+        env.insert(key.to_owned(), value.to_owned());
+    }
+    let millis = |d: Option<std::time::Duration>| {
+        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    Ok(SubmitRequest {
+        repo: normalize_repo(&repo)?,
+        base_ref: args.base_ref.clone(),
+        branch: args.branch.clone(),
+        prompt,
+        command: args.command.clone(),
+        env,
+        requires: args.requires.clone(),
+        priority: args.priority,
+        timeout_ms: millis(args.timeout),
+        idle_timeout_ms: millis(args.idle_timeout),
+        max_attempts: args.max_attempts,
+    })
+}
+
+/// URLs (and scp-style `host:path`) pass through; anything else is a local path, made
+/// absolute so that a runner on this machine finds it.
+fn normalize_repo(repo: &str) -> anyhow::Result<String> {
+    let is_url = repo.contains("://")
+        || (repo.contains(':') && !repo.starts_with('/') && !repo.starts_with('.'));
+    if is_url {
+        return Ok(repo.to_owned());
+    }
+    let path = std::fs::canonicalize(repo).map_err(|e| {
+        usage(format!(
+            "--repo {repo:?} is not a URL and not a readable path: {e}"
+        ))
+    })?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// `kiln tasks`.
+pub async fn tasks(client: &ApiClient, args: TasksArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let mut path = format!("/v1/tasks?limit={}", args.limit);
+    if let Some(state) = &args.state {
+        state.parse::<TaskState>().map_err(usage)?;
+        path.push_str(&format!("&state={state}"));
+    }
+    let tasks: Vec<TaskRecord> = client.get(&path).await?;
+    if json {
+        println!("{}", serde_json::to_string(&tasks)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.spec.id.to_string(),
+                t.state.to_string(),
+                t.attempt.to_string(),
+                render::ago(Some(t.spec.created_at)),
+                render::clip(&t.spec.repo, 40),
+                render::clip(&t.spec.command.join(" "), 40),
+            ]
+        })
+        .collect();
+    render::table(
+        &["ID", "STATE", "ATTEMPT", "CREATED", "REPO", "COMMAND"],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln task ID`.
+pub async fn show(client: &ApiClient, args: TaskArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let detail: TaskDetail = client.get(&format!("/v1/tasks/{}", args.id)).await?;
+    if json {
+        println!("{}", serde_json::to_string(&detail)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let task = &detail.task;
+    println!("{}", summary(task));
+    println!("  repo      {}", task.spec.repo);
+    println!(
+        "  ref       {}",
+        task.spec.base_ref.as_deref().unwrap_or("(default branch)")
+    );
+    println!("  command   {}", task.spec.command.join(" "));
+    println!(
+        "  priority  {}   max attempts {}",
+        task.spec.priority, task.spec.max_attempts
+    );
+    println!("  created   {}", render::time(Some(task.spec.created_at)));
+    println!("  finished  {}", render::time(task.finished_at));
+    if !detail.attempts.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = detail
+            .attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.attempt.to_string(),
+                    a.runner_id.to_string(),
+                    a.state.to_string(),
+                    render::time(a.started_at.or(Some(a.assigned_at))),
+                    render::time(a.finished_at),
+                    a.outcome
+                        .as_ref()
+                        .map_or(String::new(), |o| o.message.clone()),
+                ]
+            })
+            .collect();
+        render::table(
+            &[
+                "ATTEMPT", "RUNNER", "STATE", "STARTED", "FINISHED", "OUTCOME",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,119 @@
+//! `kiln serve`: open the data dir and store, make sure an admin token exists, bind, and
+//! run the server until the shutdown token fires.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kiln_protocol::now_millis;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::data_dir::{DataDir, DataDirLock};
+use crate::server::state::{AppState, ServerSettings};
+use crate::store::{SqliteStore, Store};
+use crate::tokens::{Token, TokenKind};
+
+/// Shortest secret part of an operator-chosen admin token: 32 hex characters are 128 bits.
+const MIN_ADMIN_SECRET_CHARS: usize = 32;
+
+/// How `kiln serve` (and `kiln dev`) run.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: DataDir,
+    /// Admin token given by the operator (`KILN_ADMIN_TOKEN`), if any.
+    pub admin_token: Option<String>,
+    /// Heartbeat period for runners.
+    pub heartbeat_interval: Duration,
+}
+
+/// A control plane that has bound its socket and is ready to run.
+pub struct Prepared {
+    /// Where it listens.
+    pub url: String,
+    /// Its shared state.
+    pub state: AppState,
+    listener: TcpListener,
+    _lock: DataDirLock,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens everything and binds, so that callers know the address before serving.
+pub async fn prepare(
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Prepared> {
+    let lock = options.data_dir.lock()?;
+    let database = options.data_dir.database();
+    let store = SqliteStore::open(&database)
+        .await
+        .with_context(|| format!("cannot open database {}", database.display()))?;
+    ensure_admin_token(&store, &options.data_dir, options.admin_token.as_deref()).await?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr().context("cannot read bound address")?;
+    let url = format!("http://{address}");
+    options.data_dir.write_server_url(&url)?;
+    let settings = ServerSettings {
+        heartbeat_interval: options.heartbeat_interval,
+        ..ServerSettings::default()
+    };
+    let state = AppState::new(Arc::new(store), settings, shutdown);
+    Ok(Prepared {
+        url,
+        state,
+        listener,
+        _lock: lock,
+    })
+}
+
+impl Prepared {
+    /// Serves until the shutdown token fires.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        crate::server::run(self.listener, self.state, shutdown)
+            .await
+            .context("server failed")
+    }
+}
+
+/// Makes sure an admin token exists: the operator's from `KILN_ADMIN_TOKEN`, or one made
+/// on first start and saved (0600) in the data dir. Only its hash goes in the store.
+async fn ensure_admin_token(
+    store: &SqliteStore,
+    data_dir: &DataDir,
+    given: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(given) = given {
+        let token = Token::from_secret(given);
+        let prefix = TokenKind::Admin.prefix();
+        if !token.is_kind(TokenKind::Admin) {
+            anyhow::bail!("KILN_ADMIN_TOKEN must start with {prefix}");
+        }
+        if token.expose().len() < prefix.len() + MIN_ADMIN_SECRET_CHARS {
+            anyhow::bail!("KILN_ADMIN_TOKEN is too short: give at least {MIN_ADMIN_SECRET_CHARS} random characters after {prefix}");
+        }
+        store.add_admin_token(&token.hash(), now_millis()).await?;
+        return Ok(());
+    }
+    if store.has_admin_token().await? {
+        return Ok(());
+    }
+    let token = Token::generate(TokenKind::Admin);
+    data_dir.write_admin_token(token.expose())?;
+    store.add_admin_token(&token.hash(), now_millis()).await?;
+    tracing::info!(file = %data_dir.admin_token_file().display(), "admin token created");
+    Ok(())
+}

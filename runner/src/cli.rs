@@ -1,0 +1,108 @@
+//! Command-line interface of `kiln-runner`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kiln-runner: runs AI coding agents for a kiln control plane.
+///
+/// Exit codes: 0 success; 1 error; 2 bad usage or configuration; 3 `status`: no daemon is
+/// running; 4 the control plane refused this runner (bad or revoked token).
+#[derive(Debug, Parser)]
+#[command(name = "kiln-runner", version)]
+pub struct Cli {
+    /// Directory of runner.yaml and the status socket.
+    #[arg(long, global = true, env = "KILN_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exchange a registration token for a runner identity, saved in runner.yaml.
+    Register(RegisterArgs),
+    /// Run the daemon: connect, take tasks, run agents.
+    Run(RunArgs),
+    /// Show whether the daemon is running and connected, and what it runs.
+    Status,
+}
+
+/// Settings shared by `register` and `run`.
+#[derive(Debug, Args)]
+pub struct RunnerSettings {
+    /// Runner name (default: hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A capability this runner offers (repeatable).
+    #[arg(long = "capability", value_name = "CAP")]
+    pub capabilities: Vec<String>,
+    /// A label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Agents run at once.
+    #[arg(long = "max-concurrent", value_name = "N")]
+    pub max_concurrent: Option<u32>,
+    /// Where task worktrees are made.
+    #[arg(long, value_name = "DIR")]
+    pub worktree_base: Option<PathBuf>,
+    /// Where repository mirrors are kept.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RunnerSettings {
+    /// Labels as a map, if any were given.
+    pub fn label_map(&self) -> Option<BTreeMap<String, String>> {
+        (!self.labels.is_empty()).then(|| self.labels.iter().cloned().collect())
+    }
+
+    /// Capabilities, if any were given.
+    pub fn capability_list(&self) -> Option<Vec<String>> {
+        (!self.capabilities.is_empty()).then(|| self.capabilities.clone())
+    }
+}
+
+/// `kiln-runner register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Control plane URL (http://, https://, ws:// or wss://).
+    #[arg(long, env = "KILN_SERVER_URL")]
+    pub server: String,
+    /// Registration token from `kiln token create`.
+    #[arg(long, env = "KILN_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Replace an existing registration in the config dir.
+    #[arg(long)]
+    pub force: bool,
+    /// Runner settings recorded with the registration.
+    #[command(flatten)]
+    pub settings: RunnerSettings,
+}
+
+/// `kiln-runner run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Control plane URL, overriding runner.yaml.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Settings overriding runner.yaml and the environment.
+    #[command(flatten)]
+    pub settings: RunnerSettings,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("label {text:?} is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("label {text:?} has an empty key"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
