@@ -64,8 +64,14 @@ impl From<InvalidField> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(source) = &self {
-            tracing::error!(error = format!("{source:#}"), "request failed");
+        match &self {
+            Self::Internal(source) => {
+                tracing::error!(error = format!("{source:#}"), "request failed")
+            }
+            Self::Unauthorized(reason) | Self::Forbidden(reason) => {
+                tracing::warn!(%reason, "request refused");
+            }
+            _ => {}
         }
         let body = ErrorBody {
             error: self.to_string(),

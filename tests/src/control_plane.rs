@@ -1,0 +1,259 @@
+//! A real `kiln serve` process on 127.0.0.1, port 0, in a temp data dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{bins, wait};
+
+/// How long a control plane has to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Heartbeat period the test control plane gives runners: short, so liveness tests are
+/// quick.
+pub const TEST_HEARTBEAT: &str = "1s";
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    /// Temp dir holding the data dir and logs; removed on drop.
+    pub root: TempDir,
+    /// Its base URL, such as `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The admin token it generated.
+    pub admin_token: String,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl ControlPlane {
+    /// Starts a control plane in a fresh temp dir.
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut control_plane = Self {
+            root,
+            url: String::new(),
+            admin_token: String::new(),
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        control_plane.launch().await;
+        control_plane
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// A scratch directory for the test's own files.
+    pub fn scratch(&self) -> PathBuf {
+        let path = self.root.path().join("scratch");
+        std::fs::create_dir_all(&path).expect("scratch dir");
+        path
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.path().join("serve.log")
+    }
+
+    /// (Re)starts the server process on the same data dir.
+    pub async fn launch(&mut self) {
+        let data = self.data_dir();
+        let _ = std::fs::remove_file(data.join("server.url"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open serve log");
+        let child = Command::new(bins::path("kiln"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--heartbeat-interval",
+                TEST_HEARTBEAT,
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("KILN_ADMIN_TOKEN")
+            .env_remove("KILN_SERVER_URL")
+            .env("KILN_LOG", "info,kiln_control_plane=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kiln serve");
+        self.child = Some(child);
+        let url_file = data.join("server.url");
+        let url = wait::until("kiln serve to write server.url", START_TIMEOUT, || async {
+            std::fs::read_to_string(&url_file)
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .await;
+        let http = self.http.clone();
+        let health = format!("{url}/healthz");
+        wait::until("kiln serve to answer /healthz", START_TIMEOUT, || async {
+            http.get(&health)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        self.url = url;
+        self.admin_token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin token file")
+            .trim()
+            .to_owned();
+    }
+
+    /// Kills the server with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs the `kiln` CLI against this control plane (finding it through the data dir).
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        self.kiln_in(Path::new("."), args)
+    }
+
+    /// Runs the `kiln` CLI in `cwd`.
+    pub fn kiln_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(bins::path("kiln"))
+            .args(args)
+            .current_dir(cwd)
+            .env("KILN_DATA_DIR", self.data_dir())
+            .env_remove("KILN_SERVER_URL")
+            .env_remove("KILN_ADMIN_TOKEN")
+            .output()
+            .expect("run kiln")
+    }
+
+    /// Runs the CLI and asserts it succeeded; returns stdout.
+    pub fn kiln_ok(&self, args: &[&str]) -> String {
+        let output = self.kiln(args);
+        assert!(
+            output.status.success(),
+            "kiln {args:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `GET path` with the admin token, as JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    /// `POST path` with the admin token and a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        assert!(
+            response.status().is_success(),
+            "POST {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    /// A task with its attempts.
+    pub async fn task(&self, id: &str) -> Value {
+        self.get(&format!("/v1/tasks/{id}")).await
+    }
+
+    /// Waits until a task reaches a terminal state; returns it.
+    pub async fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
+        wait::until(&format!("task {id} to end"), timeout, || async {
+            let task = self.task(id).await;
+            let state = task["state"].as_str().unwrap_or_default().to_owned();
+            let live = ["queued", "assigned", "running"];
+            (!live.contains(&state.as_str())).then_some(task)
+        })
+        .await
+    }
+
+    /// Stored events of one attempt, in order.
+    pub async fn events(&self, id: &str, attempt: u32) -> Vec<Value> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/v1/tasks/{id}/events?attempt={attempt}",
+                self.url
+            ))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("GET events");
+        let text = response.text().await.expect("events body");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect()
+    }
+
+    /// A registration token with `uses` uses.
+    pub fn registration_token(&self, uses: u32) -> String {
+        self.kiln_ok(&["token", "create", "--uses", &uses.to_string()])
+            .trim()
+            .to_owned()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- kiln serve log (last lines) ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// stdout lines of an attempt's `log` events, in order.
+pub fn stdout_lines(events: &[Value]) -> Vec<String> {
+    lines_of(events, "stdout")
+}
+
+/// Lines of one stream of an attempt's `log` events, in order.
+pub fn lines_of(events: &[Value], stream: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "log" && e["stream"] == stream)
+        .map(|e| e["line"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

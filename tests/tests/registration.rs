@@ -1,0 +1,109 @@
+//! Registration tokens, runner tokens and `kiln-runner status`, on the real binaries.
+
+use std::time::Duration;
+
+use kiln_tests::{bins, ControlPlane, Runner};
+
+#[tokio::test]
+async fn a_single_use_registration_token_is_refused_the_second_time() {
+    let control_plane = ControlPlane::start().await;
+    let token = control_plane.registration_token(1);
+    let register = |dir: &std::path::Path| {
+        std::process::Command::new(bins::path("kiln-runner"))
+            .args([
+                "register",
+                "--server",
+                &control_plane.url,
+                "--name",
+                "r",
+                "--token",
+                &token,
+            ])
+            .arg("--config-dir")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let scratch = control_plane.scratch();
+    let first = register(&scratch.join("one"));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = register(&scratch.join("two"));
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("registration token has no uses left"),
+        "{stderr}"
+    );
+    assert!(
+        !scratch.join("two/runner.yaml").exists(),
+        "nothing written on refusal"
+    );
+
+    let runners: serde_json::Value = control_plane.get("/v1/runners").await;
+    assert_eq!(runners.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn runner_yaml_is_private_and_holds_no_registration_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let control_plane = ControlPlane::start().await;
+    let runner = Runner::register(&control_plane, "box-1", &[]);
+    let yaml = runner.config_dir().join("runner.yaml");
+    let mode = std::fs::metadata(&yaml).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("runner_token: \"kiln_rnr_"), "{text}");
+    assert!(!text.contains("kiln_reg_"), "{text}");
+}
+
+#[tokio::test]
+async fn a_wrong_runner_token_is_refused_and_the_runner_stops_at_once() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &[]);
+    let yaml = runner.config_dir().join("runner.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let start = text.find("kiln_rnr_").unwrap();
+    let forged = format!(
+        "{}kiln_rnr_{}{}",
+        &text[..start],
+        "0".repeat(64),
+        &text[start + 73..]
+    );
+    std::fs::write(&yaml, forged).unwrap();
+    runner.start();
+    let status = runner.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "exit code 4: refused by the control plane"
+    );
+    let log = runner.log();
+    assert!(log.contains("runner token is not valid"), "{log}");
+    assert!(log.contains("not retrying"), "{log}");
+    let attempts = control_plane
+        .log()
+        .matches("runner token is not valid")
+        .count();
+    assert_eq!(attempts, 1, "one refused attempt, no retry storm");
+}
+
+#[tokio::test]
+async fn status_reports_the_connection_and_says_when_no_daemon_runs() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &[]);
+    let before = runner.status();
+    assert_eq!(before.status.code(), Some(3));
+    runner.start_connected(&control_plane).await;
+    let output = runner.status();
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["name"], "box-1");
+    assert_eq!(report["link"]["connected"], true);
+    assert_eq!(report["running"].as_array().unwrap().len(), 0);
+    runner.kill();
+    assert_eq!(runner.status().status.code(), Some(3));
+}
