@@ -177,7 +177,7 @@ fn check(name: &str, json: String) {
     let path = snapshot_dir().join(format!("{name}.json"));
     let json = json + "\n";
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &json).unwrap();
+        std::fs::write(&path, &json).expect("write snapshot");
         return;
     }
     let pinned = std::fs::read_to_string(&path)

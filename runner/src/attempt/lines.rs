@@ -13,11 +13,7 @@ const KEEP_BYTES: usize = MAX_LINE_BYTES + 1;
 pub async fn forward(source: impl AsyncRead + Unpin, stream: Stream, lines: mpsc::Sender<LogLine>) {
     let mut reader = BufReader::new(source);
     let mut line = Vec::new();
-    loop {
-        let available = match reader.fill_buf().await {
-            Ok(bytes) => bytes,
-            Err(_) => break,
-        };
+    while let Ok(available) = reader.fill_buf().await {
         if available.is_empty() {
             break;
         }
