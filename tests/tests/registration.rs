@@ -48,6 +48,63 @@ async fn a_single_use_registration_token_is_refused_the_second_time() {
 }
 
 #[tokio::test]
+async fn an_expired_registration_token_is_refused() {
+    let control_plane = ControlPlane::start().await;
+    let created = control_plane
+        .post(
+            "/v1/registration-tokens",
+            &serde_json::json!({ "ttl_ms": 1 }),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap();
+    let output = std::process::Command::new(bins::path("kiln-runner"))
+        .args([
+            "register",
+            "--server",
+            &control_plane.url,
+            "--name",
+            "r",
+            "--token",
+            token,
+        ])
+        .arg("--config-dir")
+        .arg(control_plane.scratch().join("r"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("registration token has expired"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_token_file_is_private_and_only_its_hash_is_stored() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let control_plane = ControlPlane::start().await;
+    let file = control_plane.data_dir().join("admin.token");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(control_plane.admin_token.starts_with("kiln_adm_"));
+    let secret = &control_plane.admin_token["kiln_adm_".len()..];
+    for name in ["kiln.db", "kiln.db-wal"] {
+        let bytes = std::fs::read(control_plane.data_dir().join(name)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(secret),
+            "{name} holds the admin token in clear"
+        );
+    }
+    assert!(
+        !control_plane.log().contains(secret),
+        "the admin token was logged"
+    );
+}
+
+#[tokio::test]
 async fn runner_yaml_is_private_and_holds_no_registration_token() {
     use std::os::unix::fs::PermissionsExt as _;
     let control_plane = ControlPlane::start().await;
