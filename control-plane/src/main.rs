@@ -11,6 +11,10 @@ use kiln_runner::daemon::Signals;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == kiln_runner::shim::SUBCOMMAND) {
+        return kiln_runner::shim::main(args.collect());
+    }
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
     init_logging(if is_server { "info" } else { "warn" });

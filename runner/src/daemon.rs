@@ -193,6 +193,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             worktree_base: config.worktree_base.clone(),
             uploader: Uploader::new(http, identity.server_url.clone(), identity.token.clone()),
             kill_grace: DEFAULT_KILL_GRACE,
+            shim: std::env::current_exe().map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
             abort: signals.abort.clone(),
         },
         identity,

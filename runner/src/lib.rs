@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod register;
 pub mod secret;
 pub mod server_url;
+pub mod shim;
 pub mod signals;
 pub mod status;
 pub mod upload;

@@ -10,9 +10,13 @@ use kiln_runner::daemon::{self, DaemonError, Signals};
 use kiln_runner::register::{self, Existing, Registration};
 use kiln_runner::secret::Secret;
 use kiln_runner::server_url::ServerUrl;
-use kiln_runner::{exit, signals, status};
+use kiln_runner::{exit, shim, signals, status};
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == shim::SUBCOMMAND) {
+        return shim::main(args.collect());
+    }
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -1,25 +1,29 @@
-//! Running the agent: its own process group, output streamed line by line, and a stop
-//! sequence of SIGTERM, a grace period that keeps draining output, then SIGKILL.
+//! Running the agent through the shim: its own process group, output streamed line by line,
+//! and a stop sequence of SIGTERM, a grace period that keeps draining output, then SIGKILL,
+//! applied by the shim to the agent's whole process tree.
 
-use std::os::unix::process::ExitStatusExt as _;
-use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use kiln_protocol::{LogLine, Stream};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::lines;
+use crate::shim::{self, AgentStatus};
 
 /// Time an agent has to exit after SIGTERM before SIGKILL. Ten seconds lets an agent save
 /// its work and exit cleanly, and is short enough that a cancel feels prompt.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Beyond the grace, how long the shim has to finish killing before the runner SIGKILLs
+/// the whole group itself.
+const SHIM_MARGIN: Duration = Duration::from_secs(5);
 
 /// After the agent exits, how long output still held open by its leftovers is read.
 const OUTPUT_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -30,14 +34,18 @@ const LINE_BUFFER: usize = 256;
 /// How to run one agent.
 #[derive(Debug)]
 pub struct AgentCommand<'a> {
+    /// The program to run as the shim (this executable).
+    pub shim: &'a Path,
     /// argv; the first element is the program.
     pub argv: &'a [String],
     /// Working directory: the worktree.
     pub workdir: &'a Path,
     /// Variables to set (the runner's own `KILN_*` are removed first).
     pub env: Vec<(String, String)>,
-    /// Written to the agent's stdin, which is then closed.
-    pub stdin: String,
+    /// File given to the agent as stdin.
+    pub stdin_file: &'a Path,
+    /// Where the shim reports the agent's exit status.
+    pub status_file: PathBuf,
     /// Overall limit.
     pub timeout: Option<Duration>,
     /// Limit on silence.
@@ -65,24 +73,25 @@ pub enum AgentEnd {
     /// It exited (by itself, or after kiln stopped it for `stopped`).
     Exited {
         /// Its exit status.
-        status: ExitStatus,
+        status: AgentStatus,
         /// Set when kiln stopped it.
         stopped: Option<StopReason>,
     },
 }
 
 /// Runs the agent to its end, handing each output line to `emit`.
-pub async fn run(
-    command: AgentCommand<'_>,
-    cancel: &CancellationToken,
-    mut emit: impl FnMut(LogLine),
-) -> AgentEnd {
-    let Some((program, args)) = command.argv.split_first() else {
-        return AgentEnd::SpawnFailed("empty command".into());
-    };
-    let mut process = Command::new(program);
+pub async fn run(command: AgentCommand<'_>, cancel: &CancellationToken, mut emit: impl FnMut(LogLine)) -> AgentEnd {
+    let mut process = Command::new(command.shim);
     process
-        .args(args)
+        .arg(shim::SUBCOMMAND)
+        .arg("--grace-ms")
+        .arg(command.kill_grace.as_millis().to_string())
+        .arg("--status-file")
+        .arg(&command.status_file)
+        .arg("--stdin-file")
+        .arg(command.stdin_file)
+        .arg("--")
+        .args(command.argv)
         .current_dir(command.workdir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -94,18 +103,14 @@ pub async fn run(
         }
     }
     process.envs(command.env.iter().map(|(k, v)| (k, v)));
+    let _ = std::fs::remove_file(&command.status_file);
     let mut child = match process.spawn() {
         Ok(child) => child,
-        Err(e) => return AgentEnd::SpawnFailed(format!("cannot start {program:?}: {e}")),
+        Err(e) => return AgentEnd::SpawnFailed(format!("cannot start the agent shim {}: {e}", command.shim.display())),
     };
-    let group = child.id().map(|pid| Pid::from_raw(pid as i32));
-    if let Some(mut stdin) = child.stdin.take() {
-        let prompt = command.stdin;
-        tokio::spawn(async move {
-            // An agent that never reads its stdin is fine: ignore the broken pipe.
-            let _ = stdin.write_all(prompt.as_bytes()).await;
-        });
-    }
+    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
+    // The lifeline: the shim stops the agent when this closes, including when we die.
+    let mut lifeline = child.stdin.take();
     let (line_tx, mut line_rx) = mpsc::channel(LINE_BUFFER);
     let mut readers = tokio::task::JoinSet::new();
     if let Some(stdout) = child.stdout.take() {
@@ -120,14 +125,13 @@ pub async fn run(
     let overall = command.timeout.map_or(far, |t| start + t);
     let mut idle = command.idle_timeout.map_or(far, |t| start + t);
     let mut stopped: Option<StopReason> = None;
-    let mut terminating = false;
-    let mut kill_at = far;
-    let mut exited: Option<ExitStatus> = None;
+    let mut backstop = far;
+    let mut exited = false;
     let mut drain_until = far;
     let mut output_open = true;
 
     loop {
-        if exited.is_some() && !output_open {
+        if exited && !output_open {
             break;
         }
         tokio::select! {
@@ -140,38 +144,51 @@ pub async fn run(
                 }
                 None => output_open = false,
             },
-            status = child.wait(), if exited.is_none() => {
-                // Whatever is left of the agent's group goes with it: no orphans.
+            _ = child.wait(), if !exited => {
+                // The shim is gone; so must be anything left in its group.
                 signal_group(group, Signal::SIGKILL);
-                exited = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0x7f00)));
+                exited = true;
                 drain_until = Instant::now() + OUTPUT_DRAIN_AFTER_EXIT;
             }
-            () = cancel.cancelled(), if stopped.is_none() && exited.is_none() => {
+            () = cancel.cancelled(), if stopped.is_none() && !exited => {
                 stopped = Some(StopReason::Cancelled);
             }
-            () = sleep_until(overall), if stopped.is_none() && exited.is_none() => {
+            () = sleep_until(overall), if stopped.is_none() && !exited => {
                 stopped = command.timeout.map(StopReason::Timeout);
             }
-            () = sleep_until(idle), if stopped.is_none() && exited.is_none() => {
+            () = sleep_until(idle), if stopped.is_none() && !exited => {
                 stopped = command.idle_timeout.map(StopReason::IdleTimeout);
             }
-            () = sleep_until(kill_at), if terminating && exited.is_none() => {
+            () = sleep_until(backstop), if !exited => {
                 signal_group(group, Signal::SIGKILL);
-                kill_at = far;
+                backstop = far;
             }
-            () = sleep_until(drain_until), if exited.is_some() => break,
+            () = sleep_until(drain_until), if exited => break,
         }
-        if stopped.is_some() && !terminating && exited.is_none() {
-            signal_group(group, Signal::SIGTERM);
-            kill_at = Instant::now() + command.kill_grace;
-            terminating = true;
+        if stopped.is_some() && lifeline.is_some() && !exited {
+            drop(lifeline.take());
+            backstop = Instant::now() + command.kill_grace + SHIM_MARGIN;
         }
     }
     readers.abort_all();
-    match exited {
-        Some(status) => AgentEnd::Exited { status, stopped },
-        None => AgentEnd::SpawnFailed("agent vanished".into()),
+    let status = read_status(&command.status_file);
+    let _ = std::fs::remove_file(&command.status_file);
+    match status.spawn_failed {
+        Some(reason) => AgentEnd::SpawnFailed(reason),
+        None => AgentEnd::Exited { status, stopped },
     }
+}
+
+/// The shim's report; a shim that died without one means the agent was killed with it.
+fn read_status(path: &Path) -> AgentStatus {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(AgentStatus {
+            code: None,
+            signal: Some(Signal::SIGKILL as i32),
+            spawn_failed: None,
+        })
 }
 
 fn signal_group(group: Option<Pid>, signal: Signal) {

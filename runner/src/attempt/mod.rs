@@ -33,6 +33,8 @@ pub struct Shared {
     pub uploader: Uploader,
     /// SIGTERM-to-SIGKILL grace for agents.
     pub kill_grace: Duration,
+    /// The executable that runs the agent shim (this program).
+    pub shim: PathBuf,
     /// Cancelled when the runner must stop now (uploads give up).
     pub abort: CancellationToken,
 }
@@ -153,11 +155,14 @@ impl Attempt {
             ("KILN_BRANCH".into(), self.spec.branch.clone()),
         ];
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let status_file = self.shared.worktree_base.join(format!("{}-{}.status", self.spec.task_id, self.number));
         let command = agent::AgentCommand {
+            shim: &self.shared.shim,
             argv: &self.spec.command,
             workdir: path,
             env,
-            stdin: self.spec.prompt.clone(),
+            stdin_file: &prompt_file,
+            status_file,
             timeout: self.spec.timeout_ms.map(Duration::from_millis),
             idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
             kill_grace: self.shared.kill_grace,

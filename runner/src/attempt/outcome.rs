@@ -1,7 +1,6 @@
 //! Turning how an attempt ended into its `Outcome`.
 
 use kiln_protocol::{Outcome, OutcomeStatus, TaskSpec};
-use std::os::unix::process::ExitStatusExt as _;
 
 use super::agent::{AgentEnd, StopReason};
 
@@ -66,16 +65,16 @@ pub fn from_agent(end: &AgentEnd) -> Outcome {
             ),
             false,
         ),
-        None if status.success() => (
+        None if status.code == Some(0) => (
             outcome(OutcomeStatus::Succeeded, "agent exited with code 0".into()),
             false,
         ),
         None => (outcome(OutcomeStatus::Failed, String::new()), true),
     };
-    result.exit_code = status.code();
-    result.signal = status.signal();
+    result.exit_code = status.code;
+    result.signal = status.signal;
     if describe_exit {
-        result.message = match (status.code(), status.signal()) {
+        result.message = match (status.code, status.signal) {
             (Some(code), _) => format!("agent exited with code {code}"),
             (None, Some(signal)) => format!("agent was killed by signal {signal}"),
             (None, None) => "agent ended abnormally".into(),

@@ -1,0 +1,200 @@
+//! The agent shim: a small supervisor between the runner and the agent, run as
+//! `kiln-runner agent-shim` (or `kiln agent-shim` under `kiln dev`).
+//!
+//! It exists so that no agent process outlives its attempt, even if the runner is killed
+//! with SIGKILL. The runner holds the write end of the shim's stdin (the lifeline) and never
+//! writes to it. When the lifeline closes (the runner stopped the attempt, or died), the
+//! shim sends SIGTERM to its whole process tree, waits the grace period, then SIGKILLs
+//! whatever is left. As a child subreaper it also catches descendants that detach with
+//! `setsid` or double-forking. When the agent exits on its own, its leftovers are killed.
+//! The agent's exit status is written to a status file for the runner.
+
+mod tree;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+/// The hidden subcommand both binaries answer to.
+pub const SUBCOMMAND: &str = "agent-shim";
+
+/// Attempts at killing a tree that keeps forking before giving up.
+const MAX_KILL_ROUNDS: usize = 50;
+
+/// Pause between SIGKILL rounds, so killed processes can vanish from /proc.
+const KILL_ROUND_PAUSE: Duration = Duration::from_millis(20);
+
+/// How the agent ended, as the shim saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when one killed it.
+    pub signal: Option<i32>,
+    /// The agent could not be started.
+    #[serde(default)]
+    pub spawn_failed: Option<String>,
+}
+
+/// The shim's arguments.
+#[derive(Debug)]
+struct Args {
+    grace: Duration,
+    status_file: PathBuf,
+    stdin_file: Option<PathBuf>,
+    argv: Vec<OsString>,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Args, String> {
+    let mut grace = None;
+    let mut status_file = None;
+    let mut stdin_file = None;
+    let mut rest = args.into_iter();
+    while let Some(arg) = rest.next() {
+        match arg.to_str() {
+            Some("--grace-ms") => {
+                let value = rest.next().and_then(|v| v.to_str()?.parse().ok()).ok_or("--grace-ms needs a number")?;
+                grace = Some(Duration::from_millis(value));
+            }
+            Some("--status-file") => status_file = rest.next().map(PathBuf::from),
+            Some("--stdin-file") => stdin_file = rest.next().map(PathBuf::from),
+            Some("--") => break,
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    let argv: Vec<OsString> = rest.collect();
+    if argv.is_empty() {
+        return Err("no agent command after --".into());
+    }
+    Ok(Args {
+        grace: grace.ok_or("--grace-ms is required")?,
+        status_file: status_file.ok_or("--status-file is required")?,
+        stdin_file,
+        argv,
+    })
+}
+
+enum Happened {
+    AgentExited(std::process::ExitStatus),
+    LifelineClosed,
+}
+
+/// Runs the shim with the arguments after the subcommand.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let args = match parse(args) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("kiln agent-shim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let status = supervise(&args);
+    let text = serde_json::to_vec(&status).unwrap_or_default();
+    if let Err(e) = crate::atomic_file::write(&args.status_file, &text, crate::atomic_file::SECRET_MODE) {
+        eprintln!("kiln agent-shim: cannot write {}: {e}", args.status_file.display());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn supervise(args: &Args) -> AgentStatus {
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    // Orphaned descendants are re-parented to us rather than to init.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    // SIGTERM and SIGINT to our group are for the agent; we stop on the lifeline instead.
+    // A handler (not SIG_IGN) so that the agent, after exec, has the default disposition.
+    let ignored = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
+    }
+    let stdin = match &args.stdin_file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => Stdio::from(file),
+            Err(_) => Stdio::null(),
+        },
+        None => Stdio::null(),
+    };
+    let Some((program, rest)) = args.argv.split_first() else {
+        return AgentStatus {
+            spawn_failed: Some("empty command".into()),
+            ..AgentStatus::default()
+        };
+    };
+    let mut child = match Command::new(program).args(rest).stdin(stdin).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return AgentStatus {
+                spawn_failed: Some(format!("cannot start {program:?}: {e}")),
+                ..AgentStatus::default()
+            }
+        }
+    };
+    let (events, happened) = mpsc::channel();
+    let lifeline = events.clone();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        // Returns on EOF or error: the runner closed its end, or died.
+        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        let _ = lifeline.send(Happened::LifelineClosed);
+    });
+    let waiter = std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = events.send(Happened::AgentExited(status));
+        }
+    });
+    let exit = match happened.recv() {
+        Ok(Happened::AgentExited(status)) => Some(status),
+        _ => None,
+    };
+    let exit = exit.or_else(|| {
+        tree::signal_all(me, Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + args.grace;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match happened.recv_timeout(left) {
+                Ok(Happened::AgentExited(status)) => return Some(status),
+                Ok(Happened::LifelineClosed) => continue,
+                Err(_) => return None,
+            }
+        }
+    });
+    kill_everything(me);
+    let exit = exit.or_else(|| match happened.recv() {
+        Ok(Happened::AgentExited(status)) => Some(status),
+        _ => None,
+    });
+    let _ = waiter.join();
+    kill_everything(me);
+    use std::os::unix::process::ExitStatusExt as _;
+    match exit {
+        Some(status) => AgentStatus {
+            code: status.code(),
+            signal: status.signal(),
+            spawn_failed: None,
+        },
+        // Reaped by the final sweep after our SIGKILL.
+        None => AgentStatus {
+            signal: Some(Signal::SIGKILL as i32),
+            ..AgentStatus::default()
+        },
+    }
+}
+
+/// SIGKILLs the whole tree until nothing is left, reaping as it goes.
+fn kill_everything(me: i32) {
+    for _ in 0..MAX_KILL_ROUNDS {
+        let remaining = tree::signal_all(me, Signal::SIGKILL);
+        tree::reap_exited();
+        if remaining == 0 {
+            return;
+        }
+        std::thread::sleep(KILL_ROUND_PAUSE);
+    }
+}
