@@ -86,6 +86,7 @@ async fn ensure_registered(
         max_concurrent: slots,
         worktree_base: Some(base.join("worktrees")),
         cache_dir: Some(base.join("cache")),
+        kill_grace: None,
     };
     register::register(dir, registration, Existing::Replace).await?;
     Ok(())

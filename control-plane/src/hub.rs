@@ -72,6 +72,8 @@ pub struct LiveRunner {
 #[derive(Debug, Default)]
 pub struct Hub {
     runners: Mutex<HashMap<RunnerId, Connection>>,
+    /// When each disconnected runner that may still hold attempts left.
+    departures: Mutex<HashMap<RunnerId, tokio::time::Instant>>,
     dispatch: Notify,
 }
 
@@ -86,6 +88,10 @@ impl Hub {
     /// Makes `connection` the runner's live session, replacing (and so closing) any older.
     pub fn attach(&self, runner: RunnerId, connection: Connection) {
         self.lock().insert(runner, connection);
+        self.departures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&runner);
         self.wake_dispatcher();
     }
 
@@ -97,8 +103,35 @@ impl Hub {
             .is_some_and(|c| c.session_id == session);
         if is_live {
             runners.remove(&runner);
+            self.mark_departed(runner, tokio::time::Instant::now());
         }
         is_live
+    }
+
+    /// Records that `runner` is away since `at` (unless already recorded earlier).
+    pub fn mark_departed(&self, runner: RunnerId, at: tokio::time::Instant) {
+        self.departures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(runner)
+            .or_insert(at);
+    }
+
+    /// Since when `runner` has been away, if it is away.
+    pub fn departed_at(&self, runner: RunnerId) -> Option<tokio::time::Instant> {
+        self.departures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&runner)
+            .copied()
+    }
+
+    /// Forgets a departure once its consequences were dealt with.
+    pub fn forget_departure(&self, runner: RunnerId) {
+        self.departures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&runner);
     }
 
     /// Queues a frame for a runner's socket. False if it is not connected or is stuck.

@@ -6,6 +6,7 @@ pub mod data_dir;
 pub mod dev;
 pub mod dispatcher;
 pub mod hub;
+pub mod liveness;
 pub mod model;
 pub mod scheduler;
 pub mod serve;

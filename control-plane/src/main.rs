@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == kiln_runner::shim::SUBCOMMAND) {
+    if args
+        .nth(1)
+        .is_some_and(|a| a == kiln_runner::shim::SUBCOMMAND)
+    {
         return kiln_runner::shim::main(args.collect());
     }
     let cli = Cli::parse();
@@ -54,6 +57,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: data_dir.clone(),
                 admin_token: cli.token.clone(),
                 heartbeat_interval: args.heartbeat_interval,
+                lost_after: args.lost_after,
             };
             let shutdown = CancellationToken::new();
             let prepared = serve::prepare(&options, shutdown.clone()).await?;
@@ -73,6 +77,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: data_dir.clone(),
                 admin_token: cli.token.clone(),
                 heartbeat_interval: kiln_control_plane::server::state::DEFAULT_HEARTBEAT_INTERVAL,
+                lost_after: kiln_control_plane::server::state::DEFAULT_LOST_AFTER,
             };
             let signals = Signals::default();
             tokio::spawn(kiln_runner::signals::forward(signals.clone()));
@@ -86,6 +91,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => cli::tasks(&client(), args, json).await,
         Command::Task(args) => cli::show(&client(), args, json).await,
         Command::Logs(args) => cli::logs(&client(), args, json).await,
+        Command::Cancel(args) => cli::cancel(&client(), args, json).await,
         Command::Runners => cli::runners(&client(), json).await,
         Command::Diff(args) => cli::diff(&client(), args, json).await,
         Command::Fetch(args) => cli::fetch(&client(), args, json).await,

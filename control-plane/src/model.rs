@@ -178,6 +178,25 @@ pub struct TaskRecord {
     pub updated_at: UnixMillis,
     /// When it became terminal.
     pub finished_at: Option<UnixMillis>,
+    /// When an operator asked to cancel it.
+    #[serde(default)]
+    pub cancel_requested_at: Option<UnixMillis>,
+}
+
+/// What a cancel request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelEffect {
+    /// The task was queued and is now cancelled.
+    Cancelled,
+    /// The task runs: its runner must be told to stop this attempt.
+    StopAttempt {
+        /// The runner.
+        runner: RunnerId,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// The task had already ended in this state.
+    AlreadyEnded(TaskState),
 }
 
 /// One attempt of a task on one runner.

@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// Heartbeat period for runners.
     pub heartbeat_interval: Duration,
+    /// Absence after which a runner's attempts are lost.
+    pub lost_after: Duration,
 }
 
 /// A control plane that has bound its socket and is ready to run.
@@ -68,6 +70,7 @@ pub async fn prepare(
     options.data_dir.write_server_url(&url)?;
     let settings = ServerSettings {
         heartbeat_interval: options.heartbeat_interval,
+        lost_after: options.lost_after,
         ..ServerSettings::default()
     };
     let state = AppState::new(Arc::new(store), settings, shutdown);

@@ -55,6 +55,9 @@ pub struct RunnerSettings {
     /// Where repository mirrors are kept.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Time an agent gets between SIGTERM and SIGKILL, such as 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub kill_grace: Option<String>,
 }
 
 impl RunnerSettings {

@@ -9,7 +9,7 @@ use kiln_protocol::{EventBody, LogLine, RunnerMessage, ServerMessage, TaskSpec, 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::attempt::{self, agent::DEFAULT_KILL_GRACE};
+use crate::attempt;
 use crate::attempts::Attempts;
 use crate::config::{ConfigError, Identity, RunnerConfig};
 use crate::connection::{self, Refused};
@@ -192,8 +192,9 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             mirrors: Arc::new(Mirrors::new(&config.cache_dir)),
             worktree_base: config.worktree_base.clone(),
             uploader: Uploader::new(http, identity.server_url.clone(), identity.token.clone()),
-            kill_grace: DEFAULT_KILL_GRACE,
-            shim: std::env::current_exe().map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
+            kill_grace: config.kill_grace,
+            shim: std::env::current_exe()
+                .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
             abort: signals.abort.clone(),
         },
         identity,

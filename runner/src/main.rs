@@ -62,6 +62,7 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
         max_concurrent_agents: args.settings.max_concurrent,
         capabilities: args.settings.capability_list(),
         labels: args.settings.label_map(),
+        kill_grace: args.settings.kill_grace.clone(),
         ..Overrides::default()
     };
     // Validate the settings the same way `run` will read them back.
@@ -75,6 +76,7 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
         max_concurrent: settings.max_concurrent_agents,
         worktree_base: args.settings.worktree_base,
         cache_dir: args.settings.cache_dir,
+        kill_grace: args.settings.kill_grace,
     };
     let existing = if args.force {
         Existing::Replace
@@ -104,6 +106,7 @@ async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
         labels: args.settings.label_map(),
         worktree_base: args.settings.worktree_base.clone(),
         cache_dir: args.settings.cache_dir.clone(),
+        kill_grace: args.settings.kill_grace.clone(),
     };
     let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
     let signals = Signals::default();

@@ -37,6 +37,8 @@ pub struct Registration {
     pub worktree_base: Option<PathBuf>,
     /// Cache location to record, if not the default.
     pub cache_dir: Option<PathBuf>,
+    /// Kill grace to record, if not the default.
+    pub kill_grace: Option<String>,
 }
 
 /// A successful registration.
@@ -141,6 +143,7 @@ pub async fn register(
         labels: registration.labels,
         worktree_base: registration.worktree_base,
         cache_dir: registration.cache_dir,
+        kill_grace: registration.kill_grace,
     };
     let config_file = config::save(config_dir, &saved).map_err(|source| RegisterError::Save {
         path: yaml.display().to_string(),

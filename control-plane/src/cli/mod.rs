@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 pub use fleet::{runners, token_create};
 pub use logs::logs;
 pub use results::{diff, fetch};
-pub use tasks::{show, submit, tasks};
+pub use tasks::{cancel, show, submit, tasks};
 
 /// kiln: dispatch AI coding agents to a fleet of runners.
 ///
@@ -68,6 +68,8 @@ pub enum Command {
     Task(TaskArgs),
     /// Print a task's log.
     Logs(LogsArgs),
+    /// Cancel a task: stop its agent (SIGTERM, grace, SIGKILL) or drop it from the queue.
+    Cancel(CancelArgs),
     /// List runners.
     Runners,
     /// Print the diff a task produced.
@@ -85,6 +87,9 @@ pub struct ServeArgs {
     /// Heartbeat period runners are asked to keep.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: std::time::Duration,
+    /// Absence after which a runner's attempts are declared lost and retried.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lost_after: std::time::Duration,
 }
 
 /// `kiln dev`.
@@ -179,6 +184,16 @@ pub struct TasksArgs {
 pub struct TaskArgs {
     /// The task id.
     pub id: String,
+}
+
+/// `kiln cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The task id.
+    pub id: String,
+    /// Why, shown in the task's log.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 /// `kiln logs`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::client::ApiClient;
 use super::exit::{self, Exit};
-use super::{logs, render, SubmitArgs, TaskArgs, TasksArgs};
+use super::{logs, render, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
 use crate::api_types::{SubmitRequest, TaskDetail};
 use crate::model::{TaskRecord, TaskState};
 
@@ -212,6 +212,25 @@ pub async fn show(client: &ApiClient, args: TaskArgs, json: bool) -> anyhow::Res
                 "ATTEMPT", "RUNNER", "STATE", "STARTED", "FINISHED", "OUTCOME",
             ],
             &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln cancel ID`.
+pub async fn cancel(client: &ApiClient, args: CancelArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let body = serde_json::json!({ "reason": args.reason });
+    let task: TaskRecord = client
+        .post(&format!("/v1/tasks/{}/cancel", args.id), &body)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string(&task)?);
+    } else if task.state.is_terminal() {
+        println!("task {} is {}", task.spec.id, task.state);
+    } else {
+        println!(
+            "task {} is stopping (its agent gets SIGTERM, then SIGKILL after the grace period)",
+            task.spec.id
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -46,6 +46,9 @@ pub async fn run(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    if let Err(error) = crate::liveness::watch_all_absent(&state).await {
+        tracing::error!(error = %error, "could not look for absent runners");
+    }
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), shutdown.clone()));
     state.hub.wake_dispatcher();
     let served = axum::serve(listener, app(state))

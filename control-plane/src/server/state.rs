@@ -17,6 +17,11 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// tolerates one lost or late beat and a slow network without false alarms.
 pub const HEARTBEAT_MISSES_ALLOWED: u32 = 3;
 
+/// How long a runner may stay away before its attempts are declared lost and retried.
+/// Two minutes rides out a network blip or a runner restart without giving work away, and
+/// is short next to the hours an agent task can take.
+pub const DEFAULT_LOST_AFTER: Duration = Duration::from_secs(120);
+
 /// Largest artifact (bundle or diff) a runner may upload.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 
@@ -27,6 +32,8 @@ pub struct ServerSettings {
     pub heartbeat_interval: Duration,
     /// Largest artifact accepted.
     pub max_upload_bytes: usize,
+    /// Absence after which a runner's attempts are lost.
+    pub lost_after: Duration,
 }
 
 impl Default for ServerSettings {
@@ -34,6 +41,7 @@ impl Default for ServerSettings {
         Self {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            lost_after: DEFAULT_LOST_AFTER,
         }
     }
 }

@@ -13,8 +13,8 @@ pub use error::{RegistrationRefusal, StoreError};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord, TaskRecord,
-    TaskState,
+    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RunnerAnnouncement,
+    RunnerRecord, TaskRecord, TaskState,
 };
 use crate::tokens::TokenHash;
 
@@ -129,6 +129,13 @@ pub trait Store: Send + Sync + 'static {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<Option<TaskState>, StoreError>;
+    /// Asks to cancel a task: a queued task ends at once; a running one is marked, and the
+    /// caller tells its runner.
+    async fn request_cancel(
+        &self,
+        task: TaskId,
+        now: UnixMillis,
+    ) -> Result<CancelEffect, StoreError>;
     /// One attempt.
     async fn attempt(
         &self,
@@ -137,6 +144,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AttemptRecord>, StoreError>;
     /// Every attempt of a task, first to last.
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Runners that hold attempts that have not ended.
+    async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError>;
     /// Attempts given to `runner` that have not ended.
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
 

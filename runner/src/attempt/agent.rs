@@ -80,7 +80,11 @@ pub enum AgentEnd {
 }
 
 /// Runs the agent to its end, handing each output line to `emit`.
-pub async fn run(command: AgentCommand<'_>, cancel: &CancellationToken, mut emit: impl FnMut(LogLine)) -> AgentEnd {
+pub async fn run(
+    command: AgentCommand<'_>,
+    cancel: &CancellationToken,
+    mut emit: impl FnMut(LogLine),
+) -> AgentEnd {
     let mut process = Command::new(command.shim);
     process
         .arg(shim::SUBCOMMAND)
@@ -106,9 +110,17 @@ pub async fn run(command: AgentCommand<'_>, cancel: &CancellationToken, mut emit
     let _ = std::fs::remove_file(&command.status_file);
     let mut child = match process.spawn() {
         Ok(child) => child,
-        Err(e) => return AgentEnd::SpawnFailed(format!("cannot start the agent shim {}: {e}", command.shim.display())),
+        Err(e) => {
+            return AgentEnd::SpawnFailed(format!(
+                "cannot start the agent shim {}: {e}",
+                command.shim.display()
+            ))
+        }
     };
-    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
+    let group = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .map(Pid::from_raw);
     // The lifeline: the shim stops the agent when this closes, including when we die.
     let mut lifeline = child.stdin.take();
     let (line_tx, mut line_rx) = mpsc::channel(LINE_BUFFER);

@@ -155,7 +155,10 @@ impl Attempt {
             ("KILN_BRANCH".into(), self.spec.branch.clone()),
         ];
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let status_file = self.shared.worktree_base.join(format!("{}-{}.status", self.spec.task_id, self.number));
+        let status_file = self
+            .shared
+            .worktree_base
+            .join(format!("{}-{}.status", self.spec.task_id, self.number));
         let command = agent::AgentCommand {
             shim: &self.shared.shim,
             argv: &self.spec.command,

@@ -31,6 +31,8 @@ pub struct SavedConfig {
     pub worktree_base: Option<PathBuf>,
     /// Cache location, if not the default.
     pub cache_dir: Option<PathBuf>,
+    /// SIGTERM-to-SIGKILL grace, if not the default.
+    pub kill_grace: Option<String>,
 }
 
 /// A YAML scalar: JSON string quoting is valid YAML double-quoted style.
@@ -65,6 +67,9 @@ fn render(config: &SavedConfig) -> String {
     if let Some(path) = &config.cache_dir {
         line("cache_dir", quoted(&path.to_string_lossy()));
     }
+    if let Some(grace) = &config.kill_grace {
+        line("kill_grace", quoted(grace));
+    }
     yaml
 }
 
@@ -94,6 +99,7 @@ mod tests {
             labels: BTreeMap::from([("zone".into(), "eu #1".into())]),
             worktree_base: None,
             cache_dir: Some("/var/cache/kiln".into()),
+            kill_grace: Some("3s".into()),
         };
         save(&config_dir, &saved).unwrap();
         let env = Default::default();

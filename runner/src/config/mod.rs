@@ -6,6 +6,7 @@ mod paths;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use kiln_protocol::{validate, RunnerId};
@@ -14,6 +15,7 @@ use serde::Deserialize;
 pub use file::{save, SavedConfig};
 pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
+use crate::attempt::agent::DEFAULT_KILL_GRACE;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
 
@@ -24,7 +26,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 8] = [
+const ENV_KEYS: [(&str, &str); 9] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -33,6 +35,7 @@ const ENV_KEYS: [(&str, &str); 8] = [
     ("KILN_CAPABILITIES", "capabilities"),
     ("KILN_WORKTREE_BASE", "worktree_base"),
     ("KILN_CACHE_DIR", "cache_dir"),
+    ("KILN_KILL_GRACE", "kill_grace"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -52,6 +55,8 @@ pub struct Overrides {
     pub worktree_base: Option<PathBuf>,
     /// `--cache-dir`.
     pub cache_dir: Option<PathBuf>,
+    /// `--kill-grace`, such as `10s`.
+    pub kill_grace: Option<String>,
 }
 
 /// The runner's configuration is unusable.
@@ -89,6 +94,7 @@ struct Layered {
     labels: BTreeMap<String, String>,
     worktree_base: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    kill_grace: Option<String>,
 }
 
 /// The runner's settings after all layers are merged and checked.
@@ -114,6 +120,8 @@ pub struct RunnerConfig {
     pub worktree_base: PathBuf,
     /// Where repository mirrors are kept.
     pub cache_dir: PathBuf,
+    /// Time an agent gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -169,6 +177,7 @@ impl RunnerConfig {
             )?
             .set_override_option("worktree_base", path_text(&flags.worktree_base))?
             .set_override_option("cache_dir", path_text(&flags.cache_dir))?
+            .set_override_option("kill_grace", flags.kill_grace.clone())?
             .build()?
             .try_deserialize()?;
         Self::check(config_dir, layered)
@@ -196,6 +205,15 @@ impl RunnerConfig {
             .as_deref()
             .map(ServerUrl::parse)
             .transpose()?;
+        let kill_grace = match &layered.kill_grace {
+            None => DEFAULT_KILL_GRACE,
+            Some(text) => humantime::parse_duration(text).map_err(|e| {
+                invalid(
+                    "kill_grace",
+                    format!("{text:?} is not a duration such as 10s: {e}"),
+                )
+            })?,
+        };
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -211,6 +229,7 @@ impl RunnerConfig {
             labels: layered.labels,
             worktree_base,
             cache_dir,
+            kill_grace,
         })
     }
 

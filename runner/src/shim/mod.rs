@@ -59,7 +59,10 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
     while let Some(arg) = rest.next() {
         match arg.to_str() {
             Some("--grace-ms") => {
-                let value = rest.next().and_then(|v| v.to_str()?.parse().ok()).ok_or("--grace-ms needs a number")?;
+                let value = rest
+                    .next()
+                    .and_then(|v| v.to_str()?.parse().ok())
+                    .ok_or("--grace-ms needs a number")?;
                 grace = Some(Duration::from_millis(value));
             }
             Some("--status-file") => status_file = rest.next().map(PathBuf::from),
@@ -96,8 +99,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     let status = supervise(&args);
     let text = serde_json::to_vec(&status).unwrap_or_default();
-    if let Err(e) = crate::atomic_file::write(&args.status_file, &text, crate::atomic_file::SECRET_MODE) {
-        eprintln!("kiln agent-shim: cannot write {}: {e}", args.status_file.display());
+    if let Err(e) =
+        crate::atomic_file::write(&args.status_file, &text, crate::atomic_file::SECRET_MODE)
+    {
+        eprintln!(
+            "kiln agent-shim: cannot write {}: {e}",
+            args.status_file.display()
+        );
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

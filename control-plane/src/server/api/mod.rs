@@ -16,6 +16,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(events::stream))
         .route("/v1/tasks/{id}/artifacts/{kind}", get(artifacts::download))
         .route(

@@ -3,16 +3,17 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use kiln_protocol::{now_millis, TaskId};
+use kiln_protocol::{now_millis, ServerMessage, TaskId};
 use serde::Deserialize;
 
 use crate::api_types::{SubmitRequest, TaskDetail};
-use crate::model::{TaskRecord, TaskState};
+use crate::model::{CancelEffect, TaskRecord, TaskState};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::store::TaskFilter;
 use crate::task_input;
+use crate::watchers::TaskUpdate;
 
 /// Tasks listed when the caller does not say how many.
 const DEFAULT_LIST_LIMIT: u32 = 50;
@@ -36,6 +37,7 @@ pub async fn submit(
         attempt: 0,
         outcome: None,
         finished_at: None,
+        cancel_requested_at: None,
     };
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -88,4 +90,43 @@ pub async fn show(
 pub fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::BadRequest(format!("task id {text:?} is not a valid id")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelRequest {
+    /// Why, for the task's log.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn cancel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<CancelRequest>>,
+) -> Result<Json<TaskRecord>, ApiError> {
+    let id = parse_task_id(&id)?;
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .unwrap_or_else(|| "cancelled by operator".to_owned());
+    match state.store.request_cancel(id, now_millis()).await? {
+        CancelEffect::StopAttempt { runner, attempt } => {
+            let message = ServerMessage::Cancel {
+                task_id: id,
+                attempt,
+                reason,
+            };
+            if !state.hub.send(runner, message) {
+                tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects");
+            }
+        }
+        CancelEffect::Cancelled | CancelEffect::AlreadyEnded(_) => {}
+    }
+    state.watchers.publish(id, TaskUpdate::StateChanged);
+    let task = state
+        .store
+        .task(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
+    Ok(Json(task))
 }

@@ -163,6 +163,14 @@ pub async fn reconcile(
         });
         if !record.state.is_terminal() {
             reconciled.active.insert((record.task_id, record.attempt));
+            let task = state.store.task(record.task_id).await?;
+            if task.is_some_and(|t| t.cancel_requested_at.is_some()) {
+                reconciled.cancels.push(ServerMessage::Cancel {
+                    task_id: record.task_id,
+                    attempt: record.attempt,
+                    reason: "cancelled by operator".into(),
+                });
+            }
         } else if record.outcome.is_none() {
             reconciled.cancels.push(ServerMessage::Cancel {
                 task_id: record.task_id,

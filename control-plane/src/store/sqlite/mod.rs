@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
-    AttemptRecord, NewTask, RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord, TaskRecord,
-    TaskState,
+    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RunnerAnnouncement,
+    RunnerRecord, TaskRecord, TaskState,
 };
 use crate::tokens::TokenHash;
 
@@ -159,6 +159,13 @@ impl Store for SqliteStore {
     ) -> Result<Option<TaskState>, StoreError> {
         tasks::lose_attempt(&self.writer, task, attempt, runner, now).await
     }
+    async fn request_cancel(
+        &self,
+        task: TaskId,
+        now: UnixMillis,
+    ) -> Result<CancelEffect, StoreError> {
+        tasks::request_cancel(&self.writer, task, now).await
+    }
     async fn attempt(
         &self,
         task: TaskId,
@@ -168,6 +175,9 @@ impl Store for SqliteStore {
     }
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
         tasks::attempts(&self.reader, task).await
+    }
+    async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError> {
+        tasks::runners_with_open_attempts(&self.reader).await
     }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
         tasks::open_attempts(&self.reader, runner).await

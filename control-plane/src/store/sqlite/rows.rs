@@ -88,6 +88,7 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
         outcome: optional_json(row, T, "outcome")?,
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
+        cancel_requested_at: row.try_get("cancel_requested_at")?,
     })
 }
 

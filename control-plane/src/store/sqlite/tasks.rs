@@ -4,7 +4,9 @@ use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
 use super::rows::{self, int, to_json};
-use crate::model::{AttemptRecord, AttemptState, NewTask, TaskRecord, TaskState};
+use kiln_protocol::{Outcome, OutcomeStatus};
+
+use crate::model::{AttemptRecord, AttemptState, CancelEffect, NewTask, TaskRecord, TaskState};
 use crate::store::{StoreError, TaskFilter};
 
 pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreError> {
@@ -199,8 +201,11 @@ pub async fn lose_attempt(
              SELECT COUNT(*) AS n FROM attempts WHERE task_id = ?2 AND started_at IS NOT NULL
          )
          UPDATE tasks
-         SET state = CASE WHEN (SELECT n FROM started) < max_attempts THEN 'queued' ELSE 'lost' END,
-             finished_at = CASE WHEN (SELECT n FROM started) < max_attempts THEN NULL ELSE ?1 END,
+         SET state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN (SELECT n FROM started) < max_attempts THEN 'queued'
+                          ELSE 'lost' END,
+             finished_at = CASE WHEN cancel_requested_at IS NULL
+                                 AND (SELECT n FROM started) < max_attempts THEN NULL ELSE ?1 END,
              updated_at = ?1
          WHERE id = ?2 AND attempt = ?3 AND state IN ('assigned', 'running')
          RETURNING state",
@@ -218,6 +223,78 @@ pub async fn lose_attempt(
         })
     })
     .transpose()
+}
+
+pub async fn request_cancel(
+    pool: &SqlitePool,
+    task: TaskId,
+    now: UnixMillis,
+) -> Result<CancelEffect, StoreError> {
+    let mut tx = pool.begin().await?;
+    let found: Option<(String, i64)> =
+        sqlx::query_as("SELECT state, attempt FROM tasks WHERE id = ?")
+            .bind(task.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((state, attempt)) = found else {
+        return Err(StoreError::NotFound {
+            what: "task",
+            id: task.to_string(),
+        });
+    };
+    let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
+        table: "tasks",
+        detail,
+    })?;
+    let attempt = u32::try_from(attempt).unwrap_or(0);
+    let effect = match state {
+        TaskState::Queued => {
+            let outcome = Outcome {
+                status: OutcomeStatus::Cancelled,
+                exit_code: None,
+                signal: None,
+                message: "cancelled before it started".into(),
+                result: None,
+            };
+            sqlx::query(
+                "UPDATE tasks SET state = 'cancelled', outcome = ?, cancel_requested_at = ?,
+                                  finished_at = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(to_json(&outcome))
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(task.to_string())
+            .execute(&mut *tx)
+            .await?;
+            CancelEffect::Cancelled
+        }
+        TaskState::Assigned | TaskState::Running => {
+            sqlx::query("UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, ?), updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(now)
+                .bind(task.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let runner: String = sqlx::query_scalar(
+                "SELECT runner_id FROM attempts WHERE task_id = ? AND attempt = ?",
+            )
+            .bind(task.to_string())
+            .bind(i64::from(attempt))
+            .fetch_one(&mut *tx)
+            .await?;
+            let runner = runner
+                .parse()
+                .map_err(|e: uuid::Error| StoreError::Corrupt {
+                    table: "attempts",
+                    detail: e.to_string(),
+                })?;
+            CancelEffect::StopAttempt { runner, attempt }
+        }
+        ended => CancelEffect::AlreadyEnded(ended),
+    };
+    tx.commit().await?;
+    Ok(effect)
 }
 
 pub async fn attempt(
@@ -239,6 +316,22 @@ pub async fn attempts(pool: &SqlitePool, task: TaskId) -> Result<Vec<AttemptReco
         .fetch_all(pool)
         .await?;
     found.iter().map(rows::attempt).collect()
+}
+
+pub async fn runners_with_open_attempts(pool: &SqlitePool) -> Result<Vec<RunnerId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT runner_id FROM attempts WHERE state IN ('assigned', 'running')",
+    )
+    .fetch_all(pool)
+    .await?;
+    ids.iter()
+        .map(|id| {
+            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
+                table: "attempts",
+                detail: format!("runner_id {id:?}: {e}"),
+            })
+        })
+        .collect()
 }
 
 pub async fn open_attempts(

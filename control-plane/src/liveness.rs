@@ -1,0 +1,79 @@
+//! Lost runners: a runner that stays away longer than `lost_after` has its open attempts
+//! ended as `lost`, and their tasks go back to the queue while attempts remain.
+//!
+//! Event-driven: a disconnect (or, at start-up, a runner that holds attempts but is not
+//! connected) starts a timer for that runner; a reconnect cancels it by clearing the
+//! departure.
+
+use kiln_protocol::{now_millis, RunnerId};
+use tokio::time::sleep_until;
+
+use crate::model::AttemptState;
+use crate::server::state::AppState;
+use crate::store::StoreError;
+use crate::watchers::TaskUpdate;
+
+/// At start-up, every runner holding open attempts is away until it reconnects.
+pub async fn watch_all_absent(state: &AppState) -> Result<(), StoreError> {
+    let now = tokio::time::Instant::now();
+    for runner in state.store.runners_with_open_attempts().await? {
+        if state.hub.live(runner).is_none() {
+            state.hub.mark_departed(runner, now);
+            watch(state.clone(), runner);
+        }
+    }
+    Ok(())
+}
+
+/// Starts the timer for a runner that just went away.
+pub fn watch(state: AppState, runner: RunnerId) {
+    tokio::spawn(async move {
+        loop {
+            let Some(departed) = state.hub.departed_at(runner) else {
+                return;
+            };
+            let due = departed + state.settings.lost_after;
+            tokio::select! {
+                () = sleep_until(due) => {}
+                () = state.shutdown.cancelled() => return,
+            }
+            if state.hub.departed_at(runner) == Some(departed) {
+                break;
+            }
+        }
+        if let Err(error) = declare_lost(&state, runner).await {
+            tracing::error!(%runner, error = %error, "could not declare a runner's attempts lost");
+        }
+    });
+}
+
+async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), StoreError> {
+    let now = now_millis();
+    for open in state.store.open_attempts(runner).await? {
+        let next = match open.state {
+            AttemptState::Assigned => {
+                state
+                    .store
+                    .reject_attempt(open.task_id, open.attempt, runner, now)
+                    .await?;
+                "queued (never accepted)".to_owned()
+            }
+            _ => match state
+                .store
+                .lose_attempt(open.task_id, open.attempt, runner, now)
+                .await?
+            {
+                Some(task_state) => task_state.to_string(),
+                None => continue,
+            },
+        };
+        tracing::warn!(%runner, task = %open.task_id, attempt = open.attempt, task_now = %next,
+            "runner stayed away; attempt lost");
+        state
+            .watchers
+            .publish(open.task_id, TaskUpdate::StateChanged);
+    }
+    state.hub.forget_departure(runner);
+    state.hub.wake_dispatcher();
+    Ok(())
+}
