@@ -19,7 +19,7 @@ pub use event::{DiffStat, Event, EventBody, Outcome, OutcomeStatus, Phase, TaskR
 pub use ids::{RunnerId, SessionId, TaskId};
 pub use line::{LineEncoding, LogLine, Stream};
 pub use messages::{
-    AckedSeq, AttemptRef, Hello, RunnerMessage, RunningAttempt, ServerMessage, Welcome,
+    AckedSeq, AttemptRef, HeldState, Hello, RunnerMessage, RunningAttempt, ServerMessage, Welcome,
 };
 pub use registration::{RegisterRequest, RegisterResponse};
 pub use task::TaskSpec;

@@ -126,6 +126,21 @@ pub struct RunningAttempt {
     pub attempt: u32,
     /// Highest seq the runner has produced for it.
     pub last_seq: u64,
+    /// Whether its agent still runs.
+    pub state: HeldState,
+}
+
+/// Why a runner still holds an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldState {
+    /// Its agent is running.
+    Running,
+    /// It ended; events up to its `finished` event await acknowledgement.
+    Finished,
+    /// The runner restarted while it ran: its agent is gone and no `finished` will come.
+    /// Its remaining events are still delivered.
+    Abandoned,
 }
 
 /// The control plane's answer to `hello`.

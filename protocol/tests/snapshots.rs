@@ -76,6 +76,7 @@ fn runner_samples() -> Vec<RunnerMessage> {
                 task_id: task_id(),
                 attempt: 1,
                 last_seq: 42,
+                state: HeldState::Running,
             }],
         }),
         RunnerMessage::Heartbeat {

@@ -19,9 +19,12 @@ use crate::upload::Uploader;
 use crate::workspace::mirror::Mirrors;
 
 /// After the last attempt ends, how long the daemon waits for the control plane to
-/// acknowledge the remaining events before it exits anyway (they are then lost to this
-/// process; issue: spill to disk).
+/// acknowledge the remaining events before it writes them to the spool and exits; the next
+/// start delivers them.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The same wait when the operator asked to abort: short, since they want out.
+const ABORT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The daemon's stop triggers, fired by `main` from signals (or by tests).
 #[derive(Clone, Debug, Default)]
@@ -44,6 +47,14 @@ pub enum DaemonError {
     /// The control plane refused the runner.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// The spool directory cannot be used.
+    #[error("cannot use spool dir {path}: {detail}")]
+    Spool {
+        /// The directory.
+        path: String,
+        /// Why.
+        detail: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build HTTP client: {0}")]
     Http(String),
@@ -166,7 +177,13 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))?;
-    let outbox = Arc::new(Outbox::default());
+    let spool = config.cache_dir.join("spool");
+    let outbox = Arc::new(
+        Outbox::with_spool(spool.clone()).map_err(|e| DaemonError::Spool {
+            path: spool.display().to_string(),
+            detail: e.to_string(),
+        })?,
+    );
     let attempts = Arc::new(Attempts::new(config.max_concurrent_agents));
     let board = Arc::new(Board {
         template: StatusReport {
@@ -261,10 +278,16 @@ async fn supervise(
     }
     runtime.tracker.close();
     runtime.tracker.wait().await;
+    let flush_timeout = if signals.abort.is_cancelled() {
+        ABORT_FLUSH_TIMEOUT
+    } else {
+        FINAL_FLUSH_TIMEOUT
+    };
     tokio::select! {
         () = runtime.outbox.wait_empty() => {}
-        () = tokio::time::sleep(FINAL_FLUSH_TIMEOUT) => {
-            tracing::warn!("exiting with events the control plane has not acknowledged");
+        () = tokio::time::sleep(flush_timeout) => {
+            tracing::warn!("control plane has not acknowledged every event; keeping them in the spool for the next start");
+            runtime.outbox.persist();
         }
         joined = &mut link => {
             return joined.unwrap_or(Ok(())).map_err(DaemonError::from);

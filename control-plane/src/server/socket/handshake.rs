@@ -9,8 +9,8 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt as _;
 use kiln_protocol::limits::{MAX_CAPABILITIES, MAX_NAME_BYTES};
 use kiln_protocol::{
-    now_millis, validate, AckedSeq, AttemptRef, CloseCode, Hello, RunnerMessage, ServerMessage,
-    SessionId, Welcome, PROTOCOL_VERSION,
+    now_millis, validate, AckedSeq, AttemptRef, CloseCode, HeldState, Hello, RunnerMessage,
+    ServerMessage, SessionId, Welcome, PROTOCOL_VERSION,
 };
 
 use crate::hub::AttemptKey;
@@ -161,22 +161,41 @@ pub async fn reconcile(
             attempt: record.attempt,
             seq: record.acked_seq,
         });
-        if !record.state.is_terminal() {
-            reconciled.active.insert((record.task_id, record.attempt));
-            let task = state.store.task(record.task_id).await?;
-            if task.is_some_and(|t| t.cancel_requested_at.is_some()) {
+        let open = !record.state.is_terminal();
+        match running.state {
+            HeldState::Running if open => {
+                reconciled.active.insert((record.task_id, record.attempt));
+                let task = state.store.task(record.task_id).await?;
+                if task.is_some_and(|t| t.cancel_requested_at.is_some()) {
+                    reconciled.cancels.push(ServerMessage::Cancel {
+                        task_id: record.task_id,
+                        attempt: record.attempt,
+                        reason: "cancelled by operator".into(),
+                    });
+                }
+            }
+            HeldState::Running if record.outcome.is_none() => {
                 reconciled.cancels.push(ServerMessage::Cancel {
                     task_id: record.task_id,
                     attempt: record.attempt,
-                    reason: "cancelled by operator".into(),
+                    reason: format!("attempt already ended as {}", record.state),
                 });
             }
-        } else if record.outcome.is_none() {
-            reconciled.cancels.push(ServerMessage::Cancel {
-                task_id: record.task_id,
-                attempt: record.attempt,
-                reason: format!("attempt already ended as {}", record.state),
-            });
+            // Its `finished` event is on the way and will end it.
+            HeldState::Running | HeldState::Finished => {}
+            HeldState::Abandoned => {
+                if open {
+                    tracing::warn!(runner = %runner.id, task = %record.task_id, attempt = record.attempt,
+                        "runner restarted while the attempt ran; attempt lost");
+                    state
+                        .store
+                        .lose_attempt(record.task_id, record.attempt, runner.id, now)
+                        .await?;
+                    state
+                        .watchers
+                        .publish(record.task_id, TaskUpdate::StateChanged);
+                }
+            }
         }
     }
     for open in state.store.open_attempts(runner.id).await? {

@@ -1,0 +1,352 @@
+//! The runner's outbox: every event of every attempt until the control plane acknowledges
+//! it. Events get their seq here; after a reconnect everything unacknowledged is sent
+//! again, so nothing an agent prints is lost to a dropped connection.
+//!
+//! Unacknowledged events stay in memory up to a bound per attempt; beyond it they spill to
+//! segment files in the spool directory (written atomically). At exit, whatever is still
+//! unacknowledged is spilled too, and a restarted runner recovers it and delivers it.
+
+mod spool;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use kiln_protocol::limits::{MAX_BATCH_BYTES, MAX_EVENTS_PER_BATCH};
+use kiln_protocol::{now_millis, Event, EventBody, HeldState, RunningAttempt, TaskId};
+use tokio::sync::Notify;
+
+use spool::Segment;
+
+/// An attempt, by task and number.
+pub type AttemptKey = (TaskId, u32);
+
+/// Unacknowledged events an attempt keeps in memory before spilling to disk. Covers
+/// minutes of a chatty agent while the control plane is unreachable.
+const MEMORY_EVENTS_PER_ATTEMPT: usize = 10_000;
+
+/// Unacknowledged bytes (line text) an attempt keeps in memory before spilling.
+const MEMORY_BYTES_PER_ATTEMPT: usize = 8 * 1024 * 1024;
+
+/// One attempt's stream. Unacked events are `segments` (older) then `memory` (newer).
+#[derive(Debug)]
+struct Stream {
+    last_seq: u64,
+    acked: u64,
+    sent: u64,
+    segments: VecDeque<Segment>,
+    memory: VecDeque<Event>,
+    memory_bytes: usize,
+    held: HeldState,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self {
+            last_seq: 0,
+            acked: 0,
+            sent: 0,
+            segments: VecDeque::new(),
+            memory: VecDeque::new(),
+            memory_bytes: 0,
+            held: HeldState::Running,
+        }
+    }
+}
+
+impl Stream {
+    /// True once nothing remains to deliver and nothing more will come.
+    fn is_done(&self) -> bool {
+        self.held != HeldState::Running && self.acked == self.last_seq
+    }
+}
+
+/// A batch ready to send: the events of one attempt.
+#[derive(Debug, PartialEq)]
+pub struct Batch {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// Its next unsent events.
+    pub events: Vec<Event>,
+}
+
+/// Unacknowledged events of all attempts.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    streams: Mutex<BTreeMap<AttemptKey, Stream>>,
+    /// Attempts the control plane will never accept: their events are dropped.
+    discarded: Mutex<BTreeSet<AttemptKey>>,
+    /// Where spilled segments go; `None` keeps everything in memory.
+    spool: Option<PathBuf>,
+    /// Signalled when there is something new to send.
+    changed: Notify,
+    /// Signalled when a stream is gone (fully acked or forgotten).
+    drained: Notify,
+}
+
+impl Outbox {
+    /// An outbox that spills to `dir`, recovering what an earlier run left there. Recovered
+    /// attempts whose `finished` never came are `abandoned`: their agent died with the
+    /// earlier runner process.
+    pub fn with_spool(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut streams: BTreeMap<AttemptKey, Stream> = BTreeMap::new();
+        for (key, segment) in spool::scan(&dir)? {
+            let stream = streams.entry(key).or_default();
+            if stream.segments.is_empty() {
+                stream.acked = segment.first.saturating_sub(1);
+                stream.sent = stream.acked;
+            }
+            stream.last_seq = segment.last;
+            stream.segments.push_back(segment);
+        }
+        for (key, stream) in &mut streams {
+            let finished = stream
+                .segments
+                .back()
+                .and_then(|s| spool::read(s).ok())
+                .and_then(|events| events.last().map(Event::is_finished))
+                .unwrap_or(false);
+            stream.held = if finished {
+                HeldState::Finished
+            } else {
+                HeldState::Abandoned
+            };
+            tracing::info!(task = %key.0, attempt = key.1, last_seq = stream.last_seq,
+                held = ?stream.held, "recovered undelivered events from the spool");
+        }
+        Ok(Self {
+            streams: Mutex::new(streams),
+            spool: Some(dir),
+            ..Self::default()
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AttemptKey, Stream>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts an attempt's stream, so that it is announced from now on.
+    pub fn open(&self, key: AttemptKey) {
+        self.lock().entry(key).or_default();
+    }
+
+    /// Appends an event to an attempt's stream and returns its seq (0 if the attempt's
+    /// events are discarded).
+    pub fn push(&self, key: AttemptKey, body: EventBody) -> u64 {
+        if self
+            .discarded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return 0;
+        }
+        let seq = {
+            let mut streams = self.lock();
+            let stream = streams.entry(key).or_default();
+            stream.last_seq += 1;
+            if matches!(body, EventBody::Finished { .. }) {
+                stream.held = HeldState::Finished;
+            }
+            let event = Event {
+                seq: stream.last_seq,
+                ts: now_millis(),
+                body,
+            };
+            stream.memory_bytes += event_size(&event);
+            stream.memory.push_back(event);
+            if stream.memory.len() > MEMORY_EVENTS_PER_ATTEMPT
+                || stream.memory_bytes > MEMORY_BYTES_PER_ATTEMPT
+            {
+                self.spill(key, stream);
+            }
+            stream.last_seq
+        };
+        self.changed.notify_one();
+        seq
+    }
+
+    /// Moves a stream's in-memory events to a segment file. On a write failure they stay
+    /// in memory: better to use memory than to lose events.
+    fn spill(&self, key: AttemptKey, stream: &mut Stream) {
+        let Some(dir) = &self.spool else { return };
+        if stream.memory.is_empty() {
+            return;
+        }
+        let events: Vec<Event> = stream.memory.iter().cloned().collect();
+        match spool::write(dir, key, &events) {
+            Ok(segment) => {
+                stream.segments.push_back(segment);
+                stream.memory.clear();
+                stream.memory_bytes = 0;
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot spill events to disk; keeping them in memory")
+            }
+        }
+    }
+
+    /// Writes every unacknowledged event to disk, for a restarted runner to deliver.
+    pub fn persist(&self) {
+        let mut streams = self.lock();
+        for (key, stream) in streams.iter_mut() {
+            self.spill(*key, stream);
+        }
+    }
+
+    /// The control plane stored everything up to `seq`. A finished or abandoned stream that
+    /// is fully acknowledged is forgotten, with its segment files.
+    pub fn ack(&self, key: AttemptKey, seq: u64) {
+        let mut streams = self.lock();
+        let Some(stream) = streams.get_mut(&key) else {
+            return;
+        };
+        let seq = seq.min(stream.last_seq);
+        if seq > stream.acked {
+            stream.acked = seq;
+            stream.sent = stream.sent.max(seq);
+            while stream.memory.front().is_some_and(|e| e.seq <= seq) {
+                if let Some(event) = stream.memory.pop_front() {
+                    stream.memory_bytes = stream.memory_bytes.saturating_sub(event_size(&event));
+                }
+            }
+            while stream.segments.front().is_some_and(|s| s.last <= seq) {
+                if let Some(segment) = stream.segments.pop_front() {
+                    let _ = std::fs::remove_file(&segment.path);
+                }
+            }
+        }
+        if stream.is_done() {
+            streams.remove(&key);
+            drop(streams);
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Drops an attempt's stream that the control plane will never accept, now and later.
+    pub fn forget(&self, key: AttemptKey) {
+        self.discarded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
+        if let Some(stream) = self.lock().remove(&key) {
+            for segment in stream.segments {
+                let _ = std::fs::remove_file(&segment.path);
+            }
+        }
+        self.drained.notify_waiters();
+    }
+
+    /// A new connection starts: everything unacknowledged is unsent again.
+    pub fn rewind(&self) {
+        for stream in self.lock().values_mut() {
+            stream.sent = stream.acked;
+        }
+        self.changed.notify_one();
+    }
+
+    /// Takes up to `max_batches` batches to send (each within the protocol's batch limits)
+    /// and marks them sent. If more remain, `changed` fires again.
+    pub fn take_unsent(&self, max_batches: usize) -> Vec<Batch> {
+        let mut batches = Vec::new();
+        let mut more = false;
+        for (key, stream) in self.lock().iter_mut() {
+            while stream.sent < stream.last_seq {
+                if batches.len() == max_batches {
+                    more = true;
+                    break;
+                }
+                let events = next_batch(stream);
+                let Some(last) = events.last() else { break };
+                stream.sent = last.seq;
+                batches.push(Batch { key: *key, events });
+            }
+        }
+        if more {
+            self.changed.notify_one();
+        }
+        batches
+    }
+
+    /// The attempts to announce in hello: last seq and whether each still runs.
+    pub fn announce(&self) -> Vec<RunningAttempt> {
+        self.lock()
+            .iter()
+            .map(|((task_id, attempt), stream)| RunningAttempt {
+                task_id: *task_id,
+                attempt: *attempt,
+                last_seq: stream.last_seq,
+                state: stream.held,
+            })
+            .collect()
+    }
+
+    /// True when no attempt has events waiting for acknowledgement.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Waits until there may be something new to send.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Waits until every stream is fully acknowledged.
+    pub async fn wait_empty(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.is_empty() {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+/// The next events after `sent`, from disk segments first, within the batch limits.
+fn next_batch(stream: &Stream) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    let from_disk = stream
+        .segments
+        .iter()
+        .filter(|s| s.last > stream.sent)
+        .flat_map(|s| match spool::read(s) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(file = %s.path.display(), error = %e, "cannot read spooled events");
+                Vec::new()
+            }
+        });
+    for event in from_disk.chain(stream.memory.iter().cloned()) {
+        if event.seq <= stream.sent + events.len() as u64 {
+            continue;
+        }
+        if event.seq != stream.sent + events.len() as u64 + 1 {
+            break; // never send past a gap
+        }
+        let size = event_size(&event);
+        if !events.is_empty()
+            && (events.len() == MAX_EVENTS_PER_BATCH || bytes + size > MAX_BATCH_BYTES)
+        {
+            break;
+        }
+        bytes += size;
+        events.push(event);
+    }
+    events
+}
+
+/// Approximate encoded size: the line text dominates.
+fn event_size(event: &Event) -> usize {
+    match &event.body {
+        EventBody::Log(line) => line.line.len() * 2 + 64,
+        _ => 512,
+    }
+}
+
+#[cfg(test)]
+mod tests;
