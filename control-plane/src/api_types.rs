@@ -59,6 +59,8 @@ pub struct TaskDetail {
 pub enum RunnerState {
     /// Connected to this control plane.
     Online,
+    /// Connected, finishing its work, taking no more.
+    Draining,
     /// Registered, not connected.
     Offline,
     /// Its token was revoked.

@@ -36,6 +36,8 @@ pub struct Connection {
     pub active: BTreeSet<AttemptKey>,
     /// When it last had no active attempt.
     pub idle_since: UnixMillis,
+    /// It takes no new work.
+    pub draining: bool,
     /// Queue to its socket.
     pub outbound: mpsc::Sender<ServerMessage>,
 }
@@ -66,6 +68,8 @@ pub struct LiveRunner {
     pub session_id: SessionId,
     /// Attempts it runs now.
     pub running: u32,
+    /// It takes no new work.
+    pub draining: bool,
 }
 
 /// The set of connected runners.
@@ -147,6 +151,13 @@ impl Hub {
         }
     }
 
+    /// Marks a runner as taking no new work.
+    pub fn set_draining(&self, runner: RunnerId) {
+        if let Some(connection) = self.lock().get_mut(&runner) {
+            connection.draining = true;
+        }
+    }
+
     /// Frees the slot an attempt held, and wakes the dispatcher.
     pub fn release(&self, runner: RunnerId, attempt: AttemptKey, now: UnixMillis) {
         if let Some(connection) = self.lock().get_mut(&runner) {
@@ -169,7 +180,10 @@ impl Hub {
                     capabilities: c.capabilities.clone(),
                     labels: c.labels.clone(),
                     running,
-                    free: c.max_concurrent.saturating_sub(running),
+                    free: match c.draining {
+                        true => 0,
+                        false => c.max_concurrent.saturating_sub(running),
+                    },
                     cached_projects: c.cached_projects.clone(),
                     idle_since: c.idle_since,
                 }
@@ -182,6 +196,7 @@ impl Hub {
         self.lock().get(&runner).map(|c| LiveRunner {
             session_id: c.session_id,
             running: u32::try_from(c.active.len()).unwrap_or(u32::MAX),
+            draining: c.draining,
         })
     }
 
@@ -212,6 +227,7 @@ mod tests {
             cached_projects: BTreeSet::new(),
             active: BTreeSet::new(),
             idle_since: 0,
+            draining: false,
             outbound,
         };
         (connection, rx)

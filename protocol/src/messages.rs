@@ -39,6 +39,8 @@ pub enum RunnerMessage {
         /// Why, for the operator.
         reason: String,
     },
+    /// The runner takes no new work from now on (it is draining before it exits).
+    Draining,
     /// Events of one attempt, in `seq` order.
     Events {
         /// The task the events belong to.

@@ -46,6 +46,7 @@ fn runner_name(message: &RunnerMessage) -> &'static str {
         RunnerMessage::Heartbeat { .. } => "runner_heartbeat",
         RunnerMessage::Accepted { .. } => "runner_accepted",
         RunnerMessage::Rejected { .. } => "runner_rejected",
+        RunnerMessage::Draining => "runner_draining",
         RunnerMessage::Events { .. } => "runner_events",
     }
 }
@@ -92,6 +93,7 @@ fn runner_samples() -> Vec<RunnerMessage> {
             attempt: 1,
             reason: "no free slot".into(),
         },
+        RunnerMessage::Draining,
         RunnerMessage::Events {
             task_id: task_id(),
             attempt: 1,

@@ -81,6 +81,8 @@ pub struct Runtime {
     pub shared: attempt::Shared,
     /// Status report state.
     pub board: Arc<Board>,
+    /// Cancelled once the runner stops taking work.
+    pub draining: CancellationToken,
     tracker: TaskTracker,
     signals: Signals,
 }
@@ -222,6 +224,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
         outbox,
         attempts,
         board: Arc::clone(&board),
+        draining: CancellationToken::new(),
         tracker: TaskTracker::new(),
         signals: signals.clone(),
     });
@@ -262,6 +265,7 @@ async fn supervise(
         return result.map_err(DaemonError::from);
     }
     runtime.attempts.start_draining();
+    runtime.draining.cancel();
     let running = runtime.attempts.count();
     if running > 0 && !signals.abort.is_cancelled() {
         tracing::info!(

@@ -27,11 +27,17 @@ pub struct ControlPlane {
     pub admin_token: String,
     child: Option<Child>,
     http: reqwest::Client,
+    extra_args: Vec<String>,
 }
 
 impl ControlPlane {
     /// Starts a control plane in a fresh temp dir.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a control plane with extra `kiln serve` flags (kept for restarts).
+    pub async fn start_with(extra_args: &[&str]) -> Self {
         let root = tempfile::tempdir().expect("temp dir");
         let mut control_plane = Self {
             root,
@@ -39,6 +45,7 @@ impl ControlPlane {
             admin_token: String::new(),
             child: None,
             http: reqwest::Client::new(),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         control_plane.launch().await;
         control_plane
@@ -60,8 +67,12 @@ impl ControlPlane {
         self.root.path().join("serve.log")
     }
 
-    /// (Re)starts the server process on the same data dir.
+    /// (Re)starts the server process on the same data dir, on the same port if it had one.
     pub async fn launch(&mut self) {
+        let listen = match self.url.strip_prefix("http://") {
+            Some(address) => address.to_owned(),
+            None => "127.0.0.1:0".to_owned(),
+        };
         let data = self.data_dir();
         let _ = std::fs::remove_file(data.join("server.url"));
         let log = std::fs::OpenOptions::new()
@@ -73,10 +84,11 @@ impl ControlPlane {
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                &listen,
                 "--heartbeat-interval",
                 TEST_HEARTBEAT,
             ])
+            .args(&self.extra_args)
             .arg("--data-dir")
             .arg(&data)
             .env_remove("KILN_ADMIN_TOKEN")
@@ -197,6 +209,36 @@ impl ControlPlane {
             (!live.contains(&state.as_str())).then_some(task)
         })
         .await
+    }
+
+    /// Waits until at least `count` events of an attempt are stored; returns them.
+    pub async fn wait_events(
+        &self,
+        id: &str,
+        attempt: u32,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        wait::until(
+            &format!("{count} events of task {id} attempt {attempt}"),
+            timeout,
+            || async {
+                let events = self.events(id, attempt).await;
+                (events.len() >= count).then_some(events)
+            },
+        )
+        .await
+    }
+
+    /// Submits a task through the CLI and returns its id.
+    pub fn submit(&self, repo: &Path, extra: &[&str], script: &str) -> String {
+        let repo = repo.to_string_lossy();
+        let mut args = vec!["submit", "--json", "--repo", &repo];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let output = self.kiln_ok(&args);
+        let task: Value = serde_json::from_str(&output).expect("submit JSON");
+        task["id"].as_str().expect("task id").to_owned()
     }
 
     /// Stored events of one attempt, in order.

@@ -5,8 +5,21 @@
 pub mod bins;
 pub mod control_plane;
 pub mod git;
+pub mod proxy;
 pub mod runner;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
+pub use proxy::Proxy;
 pub use runner::Runner;
+
+/// True while a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}

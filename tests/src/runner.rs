@@ -97,6 +97,11 @@ impl Runner {
 
     /// Starts `kiln-runner run`.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts `kiln-runner run` with extra flags (such as `--server` for a proxy).
+    pub fn start_with(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -104,6 +109,7 @@ impl Runner {
             .expect("open runner log");
         let child = self
             .command(&["run"])
+            .args(extra)
             .env("KILN_LOG", "info,kiln_runner=debug")
             .stdout(Stdio::null())
             .stderr(log)
@@ -147,6 +153,11 @@ impl Runner {
     pub fn signal(&self, signal: Signal) {
         let pid = self.child.as_ref().expect("runner running").id();
         kill(Pid::from_raw(i32::try_from(pid).expect("pid")), signal).expect("signal runner");
+    }
+
+    /// The runner process's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().expect("runner running").id()).expect("pid")
     }
 
     /// Waits for the runner process to exit.

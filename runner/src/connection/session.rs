@@ -192,8 +192,14 @@ async fn serve(
     let mut heartbeat = tokio::time::interval(interval);
     let silence_limit = interval * SILENT_PERIODS_ALLOWED;
     let mut silent_until = Instant::now() + silence_limit;
+    let mut told_draining = false;
     loop {
+        if !told_draining && runtime.attempts.is_draining() {
+            send(&mut socket, &RunnerMessage::Draining).await?;
+            told_draining = true;
+        }
         tokio::select! {
+            () = runtime.draining.cancelled(), if !told_draining => {}
             _ = heartbeat.tick() => {
                 let beat = RunnerMessage::Heartbeat {
                     running: runtime.attempts.count(),

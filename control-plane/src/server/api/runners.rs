@@ -131,6 +131,7 @@ pub async fn list(
             let live = state.hub.live(runner.id);
             let runner_state = match (&runner.revoked_at, &live) {
                 (Some(_), _) => RunnerState::Revoked,
+                (None, Some(live)) if live.draining => RunnerState::Draining,
                 (None, Some(_)) => RunnerState::Online,
                 (None, None) => RunnerState::Offline,
             };

@@ -94,6 +94,7 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
             cached_projects: hello.cached_projects.iter().cloned().collect(),
             active: reconciled.active,
             idle_since: now_millis(),
+            draining: false,
             outbound,
         },
     );
@@ -120,6 +121,9 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
         .state
         .hub
         .detach(session.runner_id, session.session_id);
+    if was_live {
+        crate::liveness::watch(session.state.clone(), session.runner_id);
+    }
     tracing::info!(runner = %session.runner_id, session = %session.session_id, reason = %end.reason,
         was_live, "runner disconnected");
     close(&mut session.sink, end.code, &end.reason).await;
@@ -230,6 +234,11 @@ impl Session {
                 return self.refuse_frame("hello was already received".into()).await
             }
             RunnerMessage::Heartbeat { .. } => store.touch_runner(self.runner_id, now).await,
+            RunnerMessage::Draining => {
+                tracing::info!(runner = %self.runner_id, "runner is draining");
+                self.state.hub.set_draining(self.runner_id);
+                Ok(())
+            }
             RunnerMessage::Accepted { task_id, attempt } => {
                 let started = store
                     .start_attempt(task_id, attempt, self.runner_id, now)

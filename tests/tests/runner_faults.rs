@@ -1,0 +1,153 @@
+//! Runner faults: kill -9 leaves no agent behind and the task is retried elsewhere; SIGTERM
+//! drains; a second SIGTERM cancels.
+
+use std::time::Duration;
+
+use kiln_tests::control_plane::stdout_lines;
+use kiln_tests::{git, process_alive, wait, ControlPlane, Runner};
+use nix::sys::signal::Signal;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn read_pids(dir: &std::path::Path) -> Vec<i32> {
+    std::fs::read_dir(dir)
+        .expect("pid dir")
+        .map(|e| {
+            let text = std::fs::read_to_string(e.expect("pid file").path()).expect("read pid");
+            text.trim().parse().expect("pid")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_task_leaves_no_process_and_the_task_is_retried_elsewhere() {
+    let control_plane = ControlPlane::start_with(&["--lost-after", "2s"]).await;
+    let mut first = Runner::register(&control_plane, "first", &["--kill-grace", "1s"]);
+    first.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let pids = control_plane.scratch().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    let script = r#"
+        if [ "$KILN_ATTEMPT" = 1 ]; then
+            echo $$ > "$PIDS/agent"
+            (trap '' TERM; sleep 1000) & echo $! > "$PIDS/child"
+            setsid sh -c 'trap "" TERM; sleep 1000' & echo $! > "$PIDS/detached"
+            echo started
+            sleep 1000
+        fi
+        echo "attempt $KILN_ATTEMPT done"
+    "#;
+    let env = format!("PIDS={}", pids.display());
+    let id = control_plane.submit(&repo, &["--env", &env], script);
+    wait::until("attempt 1 to start its processes", TIMEOUT, || async {
+        let lines = stdout_lines(&control_plane.events(&id, 1).await);
+        lines.contains(&"started".to_owned()).then_some(())
+    })
+    .await;
+    let agent_pids = read_pids(&pids);
+    assert_eq!(agent_pids.len(), 3);
+    assert!(agent_pids.iter().all(|pid| process_alive(*pid)));
+
+    first.kill();
+    wait::until(
+        "every process of attempt 1 to be gone",
+        Duration::from_secs(15),
+        || async {
+            agent_pids
+                .iter()
+                .all(|pid| !process_alive(*pid))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let mut second = Runner::register(&control_plane, "second", &[]);
+    second.start_connected(&control_plane).await;
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let attempts = task["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["state"], "lost");
+    assert_eq!(attempts[0]["runner_id"], first.id.as_str());
+    assert_eq!(attempts[1]["runner_id"], second.id.as_str());
+    assert_eq!(
+        stdout_lines(&control_plane.events(&id, 2).await),
+        ["attempt 2 done"]
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_runner_before_it_exits() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &["--max-concurrent", "2"]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let gate = control_plane.scratch().join("gate");
+    let script = r#"echo working; while [ ! -e "$GATE" ]; do sleep 0.02; done; echo finished work"#;
+    let env = format!("GATE={}", gate.display());
+    let running = control_plane.submit(&repo, &["--env", &env], script);
+    wait::until("the task to run", TIMEOUT, || async {
+        (control_plane.task(&running).await["state"] == "running").then_some(())
+    })
+    .await;
+
+    runner.signal(Signal::SIGTERM);
+    wait::until("the runner to report draining", TIMEOUT, || async {
+        let status: serde_json::Value = serde_json::from_slice(&runner.status().stdout).ok()?;
+        (status["draining"] == true).then_some(())
+    })
+    .await;
+    wait::until(
+        "the control plane to list the runner as draining",
+        TIMEOUT,
+        || async {
+            let runners = control_plane.get("/v1/runners").await;
+            (runners[0]["state"] == "draining").then_some(())
+        },
+    )
+    .await;
+    let queued = control_plane.submit(&repo, &[], "echo should not run here");
+    std::fs::write(&gate, "").unwrap();
+
+    let status = runner.wait_exit(TIMEOUT).await;
+    assert!(status.success(), "drained runner exits 0, got {status}");
+    let task = control_plane.task(&running).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(
+        stdout_lines(&control_plane.events(&running, 1).await),
+        ["working", "finished work"]
+    );
+    let waiting = control_plane.task(&queued).await;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    assert_eq!(
+        waiting["attempts"].as_array().unwrap().len(),
+        0,
+        "never offered to the draining runner"
+    );
+}
+
+#[tokio::test]
+async fn a_second_sigterm_cancels_running_attempts() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &["--kill-grace", "1s"]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let id = control_plane.submit(&repo, &[], "echo started; sleep 1000");
+    wait::until("the agent to start", TIMEOUT, || async {
+        stdout_lines(&control_plane.events(&id, 1).await)
+            .contains(&"started".to_owned())
+            .then_some(())
+    })
+    .await;
+    runner.signal(Signal::SIGTERM);
+    wait::until("the runner to report draining", TIMEOUT, || async {
+        let status: serde_json::Value = serde_json::from_slice(&runner.status().stdout).ok()?;
+        (status["draining"] == true).then_some(())
+    })
+    .await;
+    runner.signal(Signal::SIGTERM);
+    let status = runner.wait_exit(TIMEOUT).await;
+    assert!(status.success(), "{status}");
+    let task = control_plane.task(&id).await;
+    assert_eq!(task["state"], "cancelled", "{task}");
+}
