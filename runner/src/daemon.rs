@@ -282,20 +282,23 @@ async fn supervise(
     }
     runtime.tracker.close();
     runtime.tracker.wait().await;
-    let flush_timeout = if signals.abort.is_cancelled() {
+    let already_aborted = signals.abort.is_cancelled();
+    let flush_timeout = if already_aborted {
         ABORT_FLUSH_TIMEOUT
     } else {
         FINAL_FLUSH_TIMEOUT
     };
-    tokio::select! {
-        () = runtime.outbox.wait_empty() => {}
-        () = tokio::time::sleep(flush_timeout) => {
-            tracing::warn!("control plane has not acknowledged every event; keeping them in the spool for the next start");
-            runtime.outbox.persist();
-        }
+    let unflushed = tokio::select! {
+        () = runtime.outbox.wait_empty() => false,
+        () = tokio::time::sleep(flush_timeout) => true,
+        () = signals.abort.cancelled(), if !already_aborted => true,
         joined = &mut link => {
             return joined.unwrap_or(Ok(())).map_err(DaemonError::from);
         }
+    };
+    if unflushed {
+        tracing::warn!("control plane has not acknowledged every event; keeping them in the spool for the next start");
+        runtime.outbox.persist();
     }
     stop_link.cancel();
     link.await.unwrap_or(Ok(())).map_err(DaemonError::from)

@@ -151,3 +151,57 @@ async fn a_second_sigterm_cancels_running_attempts() {
     let task = control_plane.task(&id).await;
     assert_eq!(task["state"], "cancelled", "{task}");
 }
+
+#[tokio::test]
+async fn events_a_stopping_runner_could_not_deliver_are_delivered_after_its_restart() {
+    let mut control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &[]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let gate = control_plane.scratch().join("gate");
+    let script = r#"
+        for i in $(seq 1 100); do echo "line $i"; done
+        while [ ! -e "$GATE" ]; do sleep 0.02; done
+        for i in $(seq 101 250); do echo "line $i"; done
+    "#;
+    let env = format!("GATE={}", gate.display());
+    let id = control_plane.submit(&repo, &["--env", &env], script);
+    wait::until("the first 100 lines", TIMEOUT, || async {
+        (stdout_lines(&control_plane.events(&id, 1).await).len() >= 100).then_some(())
+    })
+    .await;
+    control_plane.kill();
+    std::fs::write(&gate, "").unwrap();
+    // The agent finishes while the control plane is down; the runner is then stopped
+    // (drain, then abort) before it could deliver the rest.
+    wait::until("the agent to finish on the runner", TIMEOUT, || async {
+        let status: serde_json::Value = serde_json::from_slice(&runner.status().stdout).ok()?;
+        status["running"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    runner.signal(Signal::SIGTERM);
+    wait::until("the runner to report draining", TIMEOUT, || async {
+        let status: serde_json::Value = serde_json::from_slice(&runner.status().stdout).ok()?;
+        (status["draining"] == true).then_some(())
+    })
+    .await;
+    runner.signal(Signal::SIGTERM);
+    let status = runner.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}");
+    let spool = runner.root.path().join("cache/spool");
+    assert!(
+        std::fs::read_dir(&spool).unwrap().count() > 0,
+        "undelivered events kept on disk"
+    );
+
+    control_plane.launch().await;
+    runner.start();
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let expected: Vec<String> = (1..=250).map(|i| format!("line {i}")).collect();
+    assert_eq!(stdout_lines(&control_plane.events(&id, 1).await), expected);
+    wait::until("the spool to empty once delivered", TIMEOUT, || async {
+        (std::fs::read_dir(&spool).ok()?.count() == 0).then_some(())
+    })
+    .await;
+}
