@@ -205,3 +205,34 @@ async fn events_a_stopping_runner_could_not_deliver_are_delivered_after_its_rest
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_runner_restarted_after_kill_9_has_its_unknown_attempt_lost_at_once_and_retried() {
+    // Default --lost-after (2 minutes): the retry must come from reconciliation at hello,
+    // not from the timer.
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box-1", &["--kill-grace", "1s"]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let script = r#"
+        if [ "$KILN_ATTEMPT" = 1 ]; then echo started; sleep 1000; fi
+        echo "attempt $KILN_ATTEMPT done"
+    "#;
+    let id = control_plane.submit(&repo, &[], script);
+    wait::until("attempt 1 to start", TIMEOUT, || async {
+        stdout_lines(&control_plane.events(&id, 1).await)
+            .contains(&"started".to_owned())
+            .then_some(())
+    })
+    .await;
+    runner.kill();
+    runner.start();
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["attempts"][0]["state"], "lost");
+    assert_eq!(task["attempts"][1]["state"], "succeeded");
+    assert_eq!(
+        stdout_lines(&control_plane.events(&id, 2).await),
+        ["attempt 2 done"]
+    );
+}
