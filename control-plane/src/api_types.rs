@@ -29,6 +29,9 @@ pub struct SubmitRequest {
     /// Capabilities a runner must have.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Labels a runner must have.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Higher runs first; default 0.
     #[serde(default)]
     pub priority: i64,
@@ -51,6 +54,27 @@ pub struct TaskDetail {
     pub task: TaskRecord,
     /// Its attempts, first to last.
     pub attempts: Vec<AttemptRecord>,
+    /// While queued: why no runner has taken it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+}
+
+/// `GET /v1/tasks`: one page of tasks, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskPage {
+    /// The tasks.
+    pub tasks: Vec<TaskRecord>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<kiln_protocol::TaskId>,
+}
+
+/// `POST /v1/runners/{id}/drain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRequest {
+    /// Cancel what is still running after this many milliseconds.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
 }
 
 /// Whether a runner is reachable now.
@@ -61,6 +85,8 @@ pub enum RunnerState {
     Online,
     /// Connected, finishing its work, taking no more.
     Draining,
+    /// Connected, paused by an operator: no new work.
+    Paused,
     /// Registered, not connected.
     Offline,
     /// Its token was revoked.
@@ -77,6 +103,9 @@ pub struct RunnerView {
     pub state: RunnerState,
     /// Attempts it runs now, as far as this control plane knows.
     pub running: u32,
+    /// Repositories it holds mirrors of (while connected).
+    #[serde(default)]
+    pub cached_projects: Vec<String>,
 }
 
 /// `POST /v1/registration-tokens`.

@@ -1,17 +1,21 @@
 //! The dispatch loop: whenever something could let a queued task start (a submit, a runner
 //! connecting, a slot freeing), place what can be placed. Push, never poll.
+//!
+//! Each round reads the queue head, asks the pure scheduler for placements, records all of
+//! them in one transaction, and only then sends the `assign`s. An assignment not accepted
+//! within the accept deadline goes back to the queue.
 
 use kiln_protocol::{now_millis, ServerMessage, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::TaskRecord;
+use crate::model::{AttemptState, TaskRecord};
 use crate::scheduler::{self, QueuedTask};
 use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
 
 /// Queued tasks considered per round. Bounds one round's work; a full round runs again.
-const DISPATCH_BATCH: u32 = 500;
+const DISPATCH_BATCH: u32 = 2000;
 
 /// Runs until `shutdown`, dispatching each time the hub asks.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
@@ -26,51 +30,57 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// The scheduler's view of a queued task.
+pub fn candidate(state: &AppState, task: &TaskRecord) -> QueuedTask {
+    QueuedTask {
+        id: task.spec.id,
+        repo: task.spec.repo.clone(),
+        requires: task.spec.requires.clone(),
+        labels: task.spec.labels.clone(),
+        refused_by: state.hub.rejected_by(task.spec.id),
+    }
+}
+
 /// Places queued tasks on free slots until either runs out.
 pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
     loop {
-        let runners = state.hub.slots();
-        if runners.iter().all(|r| r.free == 0) {
+        let runners = state.hub.slots(state.settings.stale_after());
+        if !runners.iter().any(|r| r.free > 0) {
             return Ok(());
         }
         let queued = state.store.queued_tasks(DISPATCH_BATCH).await?;
-        let candidates: Vec<QueuedTask> = queued.iter().map(candidate).collect();
+        let candidates: Vec<QueuedTask> = queued.iter().map(|t| candidate(state, t)).collect();
         let placements = scheduler::place(&candidates, &runners);
         if placements.is_empty() {
             return Ok(());
         }
-        for placement in placements {
-            let Some(task) = queued.iter().find(|t| t.spec.id == placement.task) else {
+        let pairs: Vec<_> = placements.iter().map(|p| (p.task, p.runner)).collect();
+        let now = now_millis();
+        let attempts = state.store.assign(&pairs, now).await?;
+        for attempt in attempts {
+            let Some(task) = queued.iter().find(|t| t.spec.id == attempt.task_id) else {
                 continue;
             };
-            let now = now_millis();
-            let Some(attempt) = state
-                .store
-                .assign(placement.task, placement.runner, now)
-                .await?
-            else {
-                continue; // cancelled or taken meanwhile
-            };
-            let key = (placement.task, attempt.attempt);
-            state.hub.reserve(placement.runner, key);
+            let (runner, key) = (attempt.runner_id, (attempt.task_id, attempt.attempt));
+            state.hub.reserve(runner, key);
             let assign = ServerMessage::Assign {
                 task: spec(task),
                 attempt: attempt.attempt,
             };
-            if state.hub.send(placement.runner, assign) {
-                tracing::info!(task = %placement.task, attempt = attempt.attempt,
-                    runner = %placement.runner, "task assigned");
+            if state.hub.send(runner, assign) {
+                tracing::info!(task = %attempt.task_id, attempt = attempt.attempt, %runner, "task assigned");
+                expire_unaccepted(state.clone(), attempt.task_id, attempt.attempt, runner);
             } else {
                 // The runner left between the snapshot and now: undo, keep the task queued.
                 state
                     .store
-                    .reject_attempt(placement.task, attempt.attempt, placement.runner, now)
+                    .reject_attempt(attempt.task_id, attempt.attempt, runner, now)
                     .await?;
-                state.hub.release(placement.runner, key, now);
+                state.hub.release(runner, key, now);
             }
             state
                 .watchers
-                .publish(placement.task, TaskUpdate::StateChanged);
+                .publish(attempt.task_id, TaskUpdate::StateChanged);
         }
         if queued.len() < DISPATCH_BATCH as usize {
             return Ok(());
@@ -78,12 +88,44 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
     }
 }
 
-fn candidate(task: &TaskRecord) -> QueuedTask {
-    QueuedTask {
-        id: task.spec.id,
-        repo: task.spec.repo.clone(),
-        requires: task.spec.requires.clone(),
-    }
+/// Sends the attempt back to the queue if its runner has not accepted it by the deadline.
+fn expire_unaccepted(
+    state: AppState,
+    task: kiln_protocol::TaskId,
+    attempt: u32,
+    runner: kiln_protocol::RunnerId,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(state.settings.accept_deadline) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        let still_assigned = matches!(
+            state.store.attempt(task, attempt).await,
+            Ok(Some(record)) if record.state == AttemptState::Assigned
+        );
+        if !still_assigned {
+            return;
+        }
+        tracing::warn!(%task, attempt, %runner, "assignment not accepted in time; back to the queue");
+        let now = now_millis();
+        if let Err(error) = state.store.reject_attempt(task, attempt, runner, now).await {
+            tracing::error!(error = %error, "could not requeue an unaccepted assignment");
+            return;
+        }
+        state.hub.note_rejection(task, runner);
+        state.hub.release(runner, (task, attempt), now);
+        let reason = "assignment was not accepted in time".to_owned();
+        state.hub.send(
+            runner,
+            ServerMessage::Cancel {
+                task_id: task,
+                attempt,
+                reason,
+            },
+        );
+        state.watchers.publish(task, TaskUpdate::StateChanged);
+    });
 }
 
 /// What the runner is told about a task.

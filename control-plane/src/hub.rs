@@ -5,17 +5,35 @@
 //! by their own id so that an old socket's cleanup never removes a newer connection.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use kiln_protocol::{RunnerId, ServerMessage, SessionId, TaskId, UnixMillis};
+use kiln_protocol::{CloseCode, RunnerId, ServerMessage, SessionId, TaskId, UnixMillis};
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::scheduler::RunnerSlots;
 
 /// Frames queued for one runner's socket. A runner that lets this many pile up is stuck
 /// and its session is closed rather than buffering without bound.
 pub const OUTBOUND_QUEUE: usize = 1024;
 
+/// How long a runner that rejected a task is passed over for that task. Long enough that a
+/// runner with a full disk is not offered the task again and again; short enough that it
+/// gets another chance once an operator fixed it.
+pub const REJECTION_MEMORY: Duration = Duration::from_secs(300);
+
 /// An attempt, by task and number.
 pub type AttemptKey = (TaskId, u32);
+
+/// What a session is asked to do by the rest of the control plane.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outbound {
+    /// Send this frame.
+    Message(ServerMessage),
+    /// Close the socket with this code and reason.
+    Close(CloseCode, String),
+}
 
 /// What the hub knows of one connected runner.
 #[derive(Debug)]
@@ -36,29 +54,14 @@ pub struct Connection {
     pub active: BTreeSet<AttemptKey>,
     /// When it last had no active attempt.
     pub idle_since: UnixMillis,
-    /// It takes no new work.
+    /// It takes no new work (it said so).
     pub draining: bool,
+    /// An operator paused it.
+    pub paused: bool,
+    /// When its last frame arrived.
+    pub last_frame: Instant,
     /// Queue to its socket.
-    pub outbound: mpsc::Sender<ServerMessage>,
-}
-
-/// A connected runner as the scheduler sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunnerSlots {
-    /// The runner.
-    pub id: RunnerId,
-    /// Its capabilities.
-    pub capabilities: BTreeSet<String>,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Attempts it runs now.
-    pub running: u32,
-    /// Slots it has free.
-    pub free: u32,
-    /// Repositories it has mirrors of.
-    pub cached_projects: BTreeSet<String>,
-    /// When it last became idle.
-    pub idle_since: UnixMillis,
+    pub outbound: mpsc::Sender<Outbound>,
 }
 
 /// Live view of one connected runner, for the API.
@@ -70,6 +73,8 @@ pub struct LiveRunner {
     pub running: u32,
     /// It takes no new work.
     pub draining: bool,
+    /// Repositories it mirrors.
+    pub cached_projects: BTreeSet<String>,
 }
 
 /// The set of connected runners.
@@ -77,90 +82,109 @@ pub struct LiveRunner {
 pub struct Hub {
     runners: Mutex<HashMap<RunnerId, Connection>>,
     /// When each disconnected runner that may still hold attempts left.
-    departures: Mutex<HashMap<RunnerId, tokio::time::Instant>>,
+    departures: Mutex<HashMap<RunnerId, Instant>>,
+    /// Runners that rejected a task, and when.
+    rejections: Mutex<HashMap<TaskId, Vec<(RunnerId, Instant)>>>,
     dispatch: Notify,
 }
 
-impl Hub {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunnerId, Connection>> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.runners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
+impl Hub {
     /// Makes `connection` the runner's live session, replacing (and so closing) any older.
     pub fn attach(&self, runner: RunnerId, connection: Connection) {
-        self.lock().insert(runner, connection);
-        self.departures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&runner);
+        lock(&self.runners).insert(runner, connection);
+        lock(&self.departures).remove(&runner);
         self.wake_dispatcher();
     }
 
     /// Forgets the runner's session, but only if `session` is still the live one.
     pub fn detach(&self, runner: RunnerId, session: SessionId) -> bool {
-        let mut runners = self.lock();
+        let mut runners = lock(&self.runners);
         let is_live = runners
             .get(&runner)
             .is_some_and(|c| c.session_id == session);
         if is_live {
             runners.remove(&runner);
-            self.mark_departed(runner, tokio::time::Instant::now());
+            self.mark_departed(runner, Instant::now());
         }
         is_live
     }
 
     /// Records that `runner` is away since `at` (unless already recorded earlier).
-    pub fn mark_departed(&self, runner: RunnerId, at: tokio::time::Instant) {
-        self.departures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(runner)
-            .or_insert(at);
+    pub fn mark_departed(&self, runner: RunnerId, at: Instant) {
+        lock(&self.departures).entry(runner).or_insert(at);
     }
 
     /// Since when `runner` has been away, if it is away.
-    pub fn departed_at(&self, runner: RunnerId) -> Option<tokio::time::Instant> {
-        self.departures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&runner)
-            .copied()
+    pub fn departed_at(&self, runner: RunnerId) -> Option<Instant> {
+        lock(&self.departures).get(&runner).copied()
     }
 
     /// Forgets a departure once its consequences were dealt with.
     pub fn forget_departure(&self, runner: RunnerId) {
-        self.departures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&runner);
+        lock(&self.departures).remove(&runner);
+    }
+
+    fn queue(&self, runner: RunnerId, outbound: Outbound) -> bool {
+        let sender = lock(&self.runners).get(&runner).map(|c| c.outbound.clone());
+        sender.is_some_and(|tx| tx.try_send(outbound).is_ok())
     }
 
     /// Queues a frame for a runner's socket. False if it is not connected or is stuck.
     pub fn send(&self, runner: RunnerId, message: ServerMessage) -> bool {
-        let outbound = self.lock().get(&runner).map(|c| c.outbound.clone());
-        outbound.is_some_and(|tx| tx.try_send(message).is_ok())
+        self.queue(runner, Outbound::Message(message))
+    }
+
+    /// Asks a runner's session to close with `code`.
+    pub fn close(&self, runner: RunnerId, code: CloseCode, reason: &str) -> bool {
+        self.queue(runner, Outbound::Close(code, reason.to_owned()))
+    }
+
+    /// Records that a frame arrived from the runner.
+    pub fn touch(&self, runner: RunnerId) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
+            connection.last_frame = Instant::now();
+        }
     }
 
     /// Counts an attempt against the runner's slots.
     pub fn reserve(&self, runner: RunnerId, attempt: AttemptKey) {
-        if let Some(connection) = self.lock().get_mut(&runner) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
             connection.active.insert(attempt);
         }
     }
 
     /// Marks a runner as taking no new work.
     pub fn set_draining(&self, runner: RunnerId) {
-        if let Some(connection) = self.lock().get_mut(&runner) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
             connection.draining = true;
+        }
+    }
+
+    /// Pauses or resumes a connected runner.
+    pub fn set_paused(&self, runner: RunnerId, paused: bool) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
+            connection.paused = paused;
+        }
+        self.wake_dispatcher();
+    }
+
+    /// Adds a repository to the runner's mirrors, for affinity.
+    pub fn add_cached_project(&self, runner: RunnerId, repo: String) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
+            connection.cached_projects.insert(repo);
         }
     }
 
     /// Frees the slot an attempt held, and wakes the dispatcher.
     pub fn release(&self, runner: RunnerId, attempt: AttemptKey, now: UnixMillis) {
-        if let Some(connection) = self.lock().get_mut(&runner) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
             connection.active.remove(&attempt);
             if connection.active.is_empty() {
                 connection.idle_since = now;
@@ -169,9 +193,32 @@ impl Hub {
         self.wake_dispatcher();
     }
 
-    /// Connected runners with their free slots.
-    pub fn slots(&self) -> Vec<RunnerSlots> {
-        self.lock()
+    /// Remembers that `runner` refused `task`, so it is passed over for it for a while.
+    pub fn note_rejection(&self, task: TaskId, runner: RunnerId) {
+        lock(&self.rejections)
+            .entry(task)
+            .or_default()
+            .push((runner, Instant::now()));
+    }
+
+    /// Runners that refused `task` recently.
+    pub fn rejected_by(&self, task: TaskId) -> Vec<RunnerId> {
+        let mut rejections = lock(&self.rejections);
+        let Some(list) = rejections.get_mut(&task) else {
+            return Vec::new();
+        };
+        list.retain(|(_, at)| at.elapsed() < REJECTION_MEMORY);
+        let runners = list.iter().map(|(runner, _)| *runner).collect();
+        if list.is_empty() {
+            rejections.remove(&task);
+        }
+        runners
+    }
+
+    /// Every connected runner as the scheduler sees it. A runner silent for longer than
+    /// `stale_after` is marked stale.
+    pub fn slots(&self, stale_after: Duration) -> Vec<RunnerSlots> {
+        lock(&self.runners)
             .iter()
             .map(|(id, c)| {
                 let running = u32::try_from(c.active.len()).unwrap_or(u32::MAX);
@@ -180,12 +227,12 @@ impl Hub {
                     capabilities: c.capabilities.clone(),
                     labels: c.labels.clone(),
                     running,
-                    free: match c.draining {
-                        true => 0,
-                        false => c.max_concurrent.saturating_sub(running),
-                    },
+                    free: c.max_concurrent.saturating_sub(running),
                     cached_projects: c.cached_projects.clone(),
                     idle_since: c.idle_since,
+                    draining: c.draining,
+                    paused: c.paused,
+                    stale: c.last_frame.elapsed() > stale_after,
                 }
             })
             .collect()
@@ -193,11 +240,20 @@ impl Hub {
 
     /// The live session of a runner, if connected.
     pub fn live(&self, runner: RunnerId) -> Option<LiveRunner> {
-        self.lock().get(&runner).map(|c| LiveRunner {
+        lock(&self.runners).get(&runner).map(|c| LiveRunner {
             session_id: c.session_id,
             running: u32::try_from(c.active.len()).unwrap_or(u32::MAX),
             draining: c.draining,
+            cached_projects: c.cached_projects.clone(),
         })
+    }
+
+    /// Attempts a connected runner holds.
+    pub fn active(&self, runner: RunnerId) -> Vec<AttemptKey> {
+        lock(&self.runners)
+            .get(&runner)
+            .map(|c| c.active.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Asks the dispatcher to look at the queue. Wakes it at most once however often it is
@@ -216,7 +272,7 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn connection(session_id: SessionId) -> (Connection, mpsc::Receiver<ServerMessage>) {
+    fn connection(session_id: SessionId) -> (Connection, mpsc::Receiver<Outbound>) {
         let (outbound, rx) = mpsc::channel(4);
         let connection = Connection {
             session_id,
@@ -228,10 +284,14 @@ mod tests {
             active: BTreeSet::new(),
             idle_since: 0,
             draining: false,
+            paused: false,
+            last_frame: Instant::now(),
             outbound,
         };
         (connection, rx)
     }
+
+    const FRESH: Duration = Duration::from_secs(60);
 
     #[test]
     fn old_session_cleanup_never_removes_a_newer_connection() {
@@ -246,6 +306,7 @@ mod tests {
         assert_eq!(hub.live(runner).map(|l| l.session_id), Some(new_session));
         assert!(hub.detach(runner, new_session));
         assert!(hub.live(runner).is_none());
+        assert!(hub.departed_at(runner).is_some());
     }
 
     #[test]
@@ -256,9 +317,27 @@ mod tests {
         hub.attach(runner, c);
         let task = TaskId::new();
         hub.reserve(runner, (task, 1));
-        assert_eq!(hub.slots()[0].free, 1);
+        assert_eq!(hub.slots(FRESH)[0].free, 1);
         hub.release(runner, (task, 1), 5);
-        assert_eq!(hub.slots()[0].free, 2);
-        assert_eq!(hub.slots()[0].idle_since, 5);
+        assert_eq!(hub.slots(FRESH)[0].free, 2);
+        assert_eq!(hub.slots(FRESH)[0].idle_since, 5);
+    }
+
+    #[test]
+    fn rejections_are_remembered_per_task() {
+        let hub = Hub::default();
+        let (task, runner) = (TaskId::new(), RunnerId::new());
+        hub.note_rejection(task, runner);
+        assert_eq!(hub.rejected_by(task), [runner]);
+        assert!(hub.rejected_by(TaskId::new()).is_empty());
+    }
+
+    #[test]
+    fn a_silent_runner_is_stale() {
+        let hub = Hub::default();
+        let (c, _rx) = connection(SessionId::new());
+        hub.attach(RunnerId::new(), c);
+        assert!(hub.slots(Duration::ZERO)[0].stale);
+        assert!(!hub.slots(FRESH)[0].stale);
     }
 }

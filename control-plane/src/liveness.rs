@@ -47,7 +47,8 @@ pub fn watch(state: AppState, runner: RunnerId) {
     });
 }
 
-async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), StoreError> {
+/// Ends every open attempt of `runner` as lost (or requeues it if never accepted).
+pub async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), StoreError> {
     let now = now_millis();
     for open in state.store.open_attempts(runner).await? {
         let next = match open.state {

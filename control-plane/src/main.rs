@@ -92,7 +92,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(args) => cli::show(&client(), args, json).await,
         Command::Logs(args) => cli::logs(&client(), args, json).await,
         Command::Cancel(args) => cli::cancel(&client(), args, json).await,
-        Command::Runners => cli::runners(&client(), json).await,
+        Command::Runners(args) => cli::runners(&client(), args, json).await,
+        Command::Retry(args) => cli::retry(&client(), args, json).await,
         Command::Diff(args) => cli::diff(&client(), args, json).await,
         Command::Fetch(args) => cli::fetch(&client(), args, json).await,
     }

@@ -150,6 +150,9 @@ pub struct NewTask {
     pub env: BTreeMap<String, String>,
     /// Capabilities a runner must have.
     pub requires: Vec<String>,
+    /// Labels a runner must have (key and value); also used to filter task lists.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Higher runs first.
     pub priority: i64,
     /// Overall limit, milliseconds.
@@ -199,6 +202,15 @@ pub enum CancelEffect {
     AlreadyEnded(TaskState),
 }
 
+/// What a retry request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryEffect {
+    /// The task is queued for a new attempt.
+    Queued,
+    /// The task has not ended; there is nothing to retry.
+    StillLive(TaskState),
+}
+
 /// One attempt of a task on one runner.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
@@ -243,6 +255,12 @@ pub struct RunnerRecord {
     pub last_seen_at: Option<UnixMillis>,
     /// When its token was revoked.
     pub revoked_at: Option<UnixMillis>,
+    /// When an operator paused it (no new work).
+    #[serde(default)]
+    pub paused_at: Option<UnixMillis>,
+    /// A drain requested while it was away, to deliver when it connects.
+    #[serde(default)]
+    pub drain_requested_at: Option<UnixMillis>,
 }
 
 /// A registration token's stored facts (never its clear text).

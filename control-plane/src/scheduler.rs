@@ -1,14 +1,45 @@
-//! Placement as a pure function: given queued tasks and runners' free slots, decide which
+//! Placement as a pure function: given queued tasks and connected runners, decide which
 //! runner gets which task. No I/O, so it is tested and benchmarked in isolation.
 //!
-//! Filters first (free slot, every required capability), then scores: a runner that
-//! already mirrors the task's repository, then the least loaded, then the longest idle.
+//! Filters first (available: not draining, paused or stale; a free slot; every required
+//! capability; every requested label; not recently refused by it), then scores: a runner
+//! that already mirrors the task's repository, then the least loaded, then the longest idle.
 
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_protocol::{RunnerId, TaskId};
+use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 
-use crate::hub::RunnerSlots;
+/// A connected runner as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerSlots {
+    /// The runner.
+    pub id: RunnerId,
+    /// Its capabilities.
+    pub capabilities: BTreeSet<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Attempts it runs now.
+    pub running: u32,
+    /// Slots it has free.
+    pub free: u32,
+    /// Repositories it has mirrors of.
+    pub cached_projects: BTreeSet<String>,
+    /// When it last became idle.
+    pub idle_since: UnixMillis,
+    /// It takes no new work.
+    pub draining: bool,
+    /// An operator paused it.
+    pub paused: bool,
+    /// It has not been heard from for too long.
+    pub stale: bool,
+}
+
+impl RunnerSlots {
+    fn is_available(&self) -> bool {
+        !self.draining && !self.paused && !self.stale
+    }
+}
 
 /// A queued task as the scheduler sees it, in dispatch order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +50,10 @@ pub struct QueuedTask {
     pub repo: String,
     /// Capabilities a runner must have.
     pub requires: Vec<String>,
+    /// Labels a runner must have.
+    pub labels: BTreeMap<String, String>,
+    /// Runners that refused it recently.
+    pub refused_by: Vec<RunnerId>,
 }
 
 /// One decision: run `task` on `runner`.
@@ -33,20 +68,24 @@ pub struct Placement {
 /// Places `tasks` (highest priority first) onto `runners`, using each free slot once.
 /// Tasks that no runner can take now are left out.
 pub fn place(tasks: &[QueuedTask], runners: &[RunnerSlots]) -> Vec<Placement> {
-    let mut runners: Vec<RunnerSlots> = runners.iter().filter(|r| r.free > 0).cloned().collect();
+    let mut open: Vec<RunnerSlots> = runners
+        .iter()
+        .filter(|r| r.free > 0 && r.is_available())
+        .cloned()
+        .collect();
     let mut placements = Vec::new();
     for task in tasks {
-        if runners.is_empty() {
+        if open.is_empty() {
             break;
         }
-        let best = runners
+        let best = open
             .iter()
             .enumerate()
-            .filter(|(_, r)| is_eligible(task, r))
+            .filter(|(_, r)| can_run(task, r))
             .max_by_key(|(_, r)| score(task, r))
             .map(|(index, _)| index);
         let Some(index) = best else { continue };
-        let runner = &mut runners[index];
+        let runner = &mut open[index];
         placements.push(Placement {
             task: task.id,
             runner: runner.id,
@@ -54,18 +93,22 @@ pub fn place(tasks: &[QueuedTask], runners: &[RunnerSlots]) -> Vec<Placement> {
         runner.free -= 1;
         runner.running += 1;
         if runner.free == 0 {
-            runners.swap_remove(index);
+            open.swap_remove(index);
         }
     }
     placements
 }
 
-fn is_eligible(task: &QueuedTask, runner: &RunnerSlots) -> bool {
-    runner.free > 0
+/// The task's own demands: capabilities, labels, no recent refusal.
+fn can_run(task: &QueuedTask, runner: &RunnerSlots) -> bool {
+    task.requires
+        .iter()
+        .all(|c| runner.capabilities.contains(c))
         && task
-            .requires
+            .labels
             .iter()
-            .all(|c| runner.capabilities.contains(c))
+            .all(|(k, v)| runner.labels.get(k) == Some(v))
+        && !task.refused_by.contains(&runner.id)
 }
 
 /// Higher is better: affinity, then fewer running, then idle longer (earlier idle_since),
@@ -79,92 +122,52 @@ fn score(task: &QueuedTask, runner: &RunnerSlots) -> impl Ord {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use super::*;
-
-    fn runner(n: u128, free: u32, caps: &[&str]) -> RunnerSlots {
-        RunnerSlots {
-            id: RunnerId(uuid::Uuid::from_u128(n)),
-            capabilities: caps.iter().map(|c| c.to_string()).collect(),
-            labels: BTreeMap::new(),
-            running: 0,
-            free,
-            cached_projects: BTreeSet::new(),
-            idle_since: 0,
-        }
+/// Says, for an operator, why `task` is still waiting given the connected `runners`.
+pub fn explain(task: &QueuedTask, runners: &[RunnerSlots]) -> String {
+    if runners.is_empty() {
+        return "no runner is connected".into();
     }
-
-    fn task(n: u128, requires: &[&str]) -> QueuedTask {
-        QueuedTask {
-            id: TaskId(uuid::Uuid::from_u128(n)),
-            repo: "repo".into(),
-            requires: requires.iter().map(|c| c.to_string()).collect(),
-        }
+    if let Some(missing) = task
+        .requires
+        .iter()
+        .find(|c| !runners.iter().any(|r| r.capabilities.contains(*c)))
+    {
+        return format!("no connected runner has capability {missing}");
     }
-
-    #[test]
-    fn never_places_more_tasks_than_free_slots() {
-        let tasks: Vec<_> = (0..5).map(|n| task(n, &[])).collect();
-        let placements = place(&tasks, &[runner(1, 2, &[]), runner(2, 1, &[])]);
-        assert_eq!(placements.len(), 3);
-        assert_eq!(
-            placements
-                .iter()
-                .filter(|p| p.runner == runner(1, 0, &[]).id)
-                .count(),
-            2
+    if let Some((key, value)) = task
+        .labels
+        .iter()
+        .find(|(k, v)| !runners.iter().any(|r| r.labels.get(*k) == Some(*v)))
+    {
+        return format!("no connected runner has label {key}={value}");
+    }
+    let matching: Vec<&RunnerSlots> = runners
+        .iter()
+        .filter(|r| {
+            task.requires.iter().all(|c| r.capabilities.contains(c))
+                && task.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+        })
+        .collect();
+    if matching.is_empty() {
+        return "no single connected runner has every required capability and label".into();
+    }
+    if matching.iter().all(|r| task.refused_by.contains(&r.id)) {
+        return format!("refused by every matching runner ({})", matching.len());
+    }
+    let available: Vec<&&RunnerSlots> = matching.iter().filter(|r| r.is_available()).collect();
+    if available.is_empty() {
+        return format!(
+            "all {} matching runner(s) are draining, paused or unresponsive",
+            matching.len()
         );
     }
-
-    #[test]
-    fn required_capabilities_filter_runners() {
-        let placements = place(
-            &[task(1, &["gpu"]), task(2, &[])],
-            &[runner(1, 1, &["docker"]), runner(2, 1, &["gpu", "docker"])],
-        );
-        assert_eq!(placements.len(), 2);
-        assert_eq!(placements[0].runner, runner(2, 0, &[]).id);
-        assert_eq!(placements[1].runner, runner(1, 0, &[]).id);
-    }
-
-    #[test]
-    fn a_task_no_runner_can_take_does_not_block_the_next() {
-        let placements = place(&[task(1, &["gpu"]), task(2, &[])], &[runner(1, 1, &[])]);
-        assert_eq!(placements.len(), 1);
-        assert_eq!(placements[0].task, task(2, &[]).id);
-    }
-
-    #[test]
-    fn affinity_beats_load() {
-        let mut warm = runner(1, 4, &[]);
-        warm.running = 3;
-        warm.cached_projects.insert("repo".into());
-        let cold = runner(2, 4, &[]);
-        let placements = place(&[task(1, &[])], &[cold, warm.clone()]);
-        assert_eq!(placements[0].runner, warm.id);
-    }
-
-    #[test]
-    fn least_loaded_wins_without_affinity_and_spreads_work() {
-        let mut busy = runner(1, 3, &[]);
-        busy.running = 1;
-        let idle = runner(2, 4, &[]);
-        let placements = place(&[task(1, &[]), task(2, &[])], &[busy.clone(), idle.clone()]);
-        assert_eq!(placements[0].runner, idle.id);
-        // after the first placement both run one task; the tie goes to the longer-idle id
-        assert_eq!(placements.len(), 2);
-    }
-
-    #[test]
-    fn longest_idle_breaks_ties() {
-        let mut recent = runner(1, 1, &[]);
-        recent.idle_since = 200;
-        let mut old = runner(2, 1, &[]);
-        old.idle_since = 100;
-        let placements = place(&[task(1, &[])], &[recent, old.clone()]);
-        assert_eq!(placements[0].runner, old.id);
-    }
+    let slots: u32 = available.iter().map(|r| r.running + r.free).sum();
+    format!(
+        "all {} slot(s) of the {} matching runner(s) are busy; it starts when one frees",
+        slots,
+        available.len()
+    )
 }
+
+#[cfg(test)]
+mod tests;

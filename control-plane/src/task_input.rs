@@ -80,6 +80,10 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
     for capability in &request.requires {
         check("requires", validate::name(capability))?;
     }
+    for (key, value) in &request.labels {
+        check(&format!("labels.{key}"), validate::name(key))?;
+        check(&format!("labels.{key}"), validate::name(value))?;
+    }
     positive("timeout_ms", request.timeout_ms)?;
     positive("idle_timeout_ms", request.idle_timeout_ms)?;
     let max_attempts = request.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
@@ -100,6 +104,7 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
         command: request.command,
         env: request.env,
         requires: request.requires,
+        labels: request.labels,
         priority: request.priority,
         timeout_ms: request.timeout_ms,
         idle_timeout_ms: request.idle_timeout_ms,

@@ -41,6 +41,11 @@ pub enum RunnerMessage {
     },
     /// The runner takes no new work from now on (it is draining before it exits).
     Draining,
+    /// The runner now holds a mirror of this repository (for placement affinity).
+    Mirrored {
+        /// The repository, as given in the task.
+        repo: String,
+    },
     /// Events of one attempt, in `seq` order.
     Events {
         /// The task the events belong to.

@@ -47,6 +47,7 @@ fn runner_name(message: &RunnerMessage) -> &'static str {
         RunnerMessage::Accepted { .. } => "runner_accepted",
         RunnerMessage::Rejected { .. } => "runner_rejected",
         RunnerMessage::Draining => "runner_draining",
+        RunnerMessage::Mirrored { .. } => "runner_mirrored",
         RunnerMessage::Events { .. } => "runner_events",
     }
 }
@@ -94,6 +95,9 @@ fn runner_samples() -> Vec<RunnerMessage> {
             reason: "no free slot".into(),
         },
         RunnerMessage::Draining,
+        RunnerMessage::Mirrored {
+            repo: "https://example.com/acme/app.git".into(),
+        },
         RunnerMessage::Events {
             task_id: task_id(),
             attempt: 1,

@@ -52,6 +52,7 @@ pub struct Attempts {
     max: u32,
     draining: Mutex<bool>,
     idle: Notify,
+    busy: Notify,
 }
 
 impl Attempts {
@@ -62,6 +63,7 @@ impl Attempts {
             max,
             draining: Mutex::new(false),
             idle: Notify::new(),
+            busy: Notify::new(),
         }
     }
 
@@ -92,6 +94,8 @@ impl Attempts {
                 started_at: now_millis(),
             },
         );
+        drop(running);
+        self.busy.notify_waiters();
         Ok(Some(cancel))
     }
 
@@ -156,6 +160,11 @@ impl Attempts {
                 started_at: r.started_at,
             })
             .collect()
+    }
+
+    /// Waits until an attempt starts.
+    pub async fn wait_busy(&self) {
+        self.busy.notified().await;
     }
 
     /// Waits until no attempt runs.

@@ -95,6 +95,15 @@ pub struct RunArgs {
     /// Control plane URL, overriding runner.yaml.
     #[arg(long)]
     pub server: Option<String>,
+    /// Evict least recently used mirrors beyond this cache size, such as 20GiB.
+    #[arg(long, value_name = "SIZE")]
+    pub cache_max_size: Option<String>,
+    /// Take one task, finish it, then exit (for ephemeral hosts).
+    #[arg(long)]
+    pub disconnect_after_task: bool,
+    /// Exit after idling this long, such as 10m (for ephemeral hosts).
+    #[arg(long, value_name = "DURATION")]
+    pub disconnect_after_idle: Option<String>,
     /// Settings overriding runner.yaml and the environment.
     #[command(flatten)]
     pub settings: RunnerSettings,

@@ -85,6 +85,8 @@ pub struct Runtime {
     pub draining: CancellationToken,
     tracker: TaskTracker,
     signals: Signals,
+    /// Exit after the first task.
+    once: bool,
 }
 
 impl Runtime {
@@ -157,6 +159,11 @@ impl Runtime {
         match self.attempts.claim(key, &task.repo) {
             Ok(Some(cancel)) => {
                 tracing::info!(task = %task_id, attempt, repo = %task.repo, "attempt accepted");
+                if self.once {
+                    tracing::info!("--disconnect-after-task: this is the last task; draining");
+                    self.attempts.start_draining();
+                    self.signals.drain.cancel();
+                }
                 self.outbox.open(key);
                 self.tracker
                     .spawn(attempt::run(self.shared.clone(), task, attempt, cancel));
@@ -215,6 +222,8 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             shim: std::env::current_exe()
                 .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
             abort: signals.abort.clone(),
+            notices: Arc::default(),
+            cache_max_bytes: config.cache_max_bytes,
         },
         identity,
         name: config.name.clone(),
@@ -227,12 +236,20 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
         draining: CancellationToken::new(),
         tracker: TaskTracker::new(),
         signals: signals.clone(),
+        once: config.disconnect_after_task,
     });
     let stop_status = CancellationToken::new();
     let status_server = tokio::spawn(status::serve(listener, board, stop_status.clone()));
     tracing::info!(name = %runtime.name, server = %runtime.identity.server_url,
         slots = runtime.max_concurrent, "runner starting");
 
+    if let Some(idle) = config.disconnect_after_idle {
+        tokio::spawn(exit_when_idle(
+            Arc::clone(&runtime.attempts),
+            idle,
+            signals.drain.clone(),
+        ));
+    }
     let stop_link = CancellationToken::new();
     let link = {
         let runtime = Arc::clone(&runtime);
@@ -243,6 +260,24 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
     stop_status.cancel();
     let _ = status_server.await;
     result
+}
+
+/// Drains the runner once it has run nothing for `idle` (for `--disconnect-after-idle`).
+async fn exit_when_idle(attempts: Arc<Attempts>, idle: Duration, drain: CancellationToken) {
+    loop {
+        attempts.wait_idle().await;
+        tokio::select! {
+            () = tokio::time::sleep(idle) => {
+                if attempts.count() == 0 {
+                    tracing::info!(idle_s = idle.as_secs(), "--disconnect-after-idle: idle long enough; exiting");
+                    drain.cancel();
+                    return;
+                }
+            }
+            () = attempts.wait_busy() => {}
+            () = drain.cancelled() => return,
+        }
+    }
 }
 
 async fn supervise(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod exit;
+pub mod notices;
 pub mod outbox;
 pub mod register;
 pub mod secret;

@@ -107,6 +107,9 @@ async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
         worktree_base: args.settings.worktree_base.clone(),
         cache_dir: args.settings.cache_dir.clone(),
         kill_grace: args.settings.kill_grace.clone(),
+        cache_max_size: args.cache_max_size,
+        disconnect_after_task: args.disconnect_after_task.then_some(true),
+        disconnect_after_idle: args.disconnect_after_idle,
     };
     let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
     let signals = Signals::default();

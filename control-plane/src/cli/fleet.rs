@@ -1,13 +1,52 @@
-//! `kiln runners` and `kiln token create`.
+//! `kiln runners [drain|pause|resume|revoke]` and `kiln token create`.
 
 use std::process::ExitCode;
 
 use super::client::ApiClient;
-use super::{render, TokenCreateArgs};
-use crate::api_types::{CreateRegistrationToken, RegistrationTokenCreated, RunnerView};
+use super::{render, RunnersArgs, RunnersCommand, TokenCreateArgs};
+use crate::api_types::{
+    CreateRegistrationToken, DrainRequest, RegistrationTokenCreated, RunnerView,
+};
+use crate::model::RunnerRecord;
 
-/// `kiln runners`.
-pub async fn runners(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
+/// `kiln runners ...`.
+pub async fn runners(
+    client: &ApiClient,
+    args: RunnersArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (id, action, body) = match args.action {
+        None => return list(client, json).await,
+        Some(RunnersCommand::Drain { id, deadline }) => {
+            let deadline_ms = deadline.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            (
+                id,
+                "drain",
+                serde_json::to_value(DrainRequest { deadline_ms })?,
+            )
+        }
+        Some(RunnersCommand::Pause { id }) => (id, "pause", serde_json::Value::Null),
+        Some(RunnersCommand::Resume { id }) => (id, "resume", serde_json::Value::Null),
+        Some(RunnersCommand::Revoke { id }) => (id, "revoke", serde_json::Value::Null),
+    };
+    let runner: RunnerRecord = client
+        .post(&format!("/v1/runners/{id}/{action}"), &body)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string(&runner)?);
+    } else {
+        let done = match action {
+            "drain" => "is draining: it takes no new work and exits when its tasks end",
+            "pause" => "is paused: it takes no new work",
+            "resume" => "is resumed",
+            _ => "is revoked: its token is refused and its connection closed",
+        };
+        println!("runner {} ({}) {done}", runner.id, runner.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     let runners: Vec<RunnerView> = client.get("/v1/runners").await?;
     if json {
         println!("{}", serde_json::to_string(&runners)?);
@@ -16,6 +55,12 @@ pub async fn runners(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode>
     let rows: Vec<Vec<String>> = runners
         .iter()
         .map(|r| {
+            let labels: Vec<String> = r
+                .runner
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             vec![
                 r.runner.id.to_string(),
                 r.runner.name.clone(),
@@ -25,6 +70,8 @@ pub async fn runners(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode>
                     .unwrap_or_default(),
                 format!("{}/{}", r.running, r.runner.max_concurrent),
                 r.runner.capabilities.join(","),
+                labels.join(","),
+                r.cached_projects.len().to_string(),
                 render::ago(r.runner.last_seen_at),
                 r.runner.version.clone().unwrap_or_else(|| "-".into()),
             ]
@@ -37,6 +84,8 @@ pub async fn runners(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode>
             "STATE",
             "RUNNING",
             "CAPABILITIES",
+            "LABELS",
+            "MIRRORS",
             "LAST SEEN",
             "VERSION",
         ],

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 pub use fleet::{runners, token_create};
 pub use logs::logs;
 pub use results::{diff, fetch};
-pub use tasks::{cancel, show, submit, tasks};
+pub use tasks::{cancel, retry, show, submit, tasks};
 
 /// kiln: dispatch AI coding agents to a fleet of runners.
 ///
@@ -70,8 +70,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Cancel a task: stop its agent (SIGTERM, grace, SIGKILL) or drop it from the queue.
     Cancel(CancelArgs),
-    /// List runners.
-    Runners,
+    /// List runners, or drain, pause, resume or revoke one.
+    Runners(RunnersArgs),
+    /// Queue a finished task again for a new attempt.
+    Retry(TaskArgs),
     /// Print the diff a task produced.
     Diff(TaskArgs),
     /// Import a task's result branch into a local clone.
@@ -145,6 +147,9 @@ pub struct SubmitArgs {
     /// Capability the runner must have (repeatable).
     #[arg(long = "require", value_name = "CAP")]
     pub requires: Vec<String>,
+    /// Label KEY=VALUE the runner must have (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
     /// Higher runs first.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i64,
@@ -171,12 +176,61 @@ pub struct SubmitArgs {
 /// `kiln tasks`.
 #[derive(Debug, Args)]
 pub struct TasksArgs {
-    /// Only tasks in this state.
+    /// Only tasks in this state (queued, assigned, running, succeeded, failed, cancelled,
+    /// timed_out, error, lost).
     #[arg(long)]
     pub state: Option<String>,
-    /// At most this many (newest first).
+    /// Only tasks on this repository (as submitted).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Only tasks that had an attempt on this runner id.
+    #[arg(long)]
+    pub runner: Option<String>,
+    /// Only tasks with this label KEY=VALUE.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// At most this many per page (newest first).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Start after this task id (the `next` hint of the previous page).
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+}
+
+/// `kiln runners`.
+#[derive(Debug, Args)]
+pub struct RunnersArgs {
+    /// What to do; nothing lists the runners.
+    #[command(subcommand)]
+    pub action: Option<RunnersCommand>,
+}
+
+/// `kiln runners ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunnersCommand {
+    /// Stop new work; the runner exits when its tasks end.
+    Drain {
+        /// The runner id.
+        id: String,
+        /// Cancel what still runs after this long, such as 30m.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<std::time::Duration>,
+    },
+    /// Give the runner no new work until resumed (it stays connected).
+    Pause {
+        /// The runner id.
+        id: String,
+    },
+    /// Undo pause (and a drain not yet delivered).
+    Resume {
+        /// The runner id.
+        id: String,
+    },
+    /// Refuse the runner's token for good and close its connection now.
+    Revoke {
+        /// The runner id.
+        id: String,
+    },
 }
 
 /// A command on one task.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::client::ApiClient;
 use super::exit::{self, Exit};
 use super::{logs, render, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
-use crate::api_types::{SubmitRequest, TaskDetail};
+use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
 use crate::model::{TaskRecord, TaskState};
 
 /// `kiln submit`.
@@ -95,13 +95,8 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
             .map_err(|e| usage(format!("cannot read prompt file {}: {e}", path.display())))?,
         (None, None) => String::new(),
     };
-    let mut env = BTreeMap::new();
-    for pair in &args.env {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--env {pair:?} is not KEY=VALUE")))?;
-        env.insert(key.to_owned(), value.to_owned());
-    }
+    let env = key_values("--env", &args.env)?;
+    let labels = key_values("--label", &args.labels)?;
     let millis = |d: Option<std::time::Duration>| {
         d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
@@ -113,11 +108,24 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
         command: args.command.clone(),
         env,
         requires: args.requires.clone(),
+        labels,
         priority: args.priority,
         timeout_ms: millis(args.timeout),
         idle_timeout_ms: millis(args.idle_timeout),
         max_attempts: args.max_attempts,
     })
+}
+
+fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| usage(format!("{flag} {pair:?} is not KEY=VALUE")))?;
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// URLs (and scp-style `host:path`) pass through; anything else is a local path, made
@@ -138,23 +146,46 @@ fn normalize_repo(repo: &str) -> anyhow::Result<String> {
 
 /// `kiln tasks`.
 pub async fn tasks(client: &ApiClient, args: TasksArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let mut path = format!("/v1/tasks?limit={}", args.limit);
     if let Some(state) = &args.state {
         state.parse::<TaskState>().map_err(usage)?;
-        path.push_str(&format!("&state={state}"));
     }
-    let tasks: Vec<TaskRecord> = client.get(&path).await?;
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    let filters = [
+        ("state", &args.state),
+        ("repo", &args.repo),
+        ("runner", &args.runner),
+    ];
+    for (name, value) in filters {
+        if let Some(value) = value {
+            query.push((name, value.clone()));
+        }
+    }
+    if let Some(label) = &args.label {
+        query.push(("label", label.clone()));
+    }
+    if let Some(before) = &args.before {
+        query.push(("before", before.clone()));
+    }
+    let encoded: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let page: TaskPage = client
+        .get(&format!("/v1/tasks?{}", encoded.join("&")))
+        .await?;
     if json {
-        println!("{}", serde_json::to_string(&tasks)?);
+        println!("{}", serde_json::to_string(&page)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = tasks
+    let rows: Vec<Vec<String>> = page
+        .tasks
         .iter()
         .map(|t| {
             vec![
                 t.spec.id.to_string(),
                 t.state.to_string(),
                 t.attempt.to_string(),
+                t.spec.priority.to_string(),
                 render::ago(Some(t.spec.created_at)),
                 render::clip(&t.spec.repo, 40),
                 render::clip(&t.spec.command.join(" "), 40),
@@ -162,9 +193,47 @@ pub async fn tasks(client: &ApiClient, args: TasksArgs, json: bool) -> anyhow::R
         })
         .collect();
     render::table(
-        &["ID", "STATE", "ATTEMPT", "CREATED", "REPO", "COMMAND"],
+        &[
+            "ID", "STATE", "ATTEMPT", "PRIORITY", "CREATED", "REPO", "COMMAND",
+        ],
         &rows,
     );
+    if let Some(next) = page.next_before {
+        eprintln!("more: kiln tasks --before {next}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `kiln retry ID`.
+pub async fn retry(client: &ApiClient, args: TaskArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let task: TaskRecord = client
+        .post(
+            &format!("/v1/tasks/{}/retry", args.id),
+            &serde_json::Value::Null,
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string(&task)?);
+    } else {
+        println!(
+            "task {} queued again; attempt {} comes next",
+            task.spec.id,
+            task.attempt + 1
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -177,6 +246,9 @@ pub async fn show(client: &ApiClient, args: TaskArgs, json: bool) -> anyhow::Res
     }
     let task = &detail.task;
     println!("{}", summary(task));
+    if let Some(reason) = &detail.waiting_reason {
+        println!("  waiting   {reason}");
+    }
     println!("  repo      {}", task.spec.repo);
     println!(
         "  ref       {}",

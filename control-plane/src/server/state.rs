@@ -22,6 +22,10 @@ pub const HEARTBEAT_MISSES_ALLOWED: u32 = 3;
 /// is short next to the hours an agent task can take.
 pub const DEFAULT_LOST_AFTER: Duration = Duration::from_secs(120);
 
+/// Time a runner has to accept an assignment. A healthy runner answers in milliseconds;
+/// thirty seconds covers a very slow link without leaving a task stuck for long.
+pub const DEFAULT_ACCEPT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Largest artifact (bundle or diff) a runner may upload.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 
@@ -34,6 +38,8 @@ pub struct ServerSettings {
     pub max_upload_bytes: usize,
     /// Absence after which a runner's attempts are lost.
     pub lost_after: Duration,
+    /// Time a runner has to accept an assignment before it goes back to the queue.
+    pub accept_deadline: Duration,
 }
 
 impl Default for ServerSettings {
@@ -42,11 +48,17 @@ impl Default for ServerSettings {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             lost_after: DEFAULT_LOST_AFTER,
+            accept_deadline: DEFAULT_ACCEPT_DEADLINE,
         }
     }
 }
 
 impl ServerSettings {
+    /// Silence after which a runner is not offered new work (before its socket is closed).
+    pub fn stale_after(&self) -> Duration {
+        self.heartbeat_interval * 2
+    }
+
     /// Silence after which a runner's socket is closed.
     pub fn heartbeat_timeout(&self) -> Duration {
         self.heartbeat_interval * HEARTBEAT_MISSES_ALLOWED

@@ -13,7 +13,7 @@ pub use error::{RegistrationRefusal, StoreError};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RunnerAnnouncement,
+    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
     RunnerRecord, TaskRecord, TaskState,
 };
 use crate::tokens::TokenHash;
@@ -38,12 +38,20 @@ pub struct NewRunner {
     pub token_hash: TokenHash,
 }
 
-/// Which tasks to list.
+/// Which tasks to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct TaskFilter {
     /// Only tasks in this state.
     pub state: Option<TaskState>,
-    /// At most this many, newest first.
+    /// Only tasks on this repository.
+    pub repo: Option<String>,
+    /// Only tasks that had an attempt on this runner.
+    pub runner: Option<RunnerId>,
+    /// Only tasks with this label (key, value).
+    pub label: Option<(String, String)>,
+    /// Only tasks older than this one (the previous page's last id).
+    pub before: Option<TaskId>,
+    /// At most this many.
     pub limit: u32,
 }
 
@@ -84,6 +92,22 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError>;
     /// Every registered runner, oldest first.
     async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError>;
+    /// One runner.
+    async fn runner(&self, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError>;
+    /// Pauses (`Some(now)`) or resumes (`None`) a runner. False if it does not exist.
+    async fn set_paused(
+        &self,
+        id: RunnerId,
+        paused_at: Option<UnixMillis>,
+    ) -> Result<bool, StoreError>;
+    /// Records (`Some`) or clears (`None`) a drain to deliver when the runner connects.
+    async fn set_drain_requested(
+        &self,
+        id: RunnerId,
+        at: Option<UnixMillis>,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a runner's token for good. False if it does not exist.
+    async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
 
     /// Saves a new queued task.
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError>;
@@ -91,25 +115,27 @@ pub trait Store: Send + Sync + 'static {
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     /// Tasks matching `filter`, newest first.
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError>;
+    /// Queues a finished task again for a new attempt; `max_attempts` counts afresh.
+    async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError>;
     /// Queued tasks in dispatch order: highest priority, then oldest.
     async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError>;
 
-    /// Records a new attempt of a queued task on `runner`; `None` if the task is no longer
-    /// queued. The attempt exists before the runner hears of it.
+    /// Records a new attempt for each (task, runner) pair whose task is still queued, in
+    /// one transaction. The attempts exist before the runners hear of them.
     async fn assign(
         &self,
-        task: TaskId,
-        runner: RunnerId,
+        placements: &[(TaskId, RunnerId)],
         now: UnixMillis,
-    ) -> Result<Option<AttemptRecord>, StoreError>;
-    /// The runner accepted the attempt.
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// The runner accepted the attempt. False if the attempt is no longer the runner's to
+    /// run (it expired, was given away or ended): the runner must drop it.
     async fn start_attempt(
         &self,
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
         now: UnixMillis,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// The runner refused the attempt; the task goes back to the queue.
     async fn reject_attempt(
         &self,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::attempts::Attempts;
 use crate::outbox::{AttemptKey, Outbox};
 use crate::upload::Uploader;
-use crate::workspace::mirror::Mirrors;
+use crate::workspace::mirror::{Fetched, Mirrors};
 use crate::workspace::{result, worktree};
 
 /// What an attempt needs from the daemon.
@@ -37,6 +37,10 @@ pub struct Shared {
     pub shim: PathBuf,
     /// Cancelled when the runner must stop now (uploads give up).
     pub abort: CancellationToken,
+    /// Notices for the control plane.
+    pub notices: Arc<crate::notices::Notices>,
+    /// Mirror cache size limit, if any.
+    pub cache_max_bytes: Option<u64>,
 }
 
 /// One attempt in progress.
@@ -61,6 +65,9 @@ pub async fn run(shared: Shared, spec: TaskSpec, number: u32, cancel: Cancellati
         message = %outcome.message, "attempt finished");
     attempt.emit(EventBody::Finished { outcome });
     attempt.shared.attempts.release(attempt.key());
+    if let Some(limit) = attempt.shared.cache_max_bytes {
+        attempt.shared.mirrors.evict_over(limit).await;
+    }
 }
 
 impl Attempt {
@@ -92,8 +99,13 @@ impl Attempt {
             fetched = self.shared.mirrors.fetch(&mirror, repo) => fetched,
             () = self.cancel.cancelled() => return outcome::cancelled_before_start(),
         };
-        if let Err(e) = fetched {
-            return outcome::error(format!("fetching {repo} failed: {e}"));
+        match fetched {
+            Err(e) => return outcome::error(format!("fetching {repo} failed: {e}")),
+            Ok(Fetched::Created) => {
+                let notice = kiln_protocol::RunnerMessage::Mirrored { repo: repo.clone() };
+                self.shared.notices.post(notice);
+            }
+            Ok(Fetched::Updated) => {}
         }
         let mirror_path = mirror.path.clone();
         let base_ref = self.spec.base_ref.clone();

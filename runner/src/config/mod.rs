@@ -3,6 +3,7 @@
 
 mod file;
 mod paths;
+mod values;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 9] = [
+const ENV_KEYS: [(&str, &str); 12] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -36,6 +37,9 @@ const ENV_KEYS: [(&str, &str); 9] = [
     ("KILN_WORKTREE_BASE", "worktree_base"),
     ("KILN_CACHE_DIR", "cache_dir"),
     ("KILN_KILL_GRACE", "kill_grace"),
+    ("KILN_CACHE_MAX_SIZE", "cache_max_size"),
+    ("KILN_DISCONNECT_AFTER_TASK", "disconnect_after_task"),
+    ("KILN_DISCONNECT_AFTER_IDLE", "disconnect_after_idle"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -57,6 +61,12 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     /// `--kill-grace`, such as `10s`.
     pub kill_grace: Option<String>,
+    /// `--cache-max-size`, such as `20GiB`.
+    pub cache_max_size: Option<String>,
+    /// `--disconnect-after-task`.
+    pub disconnect_after_task: Option<bool>,
+    /// `--disconnect-after-idle`, such as `10m`.
+    pub disconnect_after_idle: Option<String>,
 }
 
 /// The runner's configuration is unusable.
@@ -95,6 +105,10 @@ struct Layered {
     worktree_base: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     kill_grace: Option<String>,
+    cache_max_size: Option<String>,
+    #[serde(default)]
+    disconnect_after_task: bool,
+    disconnect_after_idle: Option<String>,
 }
 
 /// The runner's settings after all layers are merged and checked.
@@ -122,6 +136,12 @@ pub struct RunnerConfig {
     pub cache_dir: PathBuf,
     /// Time an agent gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Mirror cache size above which unused mirrors are evicted, least recently used first.
+    pub cache_max_bytes: Option<u64>,
+    /// Exit after one task (for ephemeral hosts).
+    pub disconnect_after_task: bool,
+    /// Exit after idling this long (for ephemeral hosts).
+    pub disconnect_after_idle: Option<Duration>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -178,6 +198,9 @@ impl RunnerConfig {
             .set_override_option("worktree_base", path_text(&flags.worktree_base))?
             .set_override_option("cache_dir", path_text(&flags.cache_dir))?
             .set_override_option("kill_grace", flags.kill_grace.clone())?
+            .set_override_option("cache_max_size", flags.cache_max_size.clone())?
+            .set_override_option("disconnect_after_task", flags.disconnect_after_task)?
+            .set_override_option("disconnect_after_idle", flags.disconnect_after_idle.clone())?
             .build()?
             .try_deserialize()?;
         Self::check(config_dir, layered)
@@ -205,15 +228,13 @@ impl RunnerConfig {
             .as_deref()
             .map(ServerUrl::parse)
             .transpose()?;
-        let kill_grace = match &layered.kill_grace {
-            None => DEFAULT_KILL_GRACE,
-            Some(text) => humantime::parse_duration(text).map_err(|e| {
-                invalid(
-                    "kill_grace",
-                    format!("{text:?} is not a duration such as 10s: {e}"),
-                )
-            })?,
-        };
+        let kill_grace = values::duration("kill_grace", layered.kill_grace.as_deref())?
+            .unwrap_or(DEFAULT_KILL_GRACE);
+        let disconnect_after_idle = values::duration(
+            "disconnect_after_idle",
+            layered.disconnect_after_idle.as_deref(),
+        )?;
+        let cache_max_bytes = values::size("cache_max_size", layered.cache_max_size.as_deref())?;
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -230,6 +251,9 @@ impl RunnerConfig {
             worktree_base,
             cache_dir,
             kill_grace,
+            cache_max_bytes,
+            disconnect_after_task: layered.disconnect_after_task,
+            disconnect_after_idle,
         })
     }
 
@@ -259,87 +283,4 @@ fn path_text(path: &Option<PathBuf>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir_with(yaml: &str) -> (tempfile::TempDir, ConfigDir) {
-        let temp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(temp.path());
-        std::fs::write(dir.runner_yaml(), yaml).unwrap();
-        (temp, dir)
-    }
-
-    #[test]
-    fn flags_beat_env_beat_file_beat_defaults() {
-        let (_temp, dir) = dir_with("max_concurrent_agents: 2\nname: from-file\n");
-        let env = HashMap::from([("KILN_MAX_CONCURRENT_AGENTS".to_owned(), "3".to_owned())]);
-        let flags = Overrides {
-            max_concurrent_agents: Some(4),
-            ..Overrides::default()
-        };
-        let load = |env: &HashMap<String, String>, flags: &Overrides| {
-            RunnerConfig::load_with_env(&dir, env, flags).unwrap()
-        };
-        assert_eq!(load(&env, &flags).max_concurrent_agents, 4);
-        assert_eq!(load(&env, &Overrides::default()).max_concurrent_agents, 3);
-        assert_eq!(
-            load(&HashMap::new(), &Overrides::default()).max_concurrent_agents,
-            2
-        );
-        assert_eq!(
-            load(&HashMap::new(), &Overrides::default()).name,
-            "from-file"
-        );
-        let empty = tempfile::tempdir().unwrap();
-        let defaults = RunnerConfig::load_with_env(
-            &ConfigDir::new(empty.path()),
-            &HashMap::new(),
-            &Overrides::default(),
-        )
-        .unwrap();
-        assert_eq!(
-            defaults.max_concurrent_agents,
-            DEFAULT_MAX_CONCURRENT_AGENTS
-        );
-    }
-
-    #[test]
-    fn env_capabilities_are_a_comma_list() {
-        let (_temp, dir) = dir_with("");
-        let env = HashMap::from([("KILN_CAPABILITIES".to_owned(), "docker,gpu".to_owned())]);
-        let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
-        assert_eq!(config.capabilities, ["docker", "gpu"]);
-    }
-
-    #[test]
-    fn wrong_type_names_file_key_and_value() {
-        let (_temp, dir) = dir_with("max_concurrent_agents: lots\n");
-        let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("max_concurrent_agents"), "{error}");
-        assert!(error.contains("lots"), "{error}");
-        assert!(
-            error.contains(&dir.runner_yaml().display().to_string()),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn out_of_range_value_names_key() {
-        let (_temp, dir) = dir_with("max_concurrent_agents: 0\n");
-        let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(error.starts_with("max_concurrent_agents is 0"), "{error}");
-    }
-
-    #[test]
-    fn missing_identity_says_what_to_do() {
-        let (_temp, dir) = dir_with("");
-        let config =
-            RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default()).unwrap();
-        let error = config.identity().unwrap_err().to_string();
-        assert!(error.contains("kiln-runner register"), "{error}");
-    }
-}
+mod tests;

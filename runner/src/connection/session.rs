@@ -70,6 +70,8 @@ pub async fn connect_and_serve(
         socket = connect(runtime) => socket?,
         () = stop.cancelled() => return Ok(Ended::Stopped),
     };
+    // Hello carries the current state; older notices are moot.
+    runtime.shared.notices.take();
     let welcome = handshake(runtime, &mut socket).await?;
     let interval = Duration::from_millis(welcome.heartbeat_interval_ms.max(100));
     runtime.apply_welcome(&welcome);
@@ -208,6 +210,11 @@ async fn serve(
                 send(&mut socket, &beat).await?;
                 socket.send(Message::Ping(Vec::new().into())).await
                     .map_err(|e| Failure::Transient(format!("send failed: {e}")))?;
+            }
+            () = runtime.shared.notices.ready() => {
+                for notice in runtime.shared.notices.take() {
+                    send(&mut socket, &notice).await?;
+                }
             }
             () = runtime.outbox.changed() => {
                 for batch in runtime.outbox.take_unsent(BATCHES_PER_TURN) {

@@ -15,6 +15,24 @@ use super::git::{self, GitError};
 /// File inside a mirror that records which repository it mirrors.
 const ORIGIN_FILE: &str = "kiln-origin";
 
+/// File whose mtime records when a mirror was last used, for LRU eviction.
+const LAST_USED_FILE: &str = "kiln-last-used";
+
+/// What a fetch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The mirror did not exist and was made.
+    Created,
+    /// The mirror existed and was brought up to date.
+    Updated,
+}
+
+fn touch(mirror: &Path) {
+    if mirror.exists() {
+        let _ = std::fs::write(mirror.join(LAST_USED_FILE), b"");
+    }
+}
+
 /// The runner's mirror cache.
 #[derive(Debug)]
 pub struct Mirrors {
@@ -74,9 +92,11 @@ impl Mirrors {
     }
 
     /// Creates or updates the locked mirror of `repo` from its remote.
-    pub async fn fetch(&self, mirror: &LockedMirror, repo: &str) -> Result<(), GitError> {
+    pub async fn fetch(&self, mirror: &LockedMirror, repo: &str) -> Result<Fetched, GitError> {
+        touch(&mirror.path);
         if mirror.path.join("HEAD").exists() {
-            return update(&mirror.path).await;
+            update(&mirror.path).await?;
+            return Ok(Fetched::Updated);
         }
         // Build the mirror in a temp dir and rename it into place: a failed first fetch
         // never leaves a half-made mirror behind.
@@ -93,7 +113,47 @@ impl Mirrors {
         let _ = std::fs::remove_dir_all(&mirror.path);
         std::fs::rename(temp.keep(), &mirror.path)
             .map_err(|e| io_error("move mirror into place", e))?;
-        Ok(())
+        touch(&mirror.path);
+        Ok(Fetched::Created)
+    }
+
+    /// Removes the least recently used mirrors that no task is using until the cache is at
+    /// most `max_bytes`. Returns the repositories evicted.
+    pub async fn evict_over(&self, max_bytes: u64) -> Vec<String> {
+        let root = self.root.clone();
+        let mut mirrors = tokio::task::spawn_blocking(move || cached_mirrors(&root))
+            .await
+            .unwrap_or_default();
+        let mut total: u64 = mirrors.iter().map(|m| m.bytes).sum();
+        mirrors.sort_by_key(|m| m.last_used);
+        let mut evicted = Vec::new();
+        for mirror in mirrors {
+            if total <= max_bytes {
+                break;
+            }
+            let lock = {
+                let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+                Arc::clone(locks.entry(mirror.path.clone()).or_default())
+            };
+            // In use by a fetch or checkout right now, or holding a task's worktree: keep.
+            let Ok(_guard) = lock.try_lock_owned() else {
+                continue;
+            };
+            if has_worktrees(&mirror.path) {
+                continue;
+            }
+            let doomed = self
+                .root
+                .join(format!(".evicting-{}", uuid::Uuid::now_v7()));
+            if std::fs::rename(&mirror.path, &doomed).is_err() {
+                continue;
+            }
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(doomed)).await;
+            total = total.saturating_sub(mirror.bytes);
+            tracing::info!(repo = %mirror.origin, bytes = mirror.bytes, "evicted mirror from the cache");
+            evicted.push(mirror.origin);
+        }
+        evicted
     }
 
     /// Repositories with a mirror in the cache, for affinity.
@@ -108,6 +168,56 @@ impl Mirrors {
         projects.sort();
         projects
     }
+}
+
+/// A mirror on disk, for eviction.
+#[derive(Debug)]
+struct CachedMirror {
+    path: PathBuf,
+    origin: String,
+    bytes: u64,
+    last_used: std::time::SystemTime,
+}
+
+fn cached_mirrors(root: &Path) -> Vec<CachedMirror> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let origin = std::fs::read_to_string(path.join(ORIGIN_FILE)).ok()?;
+            let last_used = std::fs::metadata(path.join(LAST_USED_FILE))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            Some(CachedMirror {
+                bytes: dir_size(&path),
+                path,
+                origin,
+                last_used,
+            })
+        })
+        .collect()
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A mirror whose `worktrees/` is not empty has a task's worktree checked out.
+fn has_worktrees(mirror: &Path) -> bool {
+    std::fs::read_dir(mirror.join("worktrees")).is_ok_and(|mut d| d.next().is_some())
 }
 
 async fn update(mirror: &Path) -> Result<(), GitError> {

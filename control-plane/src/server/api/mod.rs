@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod events;
+mod fleet;
 mod runners;
 mod tasks;
 
@@ -17,6 +18,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/tasks/{id}/retry", post(tasks::retry))
         .route("/v1/tasks/{id}/events", get(events::stream))
         .route("/v1/tasks/{id}/artifacts/{kind}", get(artifacts::download))
         .route(
@@ -24,6 +26,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             put(artifacts::upload).layer(DefaultBodyLimit::max(state.settings.max_upload_bytes)),
         )
         .route("/v1/runners", get(runners::list))
+        .route("/v1/runners/{id}/drain", post(fleet::drain))
+        .route("/v1/runners/{id}/pause", post(fleet::pause))
+        .route("/v1/runners/{id}/resume", post(fleet::resume))
+        .route("/v1/runners/{id}/revoke", post(fleet::revoke))
         .route("/v1/runners/register", post(runners::register))
         .route(
             "/v1/registration-tokens",

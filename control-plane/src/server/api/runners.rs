@@ -37,6 +37,8 @@ pub async fn register(
         created_at: now,
         last_seen_at: None,
         revoked_at: None,
+        paused_at: None,
+        drain_requested_at: None,
     };
     let new = NewRunner {
         record,
@@ -131,12 +133,16 @@ pub async fn list(
             let live = state.hub.live(runner.id);
             let runner_state = match (&runner.revoked_at, &live) {
                 (Some(_), _) => RunnerState::Revoked,
-                (None, Some(live)) if live.draining => RunnerState::Draining,
-                (None, Some(_)) => RunnerState::Online,
                 (None, None) => RunnerState::Offline,
+                (None, Some(live)) if live.draining => RunnerState::Draining,
+                (None, Some(_)) if runner.paused_at.is_some() => RunnerState::Paused,
+                (None, Some(_)) => RunnerState::Online,
             };
             RunnerView {
-                running: live.map_or(0, |l| l.running),
+                running: live.as_ref().map_or(0, |l| l.running),
+                cached_projects: live
+                    .map(|l| l.cached_projects.into_iter().collect())
+                    .unwrap_or_default(),
                 state: runner_state,
                 runner,
             }

@@ -1,4 +1,4 @@
-//! Submitting, listing and showing tasks.
+//! Submitting, listing, showing, cancelling and retrying tasks.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -6,8 +6,9 @@ use axum::Json;
 use kiln_protocol::{now_millis, ServerMessage, TaskId};
 use serde::Deserialize;
 
-use crate::api_types::{SubmitRequest, TaskDetail};
-use crate::model::{CancelEffect, TaskRecord, TaskState};
+use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
+use crate::dispatcher;
+use crate::model::{CancelEffect, RetryEffect, TaskRecord, TaskState};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -45,6 +46,11 @@ pub async fn submit(
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     state: Option<String>,
+    repo: Option<String>,
+    runner: Option<String>,
+    /// `KEY=VALUE`.
+    label: Option<String>,
+    before: Option<String>,
     limit: Option<u32>,
 }
 
@@ -52,23 +58,50 @@ pub async fn list(
     _: Admin,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<TaskRecord>>, ApiError> {
+) -> Result<Json<TaskPage>, ApiError> {
+    let bad = |field: &str, value: &str, why: String| {
+        ApiError::BadRequest(format!("{field} {value:?}: {why}"))
+    };
     let task_state = query
         .state
-        .map(|s| {
-            s.parse::<TaskState>()
-                .map_err(|e| ApiError::BadRequest(format!("state: {e}")))
+        .as_deref()
+        .map(|s| s.parse::<TaskState>().map_err(|e| bad("state", s, e)))
+        .transpose()?;
+    let runner = query
+        .runner
+        .as_deref()
+        .map(|r| {
+            r.parse()
+                .map_err(|e: uuid::Error| bad("runner", r, e.to_string()))
         })
         .transpose()?;
+    let label = query
+        .label
+        .as_deref()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| bad("label", l, "expected KEY=VALUE".into()))
+        })
+        .transpose()?;
+    let before = query.before.as_deref().map(parse_task_id).transpose()?;
     let limit = query
         .limit
         .unwrap_or(DEFAULT_LIST_LIMIT)
         .clamp(1, MAX_LIST_LIMIT);
     let filter = TaskFilter {
         state: task_state,
+        repo: query.repo,
+        runner,
+        label,
+        before,
         limit,
     };
-    Ok(Json(state.store.tasks(&filter).await?))
+    let tasks = state.store.tasks(&filter).await?;
+    let next_before = (tasks.len() == limit as usize)
+        .then(|| tasks.last().map(|t| t.spec.id))
+        .flatten();
+    Ok(Json(TaskPage { tasks, next_before }))
 }
 
 pub async fn show(
@@ -77,19 +110,17 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     let id = parse_task_id(&id)?;
-    let task = state
-        .store
-        .task(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
+    let task = load(&state, id).await?;
     let attempts = state.store.attempts(id).await?;
-    Ok(Json(TaskDetail { task, attempts }))
-}
-
-/// Parses a task id from a path, naming the bad value.
-pub fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::BadRequest(format!("task id {text:?} is not a valid id")))
+    let waiting_reason = (task.state == TaskState::Queued).then(|| {
+        let runners = state.hub.slots(state.settings.stale_after());
+        crate::scheduler::explain(&dispatcher::candidate(&state, &task), &runners)
+    });
+    Ok(Json(TaskDetail {
+        task,
+        attempts,
+        waiting_reason,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +140,12 @@ pub async fn cancel(
     let reason = body
         .and_then(|Json(b)| b.reason)
         .unwrap_or_else(|| "cancelled by operator".to_owned());
+    stop(&state, id, reason).await?;
+    Ok(Json(load(&state, id).await?))
+}
+
+/// Cancels a task: ends it if queued, or tells its runner to stop it.
+pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), ApiError> {
     match state.store.request_cancel(id, now_millis()).await? {
         CancelEffect::StopAttempt { runner, attempt } => {
             let message = ServerMessage::Cancel {
@@ -123,10 +160,38 @@ pub async fn cancel(
         CancelEffect::Cancelled | CancelEffect::AlreadyEnded(_) => {}
     }
     state.watchers.publish(id, TaskUpdate::StateChanged);
-    let task = state
+    Ok(())
+}
+
+pub async fn retry(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskRecord>, ApiError> {
+    let id = parse_task_id(&id)?;
+    match state.store.retry_task(id, now_millis()).await? {
+        RetryEffect::Queued => {
+            tracing::info!(task = %id, "task queued again by retry");
+            state.hub.wake_dispatcher();
+            state.watchers.publish(id, TaskUpdate::StateChanged);
+            Ok(Json(load(&state, id).await?))
+        }
+        RetryEffect::StillLive(live) => Err(ApiError::Conflict(format!(
+            "task {id} is {live}; only a finished task can be retried"
+        ))),
+    }
+}
+
+async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
+    state
         .store
         .task(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
-    Ok(Json(task))
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))
+}
+
+/// Parses a task id from a path, naming the bad value.
+pub fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::BadRequest(format!("task id {text:?} is not a valid id")))
 }

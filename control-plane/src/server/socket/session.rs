@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::handshake;
-use crate::hub::{Connection, OUTBOUND_QUEUE};
+use crate::hub::{Connection, Outbound, OUTBOUND_QUEUE};
 use crate::model::RunnerRecord;
 use crate::server::state::AppState;
 use crate::store::StoreError;
@@ -34,6 +34,8 @@ enum Input {
     Outbound(ServerMessage),
     /// A newer connection of this runner took over.
     Superseded,
+    /// The control plane closes this session (the runner was revoked).
+    Closing(CloseCode, String),
     /// No frame arrived within the heartbeat timeout.
     HeartbeatMissed,
     /// The control plane is stopping.
@@ -95,6 +97,8 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
             active: reconciled.active,
             idle_since: now_millis(),
             draining: false,
+            paused: runner.paused_at.is_some(),
+            last_frame: tokio::time::Instant::now(),
             outbound,
         },
     );
@@ -106,8 +110,9 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
         sink,
     };
     let greeting = reconciled.welcome.into_iter().map(ServerMessage::Welcome);
+    let drain = runner.drain_requested_at.map(|_| ServerMessage::Drain);
     let mut end = None;
-    for message in greeting.chain(reconciled.cancels) {
+    for message in greeting.chain(reconciled.cancels).chain(drain) {
         if let Err(e) = session.send(&message).await {
             end = Some(e);
             break;
@@ -141,7 +146,7 @@ impl Session {
     async fn serve(
         &mut self,
         mut stream: SplitStream<WebSocket>,
-        mut outbound: mpsc::Receiver<ServerMessage>,
+        mut outbound: mpsc::Receiver<Outbound>,
     ) -> End {
         let timeout = self.state.settings.heartbeat_timeout();
         let mut deadline = Instant::now() + timeout;
@@ -153,7 +158,8 @@ impl Session {
                     Some(Err(_)) | None => Input::Gone,
                 },
                 message = outbound.recv() => match message {
-                    Some(message) => Input::Outbound(message),
+                    Some(Outbound::Message(message)) => Input::Outbound(message),
+                    Some(Outbound::Close(code, reason)) => Input::Closing(code, reason),
                     None => Input::Superseded,
                 },
                 () = sleep_until(deadline) => Input::HeartbeatMissed,
@@ -162,8 +168,10 @@ impl Session {
             let result = match input {
                 Input::Frame(message) => {
                     deadline = Instant::now() + timeout;
+                    self.state.hub.touch(self.runner_id);
                     self.on_frame(message).await
                 }
+                Input::Closing(code, reason) => Err(End::with(code, reason)),
                 Input::Outbound(message) => self.send(&message).await,
                 Input::Gone => Err(End {
                     code: 1000,
@@ -229,51 +237,69 @@ impl Session {
     async fn on_message(&mut self, message: RunnerMessage) -> Result<(), End> {
         let now = now_millis();
         let store = Arc::clone(&self.state.store);
-        let outcome = match message {
-            RunnerMessage::Hello(_) => {
-                return self.refuse_frame("hello was already received".into()).await
+        let (hub, runner) = (Arc::clone(&self.state.hub), self.runner_id);
+        match message {
+            RunnerMessage::Hello(_) => self.refuse_frame("hello was already received".into()).await,
+            RunnerMessage::Heartbeat { .. } => {
+                store.touch_runner(runner, now).await.map_err(internal)
             }
-            RunnerMessage::Heartbeat { .. } => store.touch_runner(self.runner_id, now).await,
             RunnerMessage::Draining => {
-                tracing::info!(runner = %self.runner_id, "runner is draining");
-                self.state.hub.set_draining(self.runner_id);
+                tracing::info!(%runner, "runner is draining");
+                hub.set_draining(runner);
+                store
+                    .set_drain_requested(runner, None)
+                    .await
+                    .map_err(internal)?;
+                Ok(())
+            }
+            RunnerMessage::Mirrored { repo } => {
+                hub.add_cached_project(runner, repo);
+                hub.wake_dispatcher();
                 Ok(())
             }
             RunnerMessage::Accepted { task_id, attempt } => {
                 let started = store
-                    .start_attempt(task_id, attempt, self.runner_id, now)
-                    .await;
+                    .start_attempt(task_id, attempt, runner, now)
+                    .await
+                    .map_err(internal)?;
                 self.state
                     .watchers
                     .publish(task_id, TaskUpdate::StateChanged);
-                started
+                if started {
+                    return Ok(());
+                }
+                // Too late: the assignment expired or the task was given away meanwhile.
+                let reason = "assignment is no longer valid".to_owned();
+                self.send(&ServerMessage::Cancel {
+                    task_id,
+                    attempt,
+                    reason,
+                })
+                .await
             }
             RunnerMessage::Rejected {
                 task_id,
                 attempt,
                 reason,
             } => {
-                tracing::info!(runner = %self.runner_id, task = %task_id, attempt, %reason, "assignment rejected");
-                let rejected = store
-                    .reject_attempt(task_id, attempt, self.runner_id, now)
-                    .await;
-                self.state
-                    .hub
-                    .release(self.runner_id, (task_id, attempt), now);
+                tracing::info!(%runner, task = %task_id, attempt, %reason, "assignment rejected");
+                store
+                    .reject_attempt(task_id, attempt, runner, now)
+                    .await
+                    .map_err(internal)?;
+                hub.note_rejection(task_id, runner);
+                hub.release(runner, (task_id, attempt), now);
                 self.state
                     .watchers
                     .publish(task_id, TaskUpdate::StateChanged);
-                rejected
+                Ok(())
             }
             RunnerMessage::Events {
                 task_id,
                 attempt,
                 events,
-            } => {
-                return self.on_events(task_id, attempt, events).await;
-            }
-        };
-        outcome.map_err(internal)
+            } => self.on_events(task_id, attempt, events).await,
+        }
     }
 
     async fn on_events(

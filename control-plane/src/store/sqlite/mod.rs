@@ -1,7 +1,9 @@
 //! The embedded SQLite backend: one file in WAL mode, one writer connection, many readers.
 
+mod attempts;
 mod auth;
 mod events;
+mod fleet;
 mod rows;
 mod tasks;
 
@@ -17,7 +19,7 @@ use sqlx::sqlite::{
 
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
-    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RunnerAnnouncement,
+    AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
     RunnerRecord, TaskRecord, TaskState,
 };
 use crate::tokens::TokenHash;
@@ -126,11 +128,33 @@ impl Store for SqliteStore {
     }
     async fn assign(
         &self,
-        task: TaskId,
-        runner: RunnerId,
+        placements: &[(TaskId, RunnerId)],
         now: UnixMillis,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
-        tasks::assign(&self.writer, task, runner, now).await
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        attempts::assign(&self.writer, placements, now).await
+    }
+    async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError> {
+        tasks::retry_task(&self.writer, task, now).await
+    }
+    async fn runner(&self, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError> {
+        fleet::runner(&self.reader, id).await
+    }
+    async fn set_paused(
+        &self,
+        id: RunnerId,
+        paused_at: Option<UnixMillis>,
+    ) -> Result<bool, StoreError> {
+        fleet::set_paused(&self.writer, id, paused_at).await
+    }
+    async fn set_drain_requested(
+        &self,
+        id: RunnerId,
+        at: Option<UnixMillis>,
+    ) -> Result<bool, StoreError> {
+        fleet::set_drain_requested(&self.writer, id, at).await
+    }
+    async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
+        fleet::revoke_runner(&self.writer, id, now).await
     }
     async fn start_attempt(
         &self,
@@ -138,8 +162,8 @@ impl Store for SqliteStore {
         attempt: u32,
         runner: RunnerId,
         now: UnixMillis,
-    ) -> Result<(), StoreError> {
-        tasks::start_attempt(&self.writer, task, attempt, runner, now).await
+    ) -> Result<bool, StoreError> {
+        attempts::start_attempt(&self.writer, task, attempt, runner, now).await
     }
     async fn reject_attempt(
         &self,
@@ -148,7 +172,7 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        tasks::reject_attempt(&self.writer, task, attempt, runner, now).await
+        attempts::reject_attempt(&self.writer, task, attempt, runner, now).await
     }
     async fn lose_attempt(
         &self,
@@ -157,7 +181,7 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<Option<TaskState>, StoreError> {
-        tasks::lose_attempt(&self.writer, task, attempt, runner, now).await
+        attempts::lose_attempt(&self.writer, task, attempt, runner, now).await
     }
     async fn request_cancel(
         &self,
@@ -171,16 +195,16 @@ impl Store for SqliteStore {
         task: TaskId,
         attempt: u32,
     ) -> Result<Option<AttemptRecord>, StoreError> {
-        tasks::attempt(&self.reader, task, attempt).await
+        attempts::attempt(&self.reader, task, attempt).await
     }
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
-        tasks::attempts(&self.reader, task).await
+        attempts::attempts(&self.reader, task).await
     }
     async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError> {
-        tasks::runners_with_open_attempts(&self.reader).await
+        attempts::runners_with_open_attempts(&self.reader).await
     }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
-        tasks::open_attempts(&self.reader, runner).await
+        attempts::open_attempts(&self.reader, runner).await
     }
     async fn append_events(
         &self,

@@ -77,6 +77,7 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
             command: json(row, T, "command")?,
             env: json(row, T, "env")?,
             requires: json(row, T, "requires")?,
+            labels: json(row, T, "labels")?,
             priority: row.try_get("priority")?,
             timeout_ms: optional_unsigned(row, T, "timeout_ms")?,
             idle_timeout_ms: optional_unsigned(row, T, "idle_timeout_ms")?,
@@ -121,6 +122,8 @@ pub fn runner(row: &SqliteRow) -> Result<RunnerRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         last_seen_at: row.try_get("last_seen_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        paused_at: row.try_get("paused_at")?,
+        drain_requested_at: row.try_get("drain_requested_at")?,
     })
 }
 

@@ -1,20 +1,18 @@
-//! SQLite queries for tasks and their attempts.
+//! SQLite queries for tasks: submit, list, cancel, retry.
 
-use kiln_protocol::{RunnerId, TaskId, UnixMillis};
+use kiln_protocol::{Outcome, OutcomeStatus, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
 use super::rows::{self, int, to_json};
-use kiln_protocol::{Outcome, OutcomeStatus};
-
-use crate::model::{AttemptRecord, AttemptState, CancelEffect, NewTask, TaskRecord, TaskState};
+use crate::model::{CancelEffect, NewTask, RetryEffect, TaskRecord, TaskState};
 use crate::store::{StoreError, TaskFilter};
 
 pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, requires,
+        "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, requires, labels,
                             priority, timeout_ms, idle_timeout_ms, max_attempts, state,
                             attempt, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
     )
     .bind(task.id.to_string())
     .bind(&task.repo)
@@ -24,6 +22,7 @@ pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreE
     .bind(to_json(&task.command))
     .bind(to_json(&task.env))
     .bind(to_json(&task.requires))
+    .bind(to_json(&task.labels))
     .bind(task.priority)
     .bind(task.timeout_ms.map(int))
     .bind(task.idle_timeout_ms.map(int))
@@ -45,15 +44,62 @@ pub async fn task(pool: &SqlitePool, id: TaskId) -> Result<Option<TaskRecord>, S
 }
 
 pub async fn tasks(pool: &SqlitePool, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+    let (label_key, label_value) = filter.label.clone().unzip();
     let found = sqlx::query(
-        "SELECT * FROM tasks WHERE (?1 IS NULL OR state = ?1)
-         ORDER BY created_at DESC, id DESC LIMIT ?2",
+        "SELECT * FROM tasks t
+         WHERE (?1 IS NULL OR t.state = ?1)
+           AND (?2 IS NULL OR t.repo = ?2)
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM attempts a WHERE a.task_id = t.id AND a.runner_id = ?3))
+           AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.labels) WHERE key = ?4 AND value = ?5))
+           AND (?6 IS NULL OR t.id < ?6)
+         ORDER BY t.id DESC LIMIT ?7",
     )
     .bind(filter.state.map(|s| s.as_str()))
+    .bind(&filter.repo)
+    .bind(filter.runner.map(|r| r.to_string()))
+    .bind(label_key)
+    .bind(label_value)
+    .bind(filter.before.map(|id| id.to_string()))
     .bind(i64::from(filter.limit))
     .fetch_all(pool)
     .await?;
     found.iter().map(rows::task).collect()
+}
+
+pub async fn retry_task(
+    pool: &SqlitePool,
+    task: TaskId,
+    now: UnixMillis,
+) -> Result<RetryEffect, StoreError> {
+    let mut tx = pool.begin().await?;
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?")
+        .bind(task.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(state) = state else {
+        return Err(StoreError::NotFound {
+            what: "task",
+            id: task.to_string(),
+        });
+    };
+    let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
+        table: "tasks",
+        detail,
+    })?;
+    if !state.is_terminal() {
+        return Ok(RetryEffect::StillLive(state));
+    }
+    sqlx::query(
+        "UPDATE tasks SET state = 'queued', outcome = NULL, finished_at = NULL,
+                          cancel_requested_at = NULL, retry_base = attempt, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(RetryEffect::Queued)
 }
 
 pub async fn queued_tasks(pool: &SqlitePool, limit: u32) -> Result<Vec<TaskRecord>, StoreError> {
@@ -65,164 +111,6 @@ pub async fn queued_tasks(pool: &SqlitePool, limit: u32) -> Result<Vec<TaskRecor
     .fetch_all(pool)
     .await?;
     found.iter().map(rows::task).collect()
-}
-
-pub async fn assign(
-    pool: &SqlitePool,
-    task: TaskId,
-    runner: RunnerId,
-    now: UnixMillis,
-) -> Result<Option<AttemptRecord>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let attempt: Option<i64> = sqlx::query_scalar(
-        "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = ?
-         WHERE id = ? AND state = 'queued' RETURNING attempt",
-    )
-    .bind(now)
-    .bind(task.to_string())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(attempt) = attempt else {
-        return Ok(None);
-    };
-    sqlx::query(
-        "INSERT INTO attempts (task_id, attempt, runner_id, state, assigned_at)
-         VALUES (?, ?, ?, 'assigned', ?)",
-    )
-    .bind(task.to_string())
-    .bind(attempt)
-    .bind(runner.to_string())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Some(AttemptRecord {
-        task_id: task,
-        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-        runner_id: runner,
-        state: AttemptState::Assigned,
-        acked_seq: 0,
-        outcome: None,
-        assigned_at: now,
-        started_at: None,
-        finished_at: None,
-    }))
-}
-
-pub async fn start_attempt(
-    pool: &SqlitePool,
-    task: TaskId,
-    attempt: u32,
-    runner: RunnerId,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE attempts SET state = 'running', started_at = ?
-         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state = 'assigned'",
-    )
-    .bind(now)
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .bind(runner.to_string())
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 1 {
-        sqlx::query(
-            "UPDATE tasks SET state = 'running', updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'assigned'",
-        )
-        .bind(now)
-        .bind(task.to_string())
-        .bind(i64::from(attempt))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-pub async fn reject_attempt(
-    pool: &SqlitePool,
-    task: TaskId,
-    attempt: u32,
-    runner: RunnerId,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE attempts SET state = 'rejected', finished_at = ?
-         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state = 'assigned'",
-    )
-    .bind(now)
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .bind(runner.to_string())
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 1 {
-        sqlx::query(
-            "UPDATE tasks SET state = 'queued', updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'assigned'",
-        )
-        .bind(now)
-        .bind(task.to_string())
-        .bind(i64::from(attempt))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-pub async fn lose_attempt(
-    pool: &SqlitePool,
-    task: TaskId,
-    attempt: u32,
-    runner: RunnerId,
-    now: UnixMillis,
-) -> Result<Option<TaskState>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let lost = sqlx::query(
-        "UPDATE attempts SET state = 'lost', finished_at = ?
-         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state IN ('assigned', 'running')",
-    )
-    .bind(now)
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .bind(runner.to_string())
-    .execute(&mut *tx)
-    .await?;
-    if lost.rows_affected() == 0 {
-        return Ok(None);
-    }
-    let next: Option<String> = sqlx::query_scalar(
-        "WITH started AS (
-             SELECT COUNT(*) AS n FROM attempts WHERE task_id = ?2 AND started_at IS NOT NULL
-         )
-         UPDATE tasks
-         SET state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
-                          WHEN (SELECT n FROM started) < max_attempts THEN 'queued'
-                          ELSE 'lost' END,
-             finished_at = CASE WHEN cancel_requested_at IS NULL
-                                 AND (SELECT n FROM started) < max_attempts THEN NULL ELSE ?1 END,
-             updated_at = ?1
-         WHERE id = ?2 AND attempt = ?3 AND state IN ('assigned', 'running')
-         RETURNING state",
-    )
-    .bind(now)
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    next.map(|s| {
-        s.parse().map_err(|detail| StoreError::Corrupt {
-            table: "tasks",
-            detail,
-        })
-    })
-    .transpose()
 }
 
 pub async fn request_cancel(
@@ -295,55 +183,4 @@ pub async fn request_cancel(
     };
     tx.commit().await?;
     Ok(effect)
-}
-
-pub async fn attempt(
-    pool: &SqlitePool,
-    task: TaskId,
-    attempt: u32,
-) -> Result<Option<AttemptRecord>, StoreError> {
-    let row = sqlx::query("SELECT * FROM attempts WHERE task_id = ? AND attempt = ?")
-        .bind(task.to_string())
-        .bind(i64::from(attempt))
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(rows::attempt).transpose()
-}
-
-pub async fn attempts(pool: &SqlitePool, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
-    let found = sqlx::query("SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt")
-        .bind(task.to_string())
-        .fetch_all(pool)
-        .await?;
-    found.iter().map(rows::attempt).collect()
-}
-
-pub async fn runners_with_open_attempts(pool: &SqlitePool) -> Result<Vec<RunnerId>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT runner_id FROM attempts WHERE state IN ('assigned', 'running')",
-    )
-    .fetch_all(pool)
-    .await?;
-    ids.iter()
-        .map(|id| {
-            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                table: "attempts",
-                detail: format!("runner_id {id:?}: {e}"),
-            })
-        })
-        .collect()
-}
-
-pub async fn open_attempts(
-    pool: &SqlitePool,
-    runner: RunnerId,
-) -> Result<Vec<AttemptRecord>, StoreError> {
-    let found = sqlx::query(
-        "SELECT * FROM attempts WHERE runner_id = ? AND state IN ('assigned', 'running')
-         ORDER BY assigned_at",
-    )
-    .bind(runner.to_string())
-    .fetch_all(pool)
-    .await?;
-    found.iter().map(rows::attempt).collect()
 }

@@ -1,0 +1,230 @@
+//! SQLite queries for attempts: assignment, acceptance, refusal, loss.
+
+use kiln_protocol::{RunnerId, TaskId, UnixMillis};
+use sqlx::SqlitePool;
+
+use super::rows;
+use crate::model::{AttemptRecord, AttemptState, TaskState};
+use crate::store::StoreError;
+
+pub async fn assign(
+    pool: &SqlitePool,
+    placements: &[(TaskId, RunnerId)],
+    now: UnixMillis,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut assigned = Vec::with_capacity(placements.len());
+    for (task, runner) in placements {
+        let attempt: Option<i64> = sqlx::query_scalar(
+            "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = ?
+             WHERE id = ? AND state = 'queued' RETURNING attempt",
+        )
+        .bind(now)
+        .bind(task.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempt) = attempt else { continue };
+        sqlx::query(
+            "INSERT INTO attempts (task_id, attempt, runner_id, state, assigned_at)
+             VALUES (?, ?, ?, 'assigned', ?)",
+        )
+        .bind(task.to_string())
+        .bind(attempt)
+        .bind(runner.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        assigned.push(AttemptRecord {
+            task_id: *task,
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+            runner_id: *runner,
+            state: AttemptState::Assigned,
+            acked_seq: 0,
+            outcome: None,
+            assigned_at: now,
+            started_at: None,
+            finished_at: None,
+        });
+    }
+    tx.commit().await?;
+    Ok(assigned)
+}
+
+pub async fn start_attempt(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE attempts SET state = 'running', started_at = ?
+         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state = 'assigned'",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(runner.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE tasks SET state = 'running', updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'assigned'",
+        )
+        .bind(now)
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
+    // Not assigned any more: fine if it already runs here (a repeated accept).
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM attempts WHERE task_id = ? AND attempt = ? AND runner_id = ?",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(runner.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(state.as_deref() == Some("running"))
+}
+
+pub async fn reject_attempt(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE attempts SET state = 'rejected', finished_at = ?
+         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state = 'assigned'",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(runner.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE tasks SET state = 'queued', updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'assigned'",
+        )
+        .bind(now)
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn lose_attempt(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    now: UnixMillis,
+) -> Result<Option<TaskState>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let lost = sqlx::query(
+        "UPDATE attempts SET state = 'lost', finished_at = ?
+         WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state IN ('assigned', 'running')",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(runner.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if lost.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let next: Option<String> = sqlx::query_scalar(
+        "WITH started AS (
+             SELECT COUNT(*) AS n FROM attempts
+             WHERE task_id = ?2 AND started_at IS NOT NULL
+               AND attempt > (SELECT retry_base FROM tasks WHERE id = ?2)
+         )
+         UPDATE tasks
+         SET state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                          WHEN (SELECT n FROM started) < max_attempts THEN 'queued'
+                          ELSE 'lost' END,
+             finished_at = CASE WHEN cancel_requested_at IS NULL
+                                 AND (SELECT n FROM started) < max_attempts THEN NULL ELSE ?1 END,
+             updated_at = ?1
+         WHERE id = ?2 AND attempt = ?3 AND state IN ('assigned', 'running')
+         RETURNING state",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    next.map(|s| {
+        s.parse().map_err(|detail| StoreError::Corrupt {
+            table: "tasks",
+            detail,
+        })
+    })
+    .transpose()
+}
+
+pub async fn attempt(
+    pool: &SqlitePool,
+    task: TaskId,
+    attempt: u32,
+) -> Result<Option<AttemptRecord>, StoreError> {
+    let row = sqlx::query("SELECT * FROM attempts WHERE task_id = ? AND attempt = ?")
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(rows::attempt).transpose()
+}
+
+pub async fn attempts(pool: &SqlitePool, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+    let found = sqlx::query("SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt")
+        .bind(task.to_string())
+        .fetch_all(pool)
+        .await?;
+    found.iter().map(rows::attempt).collect()
+}
+
+pub async fn runners_with_open_attempts(pool: &SqlitePool) -> Result<Vec<RunnerId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT runner_id FROM attempts WHERE state IN ('assigned', 'running')",
+    )
+    .fetch_all(pool)
+    .await?;
+    ids.iter()
+        .map(|id| {
+            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
+                table: "attempts",
+                detail: format!("runner_id {id:?}: {e}"),
+            })
+        })
+        .collect()
+}
+
+pub async fn open_attempts(
+    pool: &SqlitePool,
+    runner: RunnerId,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT * FROM attempts WHERE runner_id = ? AND state IN ('assigned', 'running')
+         ORDER BY assigned_at",
+    )
+    .bind(runner.to_string())
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::attempt).collect()
+}

@@ -1,0 +1,83 @@
+//! Layering, validation and error messages of the runner configuration.
+
+use super::*;
+
+fn dir_with(yaml: &str) -> (tempfile::TempDir, ConfigDir) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = ConfigDir::new(temp.path());
+    std::fs::write(dir.runner_yaml(), yaml).unwrap();
+    (temp, dir)
+}
+
+#[test]
+fn flags_beat_env_beat_file_beat_defaults() {
+    let (_temp, dir) = dir_with("max_concurrent_agents: 2\nname: from-file\n");
+    let env = HashMap::from([("KILN_MAX_CONCURRENT_AGENTS".to_owned(), "3".to_owned())]);
+    let flags = Overrides {
+        max_concurrent_agents: Some(4),
+        ..Overrides::default()
+    };
+    let load = |env: &HashMap<String, String>, flags: &Overrides| {
+        RunnerConfig::load_with_env(&dir, env, flags).unwrap()
+    };
+    assert_eq!(load(&env, &flags).max_concurrent_agents, 4);
+    assert_eq!(load(&env, &Overrides::default()).max_concurrent_agents, 3);
+    assert_eq!(
+        load(&HashMap::new(), &Overrides::default()).max_concurrent_agents,
+        2
+    );
+    assert_eq!(
+        load(&HashMap::new(), &Overrides::default()).name,
+        "from-file"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let defaults = RunnerConfig::load_with_env(
+        &ConfigDir::new(empty.path()),
+        &HashMap::new(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        defaults.max_concurrent_agents,
+        DEFAULT_MAX_CONCURRENT_AGENTS
+    );
+}
+
+#[test]
+fn env_capabilities_are_a_comma_list() {
+    let (_temp, dir) = dir_with("");
+    let env = HashMap::from([("KILN_CAPABILITIES".to_owned(), "docker,gpu".to_owned())]);
+    let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
+    assert_eq!(config.capabilities, ["docker", "gpu"]);
+}
+
+#[test]
+fn wrong_type_names_file_key_and_value() {
+    let (_temp, dir) = dir_with("max_concurrent_agents: lots\n");
+    let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("max_concurrent_agents"), "{error}");
+    assert!(error.contains("lots"), "{error}");
+    assert!(
+        error.contains(&dir.runner_yaml().display().to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn out_of_range_value_names_key() {
+    let (_temp, dir) = dir_with("max_concurrent_agents: 0\n");
+    let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("max_concurrent_agents is 0"), "{error}");
+}
+
+#[test]
+fn missing_identity_says_what_to_do() {
+    let (_temp, dir) = dir_with("");
+    let config = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default()).unwrap();
+    let error = config.identity().unwrap_err().to_string();
+    assert!(error.contains("kiln-runner register"), "{error}");
+}
