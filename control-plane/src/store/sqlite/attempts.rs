@@ -1,11 +1,17 @@
 //! SQLite queries for attempts: assignment, acceptance, refusal, loss.
 
 use kiln_protocol::{RunnerId, TaskId, UnixMillis};
-use sqlx::SqlitePool;
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::rows;
 use crate::model::{AttemptRecord, AttemptState, TaskState};
 use crate::store::StoreError;
+
+/// Placements persisted per statement: each round trip to SQLite's worker thread costs more
+/// than the row work, so many rows share one statement (within SQLite's variable limit).
+const ASSIGN_CHUNK: usize = 500;
 
 pub async fn assign(
     pool: &SqlitePool,
@@ -14,37 +20,54 @@ pub async fn assign(
 ) -> Result<Vec<AttemptRecord>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut assigned = Vec::with_capacity(placements.len());
-    for (task, runner) in placements {
-        let attempt: Option<i64> = sqlx::query_scalar(
-            "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = ?
-             WHERE id = ? AND state = 'queued' RETURNING attempt",
-        )
-        .bind(now)
-        .bind(task.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(attempt) = attempt else { continue };
-        sqlx::query(
-            "INSERT INTO attempts (task_id, attempt, runner_id, state, assigned_at)
-             VALUES (?, ?, ?, 'assigned', ?)",
-        )
-        .bind(task.to_string())
-        .bind(attempt)
-        .bind(runner.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        assigned.push(AttemptRecord {
-            task_id: *task,
-            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-            runner_id: *runner,
-            state: AttemptState::Assigned,
-            acked_seq: 0,
-            outcome: None,
-            assigned_at: now,
-            started_at: None,
-            finished_at: None,
+    for chunk in placements.chunks(ASSIGN_CHUNK) {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = ",
+        );
+        update.push_bind(now);
+        update.push(" WHERE state = 'queued' AND id IN (");
+        let mut ids = update.separated(", ");
+        for (task, _) in chunk {
+            ids.push_bind(task.to_string());
+        }
+        update.push(") RETURNING id, attempt");
+        let rows: Vec<(String, i64)> = update.build_query_as().fetch_all(&mut *tx).await?;
+        let numbers: HashMap<String, i64> = rows.into_iter().collect();
+        let taken: Vec<(TaskId, RunnerId, i64)> = chunk
+            .iter()
+            .filter_map(|(task, runner)| {
+                numbers.get(&task.to_string()).map(|n| (*task, *runner, *n))
+            })
+            .collect();
+        if taken.is_empty() {
+            continue;
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO attempts (task_id, attempt, runner_id, state, assigned_at) ",
+        );
+        insert.push_values(&taken, |mut row, (task, runner, attempt)| {
+            row.push_bind(task.to_string())
+                .push_bind(*attempt)
+                .push_bind(runner.to_string())
+                .push_bind("assigned")
+                .push_bind(now);
         });
+        insert.build().execute(&mut *tx).await?;
+        assigned.extend(
+            taken
+                .into_iter()
+                .map(|(task, runner, attempt)| AttemptRecord {
+                    task_id: task,
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    runner_id: runner,
+                    state: AttemptState::Assigned,
+                    acked_seq: 0,
+                    outcome: None,
+                    assigned_at: now,
+                    started_at: None,
+                    finished_at: None,
+                }),
+        );
     }
     tx.commit().await?;
     Ok(assigned)
