@@ -1,6 +1,11 @@
 //! Fleet controls on the real binaries: drain with a deadline, pause and resume, revoke,
 //! and runners that exit after one task or after idling.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly, naming the call"
+)]
+
 use std::time::Duration;
 
 use kiln_tests::control_plane::stdout_lines;

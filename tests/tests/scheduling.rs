@@ -1,6 +1,11 @@
 //! Placement on the real binaries: filters, affinity, priorities, and a queued task that
 //! starts the moment a matching runner arrives.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly, naming the call"
+)]
+
 use std::time::Duration;
 
 use kiln_tests::control_plane::stdout_lines;

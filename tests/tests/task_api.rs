@@ -1,6 +1,11 @@
 //! The task API on the real binaries: filters and pages, retry, logs from any seq, several
 //! watchers, and mirror hygiene under concurrency and a cache limit.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly, naming the call"
+)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
