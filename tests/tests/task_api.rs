@@ -69,7 +69,7 @@ async fn tasks_filter_by_state_repo_label_and_runner_and_page_without_gaps() {
     );
     assert_eq!(
         ids(&page(&control_plane, &["--repo", &other.to_string_lossy()])),
-        [elsewhere.clone()]
+        std::slice::from_ref(&elsewhere)
     );
     assert_eq!(ids(&page(&control_plane, &["--state", "queued"])).len(), 6);
 
