@@ -53,11 +53,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let options = ServeOptions {
-                listen: args.listen,
-                data_dir: data_dir.clone(),
                 admin_token: cli.token.clone(),
                 heartbeat_interval: args.heartbeat_interval,
                 lost_after: args.lost_after,
+                tls: args.tls_cert.zip(args.tls_key),
+                max_connections: args.max_connections,
+                max_upload_bytes: args.max_upload_bytes,
+                ..ServeOptions::new(args.listen, data_dir.clone())
             };
             let shutdown = CancellationToken::new();
             let prepared = serve::prepare(&options, shutdown.clone()).await?;
@@ -73,11 +75,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dev(args) => {
             let options = ServeOptions {
-                listen: args.listen,
-                data_dir: data_dir.clone(),
                 admin_token: cli.token.clone(),
-                heartbeat_interval: kiln_control_plane::server::state::DEFAULT_HEARTBEAT_INTERVAL,
-                lost_after: kiln_control_plane::server::state::DEFAULT_LOST_AFTER,
+                ..ServeOptions::new(args.listen, data_dir.clone())
             };
             let signals = Signals::default();
             tokio::spawn(kiln_runner::signals::forward(signals.clone()));

@@ -2,6 +2,7 @@
 //! run the server until the shutdown token fires.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::data_dir::{DataDir, DataDirLock};
+use crate::server::listener::ListenOptions;
 use crate::server::state::{AppState, ServerSettings};
 use crate::store::{SqliteStore, Store};
 use crate::tokens::{Token, TokenKind};
@@ -31,7 +33,33 @@ pub struct ServeOptions {
     pub heartbeat_interval: Duration,
     /// Absence after which a runner's attempts are lost.
     pub lost_after: Duration,
+    /// TLS certificate chain and key (PEM), to serve HTTPS and WSS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Largest artifact a runner may upload.
+    pub max_upload_bytes: usize,
 }
+
+impl ServeOptions {
+    /// Options with defaults for everything but where to listen and keep data.
+    pub fn new(listen: SocketAddr, data_dir: DataDir) -> Self {
+        Self {
+            listen,
+            data_dir,
+            admin_token: None,
+            heartbeat_interval: crate::server::state::DEFAULT_HEARTBEAT_INTERVAL,
+            lost_after: crate::server::state::DEFAULT_LOST_AFTER,
+            tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
+        }
+    }
+}
+
+/// Connections a control plane holds open at once by default: ten thousand runners plus
+/// room for operators, within a typical `ulimit -n` of 65536.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
 /// A control plane that has bound its socket and is ready to run.
 pub struct Prepared {
@@ -40,6 +68,7 @@ pub struct Prepared {
     /// Its shared state.
     pub state: AppState,
     listener: TcpListener,
+    listen: ListenOptions,
     _lock: DataDirLock,
 }
 
@@ -66,11 +95,17 @@ pub async fn prepare(
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr().context("cannot read bound address")?;
-    let url = format!("http://{address}");
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(crate::server::tls::server_config(cert, key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{address}");
     options.data_dir.write_server_url(&url)?;
     let settings = ServerSettings {
         heartbeat_interval: options.heartbeat_interval,
         lost_after: options.lost_after,
+        max_upload_bytes: options.max_upload_bytes,
         ..ServerSettings::default()
     };
     let state = AppState::new(Arc::new(store), settings, shutdown);
@@ -78,6 +113,10 @@ pub async fn prepare(
         url,
         state,
         listener,
+        listen: ListenOptions {
+            tls,
+            max_connections: options.max_connections,
+        },
         _lock: lock,
     })
 }
@@ -86,9 +125,8 @@ impl Prepared {
     /// Serves until the shutdown token fires.
     pub async fn run(self) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
-        crate::server::run(self.listener, self.state, shutdown)
-            .await
-            .context("server failed")
+        crate::server::run(self.listener, self.state, self.listen, shutdown).await;
+        Ok(())
     }
 }
 

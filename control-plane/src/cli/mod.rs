@@ -92,6 +92,18 @@ pub struct ServeArgs {
     /// Absence after which a runner's attempts are declared lost and retried.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub lost_after: std::time::Duration,
+    /// TLS certificate chain (PEM) to serve HTTPS and WSS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Largest result artifact (bundle, diff) a runner may upload, in bytes.
+    #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: usize,
 }
 
 /// `kiln dev`.

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The caller has too many requests of this kind in progress.
+    #[error("{0}")]
+    TooMany(String),
     /// Something failed inside; the details go to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -45,6 +48,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

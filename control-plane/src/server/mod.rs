@@ -6,8 +6,11 @@
 mod api;
 mod auth;
 pub mod error;
+pub mod handshakes;
+pub mod listener;
 mod socket;
 pub mod state;
+pub mod tls;
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -40,21 +43,14 @@ async fn ready(
 }
 
 /// Serves on `listener` and runs the dispatcher until `shutdown` is cancelled, then closes
-/// every session and waits for requests in flight.
-pub async fn run(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+/// every session and waits (briefly) for requests in flight.
+pub async fn run(listener: TcpListener, state: AppState, options: listener::ListenOptions, shutdown: CancellationToken) {
     if let Err(error) = crate::liveness::watch_all_absent(&state).await {
         tracing::error!(error = %error, "could not look for absent runners");
     }
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), shutdown.clone()));
     state.hub.wake_dispatcher();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    listener::serve(listener, app(state), options, shutdown.clone()).await;
     shutdown.cancel();
     let _ = dispatcher.await;
-    served
 }

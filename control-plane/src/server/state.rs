@@ -78,6 +78,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Cancelled when the server shuts down; sessions and streams end on it.
     pub shutdown: CancellationToken,
+    /// Runner handshakes in progress, per address.
+    pub handshakes: Arc<crate::server::handshakes::Handshakes>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +103,7 @@ impl AppState {
             watchers: Arc::default(),
             settings: Arc::new(settings),
             shutdown,
+            handshakes: Arc::default(),
         }
     }
 }

@@ -6,12 +6,16 @@
 mod handshake;
 mod session;
 
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::response::Response;
 use kiln_protocol::limits::MAX_FRAME_BYTES;
 
 use super::auth::Runner;
+use super::error::ApiError;
 use super::state::AppState;
 
 /// Read buffer per socket. Runner frames are small; 4 KiB instead of the default 128 KiB
@@ -20,13 +24,21 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Upgrades an authenticated runner's request to its session.
 pub async fn connect(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Runner(runner): Runner,
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade
+) -> Result<Response, ApiError> {
+    let Some(slot) = state.handshakes.begin(peer.ip()) else {
+        tracing::warn!(%peer, runner = %runner.id, "too many runner handshakes in progress from this address");
+        return Err(ApiError::TooMany(format!(
+            "too many runner handshakes in progress from {}",
+            peer.ip()
+        )));
+    };
+    Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(socket, runner, state))
+        .on_upgrade(move |socket| session::run(socket, runner, state, slot)))
 }

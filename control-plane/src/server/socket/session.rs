@@ -16,6 +16,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::handshake;
 use crate::hub::{Connection, Outbound, OUTBOUND_QUEUE};
+use crate::server::handshakes::HandshakeSlot;
 use crate::model::RunnerRecord;
 use crate::server::state::AppState;
 use crate::store::StoreError;
@@ -65,9 +66,11 @@ struct Session {
 }
 
 /// Runs a runner's session from its first frame to its close.
-pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState) {
+pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: HandshakeSlot) {
     let (mut sink, mut stream) = socket.split();
-    let hello = match handshake::read_hello(&mut stream).await {
+    let hello = handshake::read_hello(&mut stream).await;
+    drop(slot);
+    let hello = match hello {
         Ok(hello) => hello,
         Err(refusal) => {
             tracing::warn!(runner = %runner.id, reason = %refusal.reason, "handshake refused");
