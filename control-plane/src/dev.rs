@@ -87,6 +87,7 @@ async fn ensure_registered(
         worktree_base: Some(base.join("worktrees")),
         cache_dir: Some(base.join("cache")),
         kill_grace: None,
+        ca_cert: None,
     };
     register::register(dir, registration, Existing::Replace).await?;
     Ok(())

@@ -48,7 +48,14 @@ fn init_logging(default: &str) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_path));
-    let client = || ApiClient::resolve(cli.server.clone(), cli.token.clone(), &data_dir);
+    let client = || {
+        ApiClient::resolve(
+            cli.server.clone(),
+            cli.token.clone(),
+            cli.ca_cert.as_deref(),
+            &data_dir,
+        )
+    };
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => {
@@ -84,16 +91,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(TokenCommand::Create(args)) => {
-            cli::token_create(&client(), args, json).await
+            cli::token_create(&client()?, args, json).await
         }
-        Command::Submit(args) => cli::submit(&client(), args, json).await,
-        Command::Tasks(args) => cli::tasks(&client(), args, json).await,
-        Command::Task(args) => cli::show(&client(), args, json).await,
-        Command::Logs(args) => cli::logs(&client(), args, json).await,
-        Command::Cancel(args) => cli::cancel(&client(), args, json).await,
-        Command::Runners(args) => cli::runners(&client(), args, json).await,
-        Command::Retry(args) => cli::retry(&client(), args, json).await,
-        Command::Diff(args) => cli::diff(&client(), args, json).await,
-        Command::Fetch(args) => cli::fetch(&client(), args, json).await,
+        Command::Submit(args) => cli::submit(&client()?, args, json).await,
+        Command::Tasks(args) => cli::tasks(&client()?, args, json).await,
+        Command::Task(args) => cli::show(&client()?, args, json).await,
+        Command::Logs(args) => cli::logs(&client()?, args, json).await,
+        Command::Cancel(args) => cli::cancel(&client()?, args, json).await,
+        Command::Runners(args) => cli::runners(&client()?, args, json).await,
+        Command::Retry(args) => cli::retry(&client()?, args, json).await,
+        Command::Diff(args) => cli::diff(&client()?, args, json).await,
+        Command::Fetch(args) => cli::fetch(&client()?, args, json).await,
     }
 }

@@ -58,6 +58,9 @@ pub struct RunnerSettings {
     /// Time an agent gets between SIGTERM and SIGKILL, such as 10s.
     #[arg(long, value_name = "DURATION")]
     pub kill_grace: Option<String>,
+    /// A private CA certificate (PEM) to trust for https:// and wss:// servers.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl RunnerSettings {

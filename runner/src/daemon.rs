@@ -55,8 +55,8 @@ pub enum DaemonError {
         /// Why.
         detail: String,
     },
-    /// The HTTP client could not be built.
-    #[error("cannot build HTTP client: {0}")]
+    /// The HTTP or TLS client could not be built.
+    #[error("{0}")]
     Http(String),
 }
 
@@ -65,6 +65,8 @@ pub enum DaemonError {
 pub struct Runtime {
     /// Where to connect, as whom.
     pub identity: Identity,
+    /// Whom to trust for wss://.
+    pub tls: Arc<rustls::ClientConfig>,
     /// Runner name.
     pub name: String,
     /// Capabilities announced.
@@ -183,9 +185,9 @@ impl Runtime {
 pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonError> {
     let identity = config.identity()?;
     let listener = status::bind(&config.config_dir.status_socket()).await?;
-    let http = reqwest::Client::builder()
-        .build()
+    let tls = crate::tls::client_config(config.ca_cert.as_deref())
         .map_err(|e| DaemonError::Http(e.to_string()))?;
+    let http = crate::tls::http_client(&tls).map_err(|e| DaemonError::Http(e.to_string()))?;
     let spool = config.cache_dir.join("spool");
     let outbox = Arc::new(
         Outbox::with_spool(spool.clone()).map_err(|e| DaemonError::Spool {
@@ -226,6 +228,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             cache_max_bytes: config.cache_max_bytes,
         },
         identity,
+        tls,
         name: config.name.clone(),
         capabilities: config.capabilities.clone(),
         labels: config.labels.clone(),

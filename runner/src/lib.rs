@@ -17,5 +17,6 @@ pub mod server_url;
 pub mod shim;
 pub mod signals;
 pub mod status;
+pub mod tls;
 pub mod upload;
 pub mod workspace;

@@ -63,6 +63,7 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
         capabilities: args.settings.capability_list(),
         labels: args.settings.label_map(),
         kill_grace: args.settings.kill_grace.clone(),
+        ca_cert: args.settings.ca_cert.clone(),
         ..Overrides::default()
     };
     // Validate the settings the same way `run` will read them back.
@@ -77,6 +78,7 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
         worktree_base: args.settings.worktree_base,
         cache_dir: args.settings.cache_dir,
         kill_grace: args.settings.kill_grace,
+        ca_cert: args.settings.ca_cert,
     };
     let existing = if args.force {
         Existing::Replace
@@ -110,6 +112,7 @@ async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
         cache_max_size: args.cache_max_size,
         disconnect_after_task: args.disconnect_after_task.then_some(true),
         disconnect_after_idle: args.disconnect_after_idle,
+        ca_cert: args.settings.ca_cert.clone(),
     };
     let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
     let signals = Signals::default();

@@ -39,6 +39,8 @@ pub struct Registration {
     pub cache_dir: Option<PathBuf>,
     /// Kill grace to record, if not the default.
     pub kill_grace: Option<String>,
+    /// Private CA to trust (and record), if any.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// A successful registration.
@@ -102,7 +104,17 @@ pub async fn register(
         labels: registration.labels.clone(),
         max_concurrent: registration.max_concurrent,
     };
-    let response = reqwest::Client::new()
+    let tls = crate::tls::client_config(registration.ca_cert.as_deref()).map_err(|e| {
+        RegisterError::Unreachable {
+            server: server.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    let http = crate::tls::http_client(&tls).map_err(|e| RegisterError::Unreachable {
+        server: server.clone(),
+        detail: e.to_string(),
+    })?;
+    let response = http
         .post(registration.server.http("/v1/runners/register"))
         .bearer_auth(registration.token.expose())
         .json(&request)
@@ -110,7 +122,7 @@ pub async fn register(
         .await
         .map_err(|e| RegisterError::Unreachable {
             server: server.clone(),
-            detail: e.to_string(),
+            detail: error_chain(&e),
         })?;
     let status = response.status();
     if !status.is_success() {
@@ -144,6 +156,7 @@ pub async fn register(
         worktree_base: registration.worktree_base,
         cache_dir: registration.cache_dir,
         kill_grace: registration.kill_grace,
+        ca_cert: registration.ca_cert,
     };
     let config_file = config::save(config_dir, &saved).map_err(|source| RegisterError::Save {
         path: yaml.display().to_string(),
@@ -153,4 +166,15 @@ pub async fn register(
         runner_id: answer.runner_id,
         config_file,
     })
+}
+
+/// An error and its causes on one line (reqwest hides the TLS reason in the chain).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

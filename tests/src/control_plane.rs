@@ -28,6 +28,8 @@ pub struct ControlPlane {
     child: Option<Child>,
     http: reqwest::Client,
     extra_args: Vec<String>,
+    /// The CA to trust when the server speaks TLS.
+    pub ca: Option<PathBuf>,
 }
 
 impl ControlPlane {
@@ -46,6 +48,31 @@ impl ControlPlane {
             child: None,
             http: reqwest::Client::new(),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            ca: None,
+        };
+        control_plane.launch().await;
+        control_plane
+    }
+
+    /// Starts a control plane serving HTTPS and WSS with a certificate from a private CA.
+    pub async fn start_tls() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        let files = crate::certs::make(root.path());
+        let ca_pem = std::fs::read(&files.ca).expect("read CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).expect("CA PEM"))
+            .build()
+            .expect("TLS client");
+        let cert = files.cert.to_string_lossy().into_owned();
+        let key = files.key.to_string_lossy().into_owned();
+        let mut control_plane = Self {
+            root,
+            url: String::new(),
+            admin_token: String::new(),
+            child: None,
+            http,
+            extra_args: vec!["--tls-cert".into(), cert, "--tls-key".into(), key],
+            ca: Some(files.ca),
         };
         control_plane.launch().await;
         control_plane
@@ -69,8 +96,8 @@ impl ControlPlane {
 
     /// (Re)starts the server process on the same data dir, on the same port if it had one.
     pub async fn launch(&mut self) {
-        let listen = match self.url.strip_prefix("http://") {
-            Some(address) => address.to_owned(),
+        let listen = match self.url.split_once("://") {
+            Some((_, address)) => address.to_owned(),
             None => "127.0.0.1:0".to_owned(),
         };
         let data = self.data_dir();
@@ -138,7 +165,13 @@ impl ControlPlane {
 
     /// Runs the `kiln` CLI in `cwd`.
     pub fn kiln_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(bins::path("kiln"))
+        let mut command = Command::new(bins::path("kiln"));
+        if let Some(ca) = &self.ca {
+            command.env("KILN_CA_CERT", ca);
+        } else {
+            command.env_remove("KILN_CA_CERT");
+        }
+        command
             .args(args)
             .current_dir(cwd)
             .env("KILN_DATA_DIR", self.data_dir())

@@ -32,7 +32,8 @@ impl Runner {
         let root = tempfile::tempdir().expect("runner temp dir");
         let token = control_plane.registration_token(1);
         let config_dir = root.path().join("config");
-        let output = Command::new(bins::path("kiln-runner"))
+        let mut command = Command::new(bins::path("kiln-runner"));
+        command
             .args([
                 "register",
                 "--json",
@@ -49,9 +50,11 @@ impl Runner {
             .arg(root.path().join("cache"))
             .arg("--worktree-base")
             .arg(root.path().join("worktrees"))
-            .args(extra)
-            .output()
-            .expect("run kiln-runner register");
+            .args(extra);
+        if let Some(ca) = &control_plane.ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        let output = command.output().expect("run kiln-runner register");
         assert!(
             output.status.success(),
             "register failed: {}",

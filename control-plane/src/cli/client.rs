@@ -24,18 +24,26 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// Resolves the server (flag, env, data dir's server.url, default) and the admin token
-    /// (flag, env, data dir's admin.token).
-    pub fn resolve(server: Option<String>, token: Option<String>, data_dir: &DataDir) -> Self {
+    /// (flag, env, data dir's admin.token); trusts the system roots plus `ca_cert`.
+    pub fn resolve(
+        server: Option<String>,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+        data_dir: &DataDir,
+    ) -> anyhow::Result<Self> {
         let server = server
             .or_else(|| data_dir.read_server_url())
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         let server = server.trim_end_matches('/').to_owned();
-        Self {
-            http: reqwest::Client::new(),
+        let tls =
+            kiln_runner::tls::client_config(ca_cert).map_err(|e| Exit::with(exit::USAGE, e))?;
+        let http = kiln_runner::tls::http_client(&tls)?;
+        Ok(Self {
+            http,
             server,
             token: token.or_else(|| data_dir.read_admin_token()),
             token_hint: data_dir.admin_token_file(),
-        }
+        })
     }
 
     /// The server's base URL.
@@ -72,8 +80,9 @@ impl ApiClient {
             Exit::with(
                 exit::ERROR,
                 format!(
-                    "cannot reach control plane at {}: {e} (is `kiln serve` running?)",
-                    self.server
+                    "cannot reach control plane at {}: {} (is `kiln serve` running?)",
+                    self.server,
+                    kiln_runner::register::error_chain(&e)
                 ),
             )
         })?;

@@ -39,6 +39,9 @@ pub struct Cli {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// A private CA certificate (PEM) to trust for an https:// control plane.
+    #[arg(long, global = true, env = "KILN_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Data directory of the control plane [default: ~/.local/share/kiln].
     #[arg(long, global = true, env = "KILN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

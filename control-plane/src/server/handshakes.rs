@@ -40,7 +40,11 @@ impl Handshakes {
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        let mut in_progress = self.owner.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_progress = self
+            .owner
+            .in_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(count) = in_progress.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {

@@ -50,7 +50,12 @@ impl std::fmt::Debug for ListenOptions {
 
 /// Serves `router` on `listener` until `shutdown`, then lets open connections finish for a
 /// bounded time.
-pub async fn serve(listener: TcpListener, router: Router, options: ListenOptions, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ListenOptions,
+    shutdown: CancellationToken,
+) {
     let graceful = Arc::new(GracefulShutdown::new());
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let tls = options.tls.map(TlsAcceptor::from);
@@ -80,11 +85,15 @@ pub async fn serve(listener: TcpListener, router: Router, options: ListenOptions
             let _permit = permit;
             match tls {
                 None => serve_connection(tcp, peer, router, &graceful).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, peer, router, &graceful).await,
-                    Ok(Err(error)) => tracing::debug!(%peer, error = %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, router, &graceful).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, error = %error, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }

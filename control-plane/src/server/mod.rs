@@ -44,7 +44,12 @@ async fn ready(
 
 /// Serves on `listener` and runs the dispatcher until `shutdown` is cancelled, then closes
 /// every session and waits (briefly) for requests in flight.
-pub async fn run(listener: TcpListener, state: AppState, options: listener::ListenOptions, shutdown: CancellationToken) {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    options: listener::ListenOptions,
+    shutdown: CancellationToken,
+) {
     if let Err(error) = crate::liveness::watch_all_absent(&state).await {
         tracing::error!(error = %error, "could not look for absent runners");
     }

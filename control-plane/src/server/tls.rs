@@ -12,7 +12,12 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("--tls-cert {} is not a PEM certificate chain", cert.display()))?;
+        .with_context(|| {
+            format!(
+                "--tls-cert {} is not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
     if chain.is_empty() {
         anyhow::bail!("--tls-cert {} holds no certificate", cert.display());
     }

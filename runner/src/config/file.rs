@@ -33,6 +33,8 @@ pub struct SavedConfig {
     pub cache_dir: Option<PathBuf>,
     /// SIGTERM-to-SIGKILL grace, if not the default.
     pub kill_grace: Option<String>,
+    /// Private CA to trust, if any.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// A YAML scalar: JSON string quoting is valid YAML double-quoted style.
@@ -70,6 +72,9 @@ fn render(config: &SavedConfig) -> String {
     if let Some(grace) = &config.kill_grace {
         line("kill_grace", quoted(grace));
     }
+    if let Some(path) = &config.ca_cert {
+        line("ca_cert", quoted(&path.to_string_lossy()));
+    }
     yaml
 }
 
@@ -100,6 +105,7 @@ mod tests {
             worktree_base: None,
             cache_dir: Some("/var/cache/kiln".into()),
             kill_grace: Some("3s".into()),
+            ca_cert: None,
         };
         save(&config_dir, &saved).unwrap();
         let env = Default::default();

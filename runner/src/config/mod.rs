@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 12] = [
+const ENV_KEYS: [(&str, &str); 13] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -40,6 +40,7 @@ const ENV_KEYS: [(&str, &str); 12] = [
     ("KILN_CACHE_MAX_SIZE", "cache_max_size"),
     ("KILN_DISCONNECT_AFTER_TASK", "disconnect_after_task"),
     ("KILN_DISCONNECT_AFTER_IDLE", "disconnect_after_idle"),
+    ("KILN_CA_CERT", "ca_cert"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -67,6 +68,8 @@ pub struct Overrides {
     pub disconnect_after_task: Option<bool>,
     /// `--disconnect-after-idle`, such as `10m`.
     pub disconnect_after_idle: Option<String>,
+    /// `--ca-cert`: a private CA to trust (PEM).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The runner's configuration is unusable.
@@ -109,6 +112,7 @@ struct Layered {
     #[serde(default)]
     disconnect_after_task: bool,
     disconnect_after_idle: Option<String>,
+    ca_cert: Option<PathBuf>,
 }
 
 /// The runner's settings after all layers are merged and checked.
@@ -142,6 +146,8 @@ pub struct RunnerConfig {
     pub disconnect_after_task: bool,
     /// Exit after idling this long (for ephemeral hosts).
     pub disconnect_after_idle: Option<Duration>,
+    /// A private CA to trust besides the system roots.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -201,6 +207,7 @@ impl RunnerConfig {
             .set_override_option("cache_max_size", flags.cache_max_size.clone())?
             .set_override_option("disconnect_after_task", flags.disconnect_after_task)?
             .set_override_option("disconnect_after_idle", flags.disconnect_after_idle.clone())?
+            .set_override_option("ca_cert", path_text(&flags.ca_cert))?
             .build()?
             .try_deserialize()?;
         Self::check(config_dir, layered)
@@ -254,6 +261,7 @@ impl RunnerConfig {
             cache_max_bytes,
             disconnect_after_task: layered.disconnect_after_task,
             disconnect_after_idle,
+            ca_cert: layered.ca_cert,
         })
     }
 

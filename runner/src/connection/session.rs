@@ -1,6 +1,7 @@
 //! One connection to the control plane: hello, welcome, then one `select!` over the
 //! heartbeat, the outbox and inbound frames.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -103,7 +104,13 @@ async fn connect(runtime: &Runtime) -> Result<Socket, Failure> {
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+    let connector = tokio_tungstenite::Connector::Rustls(Arc::clone(&runtime.tls));
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        false,
+        Some(connector),
+    );
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(Failure::Transient(format!("connecting to {url} timed out"))),
         Ok(Ok((socket, _))) => Ok(socket),
@@ -127,7 +134,10 @@ async fn connect(runtime: &Runtime) -> Result<Socket, Failure> {
                 )))
             }
         }
-        Ok(Err(e)) => Err(Failure::Transient(format!("cannot connect to {url}: {e}"))),
+        Ok(Err(e)) => Err(Failure::Transient(format!(
+            "cannot connect to {url}: {}",
+            crate::register::error_chain(&e)
+        ))),
     }
 }
 

@@ -16,8 +16,8 @@ use tokio::time::{sleep_until, Instant};
 
 use super::handshake;
 use crate::hub::{Connection, Outbound, OUTBOUND_QUEUE};
-use crate::server::handshakes::HandshakeSlot;
 use crate::model::RunnerRecord;
+use crate::server::handshakes::HandshakeSlot;
 use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
