@@ -111,6 +111,7 @@ async fn run() {
             revoked_at: None,
             paused_at: None,
             drain_requested_at: None,
+            rotation_requested_at: None,
         };
         let token = Token::generate(TokenKind::Registration);
         let record_token = kiln_control_plane::model::RegistrationTokenRecord {

@@ -261,6 +261,9 @@ pub struct RunnerRecord {
     /// A drain requested while it was away, to deliver when it connects.
     #[serde(default)]
     pub drain_requested_at: Option<UnixMillis>,
+    /// A token rotation not yet confirmed by the runner.
+    #[serde(default)]
+    pub rotation_requested_at: Option<UnixMillis>,
 }
 
 /// A registration token's stored facts (never its clear text).

@@ -41,6 +41,8 @@ pub enum RunnerMessage {
     },
     /// The runner takes no new work from now on (it is draining before it exits).
     Draining,
+    /// The runner saved the token from `rotate`; the old one may be retired.
+    Rotated,
     /// The runner now holds a mirror of this repository (for placement affinity).
     Mirrored {
         /// The repository, as given in the task.
@@ -90,6 +92,12 @@ pub enum ServerMessage {
     },
     /// Take no new work; finish what is running.
     Drain,
+    /// Replace the runner token with this one: save it, then answer `rotated`. The old
+    /// token stays valid until then.
+    Rotate {
+        /// The new runner token (`kiln_rnr_...`).
+        runner_token: String,
+    },
     /// The previous frame was refused; the session goes on.
     Error {
         /// What was wrong with it.

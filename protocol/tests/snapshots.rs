@@ -48,6 +48,7 @@ fn runner_name(message: &RunnerMessage) -> &'static str {
         RunnerMessage::Rejected { .. } => "runner_rejected",
         RunnerMessage::Draining => "runner_draining",
         RunnerMessage::Mirrored { .. } => "runner_mirrored",
+        RunnerMessage::Rotated => "runner_rotated",
         RunnerMessage::Events { .. } => "runner_events",
     }
 }
@@ -60,6 +61,7 @@ fn server_name(message: &ServerMessage) -> &'static str {
         ServerMessage::Ack { .. } => "server_ack",
         ServerMessage::Drain => "server_drain",
         ServerMessage::Error { .. } => "server_error",
+        ServerMessage::Rotate { .. } => "server_rotate",
     }
 }
 
@@ -95,6 +97,7 @@ fn runner_samples() -> Vec<RunnerMessage> {
             reason: "no free slot".into(),
         },
         RunnerMessage::Draining,
+        RunnerMessage::Rotated,
         RunnerMessage::Mirrored {
             repo: "https://example.com/acme/app.git".into(),
         },
@@ -170,6 +173,10 @@ fn server_samples() -> Vec<ServerMessage> {
             seq: 4,
         },
         ServerMessage::Drain,
+        ServerMessage::Rotate {
+            runner_token:
+                "kiln_rnr_0000000000000000000000000000000000000000000000000000000000000000".into(),
+        },
         ServerMessage::Error {
             message: "malformed frame: expected value at line 1 column 1".into(),
         },

@@ -14,6 +14,8 @@ use crate::attempts::Attempts;
 use crate::config::{ConfigError, Identity, RunnerConfig};
 use crate::connection::{self, Refused};
 use crate::outbox::Outbox;
+use crate::rotation::TokenSource;
+use crate::secret::{CurrentToken, Secret};
 use crate::status::{self, Board, Link, StatusError, StatusReport};
 use crate::upload::Uploader;
 use crate::workspace::mirror::Mirrors;
@@ -67,6 +69,10 @@ pub struct Runtime {
     pub identity: Identity,
     /// Whom to trust for wss://.
     pub tls: Arc<rustls::ClientConfig>,
+    /// The runner token as of now (rotations replace it).
+    pub token: CurrentToken,
+    /// Where a rotated token is saved.
+    pub token_source: TokenSource,
     /// Runner name.
     pub name: String,
     /// Capabilities announced.
@@ -145,6 +151,22 @@ impl Runtime {
                 self.signals.drain.cancel();
                 Vec::new()
             }
+            ServerMessage::Rotate { runner_token } => {
+                match crate::rotation::apply(
+                    &self.token_source,
+                    &self.token,
+                    Secret::new(runner_token),
+                ) {
+                    Ok(()) => {
+                        tracing::info!("runner token rotated and saved");
+                        vec![RunnerMessage::Rotated]
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot save the rotated token; keeping the old one");
+                        Vec::new()
+                    }
+                }
+            }
             ServerMessage::Error { message } => {
                 tracing::warn!(%message, "control plane refused a frame");
                 Vec::new()
@@ -185,6 +207,7 @@ impl Runtime {
 pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonError> {
     let identity = config.identity()?;
     let listener = status::bind(&config.config_dir.status_socket()).await?;
+    let token = CurrentToken::new(identity.token.clone());
     let tls = crate::tls::client_config(config.ca_cert.as_deref())
         .map_err(|e| DaemonError::Http(e.to_string()))?;
     let http = crate::tls::http_client(&tls).map_err(|e| DaemonError::Http(e.to_string()))?;
@@ -219,7 +242,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             attempts: Arc::clone(&attempts),
             mirrors: Arc::new(Mirrors::new(&config.cache_dir)),
             worktree_base: config.worktree_base.clone(),
-            uploader: Uploader::new(http, identity.server_url.clone(), identity.token.clone()),
+            uploader: Uploader::new(http, identity.server_url.clone(), token.clone()),
             kill_grace: config.kill_grace,
             shim: std::env::current_exe()
                 .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
@@ -229,6 +252,8 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
         },
         identity,
         tls,
+        token,
+        token_source: config.token_source(),
         name: config.name.clone(),
         capabilities: config.capabilities.clone(),
         labels: config.labels.clone(),

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod notices;
 pub mod outbox;
 pub mod register;
+pub mod rotation;
 pub mod secret;
 pub mod server_url;
 pub mod shim;

@@ -26,3 +26,25 @@ impl fmt::Debug for Secret {
         f.write_str("<redacted>")
     }
 }
+
+/// The runner's token as of now: shared by the connection and uploads, replaced in place
+/// when the control plane rotates it.
+#[derive(Clone, Debug)]
+pub struct CurrentToken(std::sync::Arc<std::sync::RwLock<Secret>>);
+
+impl CurrentToken {
+    /// Starts with `token`.
+    pub fn new(token: Secret) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(token)))
+    }
+
+    /// The token to present now.
+    pub fn get(&self) -> Secret {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the token.
+    pub fn set(&self, token: Secret) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+}

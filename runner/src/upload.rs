@@ -8,7 +8,7 @@ use backoff::ExponentialBackoff;
 use kiln_protocol::TaskId;
 use tokio_util::sync::CancellationToken;
 
-use crate::secret::Secret;
+use crate::secret::CurrentToken;
 use crate::server_url::ServerUrl;
 
 /// How long an upload keeps retrying through an unreachable or failing control plane.
@@ -26,12 +26,12 @@ const UPLOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct Uploader {
     http: reqwest::Client,
     server: ServerUrl,
-    token: Secret,
+    token: CurrentToken,
 }
 
 impl Uploader {
     /// An uploader to `server` with the runner's `token`.
-    pub fn new(http: reqwest::Client, server: ServerUrl, token: Secret) -> Self {
+    pub fn new(http: reqwest::Client, server: ServerUrl, token: CurrentToken) -> Self {
         Self {
             http,
             server,
@@ -61,7 +61,7 @@ impl Uploader {
             let sent = self
                 .http
                 .put(&url)
-                .bearer_auth(self.token.expose())
+                .bearer_auth(self.token.get().expose())
                 .timeout(UPLOAD_REQUEST_TIMEOUT)
                 .body(data.clone())
                 .send()

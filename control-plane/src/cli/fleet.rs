@@ -28,6 +28,7 @@ pub async fn runners(
         Some(RunnersCommand::Pause { id }) => (id, "pause", serde_json::Value::Null),
         Some(RunnersCommand::Resume { id }) => (id, "resume", serde_json::Value::Null),
         Some(RunnersCommand::Revoke { id }) => (id, "revoke", serde_json::Value::Null),
+        Some(RunnersCommand::Rotate { id }) => (id, "rotate", serde_json::Value::Null),
     };
     let runner: RunnerRecord = client
         .post(&format!("/v1/runners/{id}/{action}"), &body)
@@ -39,6 +40,7 @@ pub async fn runners(
             "drain" => "is draining: it takes no new work and exits when its tasks end",
             "pause" => "is paused: it takes no new work",
             "resume" => "is resumed",
+            "rotate" => "gets a new token (now if connected, else when it next connects)",
             _ => "is revoked: its token is refused and its connection closed",
         };
         println!("runner {} ({}) {done}", runner.id, runner.name);

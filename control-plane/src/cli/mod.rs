@@ -241,6 +241,11 @@ pub enum RunnersCommand {
         /// The runner id.
         id: String,
     },
+    /// Give the runner a new token (it saves it itself) and retire the old one.
+    Rotate {
+        /// The runner id.
+        id: String,
+    },
     /// Refuse the runner's token for good and close its connection now.
     Revoke {
         /// The runner id.

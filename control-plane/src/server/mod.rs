@@ -3,7 +3,7 @@
 //! `run(listener, state, shutdown)` takes its stop trigger as an argument: signals are
 //! handled only in `main`, and tests stop a server by cancelling the token.
 
-mod api;
+pub mod api;
 mod auth;
 pub mod error;
 pub mod handshakes;

@@ -106,6 +106,12 @@ pub trait Store: Send + Sync + 'static {
         id: RunnerId,
         at: Option<UnixMillis>,
     ) -> Result<bool, StoreError>;
+    /// Asks for the runner's token to be rotated the next time it is connected.
+    async fn request_rotation(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
+    /// Makes `new_hash` the runner's token; its previous token stays valid until confirmed.
+    async fn rotate_token(&self, id: RunnerId, new_hash: &TokenHash) -> Result<(), StoreError>;
+    /// The runner saved its new token: retire the previous one.
+    async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError>;
     /// Revokes a runner's token for good. False if it does not exist.
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
 

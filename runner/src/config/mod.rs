@@ -17,6 +17,7 @@ pub use file::{save, SavedConfig};
 pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
 use crate::attempt::agent::DEFAULT_KILL_GRACE;
+use crate::rotation::TokenSource;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
 
@@ -263,6 +264,14 @@ impl RunnerConfig {
             disconnect_after_idle,
             ca_cert: layered.ca_cert,
         })
+    }
+
+    /// Where the token came from: the environment (`KILN_RUNNER_TOKEN`) wins over the file.
+    pub fn token_source(&self) -> TokenSource {
+        match std::env::var_os("KILN_RUNNER_TOKEN") {
+            Some(_) => TokenSource::Environment,
+            None => TokenSource::File(self.config_dir.clone()),
+        }
     }
 
     /// Where to connect and with what token, or which setting is missing.

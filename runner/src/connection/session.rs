@@ -92,7 +92,7 @@ async fn connect(runtime: &Runtime) -> Result<Socket, Failure> {
         .as_str()
         .into_client_request()
         .map_err(|e| Failure::Refused(Refused(format!("bad server URL {url}: {e}"))))?;
-    let bearer = format!("Bearer {}", runtime.identity.token.expose())
+    let bearer = format!("Bearer {}", runtime.token.get().expose())
         .parse()
         .map_err(|_| {
             Failure::Refused(Refused(

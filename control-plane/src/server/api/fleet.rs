@@ -12,6 +12,7 @@ use crate::model::RunnerRecord;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
+use crate::tokens::{Token, TokenKind};
 
 fn parse_runner_id(text: &str) -> Result<RunnerId, ApiError> {
     text.parse()
@@ -123,4 +124,38 @@ pub async fn revoke(
     crate::liveness::declare_lost(&state, id).await?;
     tracing::warn!(runner = %id, "runner revoked");
     Ok(Json(load(&state, id).await?))
+}
+
+/// Rotates the runner's token: now if it is connected, else when it next connects. The new
+/// token goes only to the runner; its old token works until the runner confirms.
+pub async fn rotate(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunnerRecord>, ApiError> {
+    let id = parse_runner_id(&id)?;
+    if !state.store.request_rotation(id, now_millis()).await? {
+        return Err(ApiError::NotFound(format!("runner {id} not found")));
+    }
+    if state.hub.live(id).is_some() {
+        send_new_token(&state, id).await?;
+    }
+    tracing::info!(runner = %id, "token rotation requested");
+    Ok(Json(load(&state, id).await?))
+}
+
+/// Makes a new token for `runner`, stores its hash and sends it over the runner's socket.
+pub async fn send_new_token(
+    state: &AppState,
+    runner: RunnerId,
+) -> Result<(), crate::store::StoreError> {
+    let token = Token::generate(TokenKind::Runner);
+    state.store.rotate_token(runner, &token.hash()).await?;
+    let message = ServerMessage::Rotate {
+        runner_token: token.expose().to_owned(),
+    };
+    if !state.hub.send(runner, message) {
+        tracing::info!(%runner, "runner left before its new token was sent; it gets another when it connects");
+    }
+    Ok(())
 }

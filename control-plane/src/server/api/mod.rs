@@ -2,7 +2,7 @@
 
 mod artifacts;
 mod events;
-mod fleet;
+pub mod fleet;
 mod runners;
 mod tasks;
 
@@ -30,6 +30,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/runners/{id}/pause", post(fleet::pause))
         .route("/v1/runners/{id}/resume", post(fleet::resume))
         .route("/v1/runners/{id}/revoke", post(fleet::revoke))
+        .route("/v1/runners/{id}/rotate", post(fleet::rotate))
         .route("/v1/runners/register", post(runners::register))
         .route(
             "/v1/registration-tokens",

@@ -39,6 +39,7 @@ pub async fn register(
         revoked_at: None,
         paused_at: None,
         drain_requested_at: None,
+        rotation_requested_at: None,
     };
     let new = NewRunner {
         record,

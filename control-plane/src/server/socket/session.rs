@@ -121,6 +121,13 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
             break;
         }
     }
+    if end.is_none() && runner.rotation_requested_at.is_some() {
+        if let Err(error) =
+            crate::server::api::fleet::send_new_token(&session.state, runner.id).await
+        {
+            tracing::error!(runner = %runner.id, error = %error, "cannot rotate the runner's token");
+        }
+    }
     let end = match end {
         Some(end) => end,
         None => session.serve(stream, rx).await,
@@ -254,6 +261,10 @@ impl Session {
                     .await
                     .map_err(internal)?;
                 Ok(())
+            }
+            RunnerMessage::Rotated => {
+                tracing::info!(%runner, "runner saved its new token; the old one is retired");
+                store.confirm_rotation(runner).await.map_err(internal)
             }
             RunnerMessage::Mirrored { repo } => {
                 hub.add_cached_project(runner, repo);

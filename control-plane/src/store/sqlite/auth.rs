@@ -109,10 +109,11 @@ pub async fn runner_by_token(
     pool: &SqlitePool,
     hash: &TokenHash,
 ) -> Result<Option<RunnerRecord>, StoreError> {
-    let row = sqlx::query("SELECT * FROM runners WHERE token_hash = ?")
-        .bind(&hash.0)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT * FROM runners WHERE token_hash = ?1 OR previous_token_hash = ?1")
+            .bind(&hash.0)
+            .fetch_optional(pool)
+            .await?;
     row.as_ref().map(rows::runner).transpose()
 }
 

@@ -6,6 +6,7 @@ use sqlx::SqlitePool;
 use super::rows;
 use crate::model::RunnerRecord;
 use crate::store::StoreError;
+use crate::tokens::TokenHash;
 
 pub async fn runner(pool: &SqlitePool, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError> {
     let row = sqlx::query("SELECT * FROM runners WHERE id = ?")
@@ -53,4 +54,46 @@ pub async fn revoke_runner(
             .execute(pool)
             .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+pub async fn request_rotation(
+    pool: &SqlitePool,
+    id: RunnerId,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE runners SET rotation_requested_at = COALESCE(rotation_requested_at, ?) WHERE id = ?",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn rotate_token(
+    pool: &SqlitePool,
+    id: RunnerId,
+    new_hash: &TokenHash,
+) -> Result<(), StoreError> {
+    // The token the runner held before the first unconfirmed rotation stays valid.
+    sqlx::query(
+        "UPDATE runners SET previous_token_hash = COALESCE(previous_token_hash, token_hash), token_hash = ?
+         WHERE id = ?",
+    )
+    .bind(&new_hash.0)
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn confirm_rotation(pool: &SqlitePool, id: RunnerId) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE runners SET previous_token_hash = NULL, rotation_requested_at = NULL WHERE id = ?",
+    )
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -153,6 +153,15 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         fleet::set_drain_requested(&self.writer, id, at).await
     }
+    async fn request_rotation(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
+        fleet::request_rotation(&self.writer, id, now).await
+    }
+    async fn rotate_token(&self, id: RunnerId, new_hash: &TokenHash) -> Result<(), StoreError> {
+        fleet::rotate_token(&self.writer, id, new_hash).await
+    }
+    async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError> {
+        fleet::confirm_rotation(&self.writer, id).await
+    }
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
         fleet::revoke_runner(&self.writer, id, now).await
     }

@@ -124,6 +124,7 @@ pub fn runner(row: &SqliteRow) -> Result<RunnerRecord, StoreError> {
         revoked_at: row.try_get("revoked_at")?,
         paused_at: row.try_get("paused_at")?,
         drain_requested_at: row.try_get("drain_requested_at")?,
+        rotation_requested_at: row.try_get("rotation_requested_at")?,
     })
 }
 
