@@ -51,6 +51,7 @@ fn task(i: usize) -> NewTask {
         prompt: String::new(),
         command: vec!["true".into()],
         env: BTreeMap::new(),
+        secret_env: Default::default(),
         requires: if i % 10 == 0 {
             vec!["gpu".into()]
         } else {

@@ -26,6 +26,9 @@ pub struct SubmitRequest {
     /// Extra environment for the agent.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Secret environment for the agent: redacted from its log, never shown by the API.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
     /// Capabilities a runner must have.
     #[serde(default)]
     pub requires: Vec<String>,

@@ -138,6 +138,7 @@ pub fn spec(task: &TaskRecord) -> TaskSpec {
         prompt: task.spec.prompt.clone(),
         command: task.spec.command.clone(),
         env: task.spec.env.clone(),
+        secret_env: task.spec.secret_env.0.clone(),
         timeout_ms: task.spec.timeout_ms,
         idle_timeout_ms: task.spec.idle_timeout_ms,
     }

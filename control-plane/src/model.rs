@@ -148,6 +148,9 @@ pub struct NewTask {
     pub command: Vec<String>,
     /// Extra environment for the agent.
     pub env: BTreeMap<String, String>,
+    /// Secret environment for the agent; only the names ever leave the control plane's API.
+    #[serde(default)]
+    pub secret_env: SecretEnv,
     /// Capabilities a runner must have.
     pub requires: Vec<String>,
     /// Labels a runner must have (key and value); also used to filter task lists.
@@ -163,6 +166,32 @@ pub struct NewTask {
     pub max_attempts: u32,
     /// Submission time.
     pub created_at: UnixMillis,
+}
+
+/// Secret environment variables: names and values inside the control plane; names only in
+/// JSON and in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretEnv(pub BTreeMap<String, String>);
+
+impl fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Serialize for SecretEnv {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.keys())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretEnv {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        Ok(Self(
+            names.into_iter().map(|n| (n, String::new())).collect(),
+        ))
+    }
 }
 
 /// A task and where it stands.

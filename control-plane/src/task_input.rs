@@ -6,7 +6,7 @@ use kiln_protocol::limits::MAX_PROMPT_BYTES;
 use kiln_protocol::{validate, TaskId, UnixMillis};
 
 use crate::api_types::SubmitRequest;
-use crate::model::NewTask;
+use crate::model::{NewTask, SecretEnv};
 
 /// Attempts a task gets when the submitter does not say: one retry after a lost runner.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
@@ -74,7 +74,7 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
         }
         Some(_) => {}
     }
-    for key in request.env.keys() {
+    for key in request.env.keys().chain(request.secret_env.keys()) {
         check(&format!("env.{key}"), validate::env_name(key))?;
     }
     for capability in &request.requires {
@@ -103,6 +103,7 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
         prompt: request.prompt,
         command: request.command,
         env: request.env,
+        secret_env: SecretEnv(request.secret_env),
         requires: request.requires,
         labels: request.labels,
         priority: request.priority,

@@ -157,6 +157,7 @@ fn server_samples() -> Vec<ServerMessage> {
                 prompt: "Fix the failing test.".into(),
                 command: vec!["sh".into(), "-c".into(), "make fix".into()],
                 env: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
+                secret_env: BTreeMap::from([("API_KEY".into(), "s3cr3t-value".into())]),
                 timeout_ms: Some(3_600_000),
                 idle_timeout_ms: Some(600_000),
             },

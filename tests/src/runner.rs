@@ -103,8 +103,17 @@ impl Runner {
         self.start_with(&[]);
     }
 
+    /// Starts `kiln-runner run` with extra environment variables.
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
+        self.spawn(&[], env);
+    }
+
     /// Starts `kiln-runner run` with extra flags (such as `--server` for a proxy).
     pub fn start_with(&mut self, extra: &[&str]) {
+        self.spawn(extra, &[]);
+    }
+
+    fn spawn(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,6 +122,7 @@ impl Runner {
         let child = self
             .command(&["run"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("KILN_LOG", "info,kiln_runner=debug")
             .stdout(Stdio::null())
             .stderr(log)

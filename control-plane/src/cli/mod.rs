@@ -159,6 +159,10 @@ pub struct SubmitArgs {
     /// Environment variable KEY=VALUE for the agent (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Secret variable NAME=VALUE, or NAME to take its value from this shell's environment
+    /// (repeatable); redacted from the log and never shown again.
+    #[arg(long = "secret-env", value_name = "NAME[=VALUE]")]
+    pub secret_env: Vec<String>,
     /// Capability the runner must have (repeatable).
     #[arg(long = "require", value_name = "CAP")]
     pub requires: Vec<String>,

@@ -97,6 +97,20 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
     };
     let env = key_values("--env", &args.env)?;
     let labels = key_values("--label", &args.labels)?;
+    let secret_env = args
+        .secret_env
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
+            None => std::env::var(item)
+                .map(|value| (item.clone(), value))
+                .map_err(|_| {
+                    usage(format!(
+                        "--secret-env {item}: no such variable in this shell"
+                    ))
+                }),
+        })
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let millis = |d: Option<std::time::Duration>| {
         d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
@@ -107,6 +121,7 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
         prompt,
         command: args.command.clone(),
         env,
+        secret_env,
         requires: args.requires.clone(),
         labels,
         priority: args.priority,

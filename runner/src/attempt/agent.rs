@@ -15,6 +15,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::lines;
+use super::redact::{Redactor, MIN_SECRET_LEN};
 use crate::shim::{self, AgentStatus};
 
 /// Time an agent has to exit after SIGTERM before SIGKILL. Ten seconds lets an agent save
@@ -52,6 +53,8 @@ pub struct AgentCommand<'a> {
     pub idle_timeout: Option<Duration>,
     /// SIGTERM-to-SIGKILL grace.
     pub kill_grace: Duration,
+    /// Values to redact from every line.
+    pub secrets: Vec<String>,
 }
 
 /// Why kiln stopped an agent.
@@ -132,6 +135,13 @@ pub async fn run(
         readers.spawn(lines::forward(stderr, Stream::Stderr, line_tx));
     }
 
+    let (mut redactor, too_short) = Redactor::new(&command.secrets);
+    if !too_short.is_empty() {
+        emit(LogLine::system(format!(
+            "{} secret value(s) shorter than {MIN_SECRET_LEN} characters are not redacted",
+            too_short.len()
+        )));
+    }
     let start = Instant::now();
     let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
     let overall = command.timeout.map_or(far, |t| start + t);
@@ -149,13 +159,16 @@ pub async fn run(
         tokio::select! {
             line = line_rx.recv(), if output_open => match line {
                 Some(line) => {
-                    emit(line);
+                    redactor.push(line).into_iter().for_each(&mut emit);
                     if let Some(limit) = command.idle_timeout {
                         idle = Instant::now() + limit;
                     }
                 }
                 None => output_open = false,
             },
+            () = sleep_until(redactor.release_at().unwrap_or(far)), if redactor.release_at().is_some() => {
+                redactor.flush().into_iter().for_each(&mut emit);
+            }
             _ = child.wait(), if !exited => {
                 // The shim is gone; so must be anything left in its group.
                 signal_group(group, Signal::SIGKILL);
@@ -183,6 +196,7 @@ pub async fn run(
         }
     }
     readers.abort_all();
+    redactor.flush().into_iter().for_each(&mut emit);
     let status = read_status(&command.status_file);
     let _ = std::fs::remove_file(&command.status_file);
     match status.spawn_failed {

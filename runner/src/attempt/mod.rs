@@ -4,6 +4,7 @@
 pub mod agent;
 mod lines;
 mod outcome;
+mod redact;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -167,6 +168,12 @@ impl Attempt {
             ("KILN_BRANCH".into(), self.spec.branch.clone()),
         ];
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            self.spec
+                .secret_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         let status_file = self
             .shared
             .worktree_base
@@ -181,6 +188,7 @@ impl Attempt {
             timeout: self.spec.timeout_ms.map(Duration::from_millis),
             idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
             kill_grace: self.shared.kill_grace,
+            secrets: self.spec.secret_env.values().cloned().collect(),
         };
         let key = self.key();
         let outbox = Arc::clone(&self.shared.outbox);

@@ -76,6 +76,7 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
             prompt: row.try_get("prompt")?,
             command: json(row, T, "command")?,
             env: json(row, T, "env")?,
+            secret_env: crate::model::SecretEnv(json(row, T, "secret_env")?),
             requires: json(row, T, "requires")?,
             labels: json(row, T, "labels")?,
             priority: row.try_get("priority")?,

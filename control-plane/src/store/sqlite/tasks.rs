@@ -9,10 +9,10 @@ use crate::store::{StoreError, TaskFilter};
 
 pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, requires, labels,
-                            priority, timeout_ms, idle_timeout_ms, max_attempts, state,
+        "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, secret_env, requires,
+                            labels, priority, timeout_ms, idle_timeout_ms, max_attempts, state,
                             attempt, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
     )
     .bind(task.id.to_string())
     .bind(&task.repo)
@@ -21,6 +21,7 @@ pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreE
     .bind(&task.prompt)
     .bind(to_json(&task.command))
     .bind(to_json(&task.env))
+    .bind(to_json(&task.secret_env.0))
     .bind(to_json(&task.requires))
     .bind(to_json(&task.labels))
     .bind(task.priority)
