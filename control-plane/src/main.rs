@@ -66,6 +66,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 tls: args.tls_cert.zip(args.tls_key),
                 max_connections: args.max_connections,
                 max_upload_bytes: args.max_upload_bytes,
+                max_log_bytes: args.max_log_bytes,
                 ..ServeOptions::new(args.listen, data_dir.clone())
             };
             let shutdown = CancellationToken::new();

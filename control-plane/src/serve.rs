@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Largest artifact a runner may upload.
     pub max_upload_bytes: usize,
+    /// Log text stored per attempt.
+    pub max_log_bytes: u64,
 }
 
 impl ServeOptions {
@@ -53,6 +55,7 @@ impl ServeOptions {
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
+            max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
         }
     }
 }
@@ -106,6 +109,7 @@ pub async fn prepare(
         heartbeat_interval: options.heartbeat_interval,
         lost_after: options.lost_after,
         max_upload_bytes: options.max_upload_bytes,
+        max_log_bytes: options.max_log_bytes,
         ..ServerSettings::default()
     };
     let state = AppState::new(Arc::new(store), settings, shutdown);

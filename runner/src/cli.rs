@@ -101,12 +101,18 @@ pub struct RunArgs {
     /// Evict least recently used mirrors beyond this cache size, such as 20GiB.
     #[arg(long, value_name = "SIZE")]
     pub cache_max_size: Option<String>,
+    /// Run even as root (agents then run as root too). Prefer a dedicated user.
+    #[arg(long, env = "KILN_ALLOW_ROOT")]
+    pub allow_root: bool,
     /// Take one task, finish it, then exit (for ephemeral hosts).
     #[arg(long)]
     pub disconnect_after_task: bool,
     /// Exit after idling this long, such as 10m (for ephemeral hosts).
     #[arg(long, value_name = "DURATION")]
     pub disconnect_after_idle: Option<String>,
+    /// Agent output streamed per attempt, such as 256M; later lines are counted, not sent.
+    #[arg(long, value_name = "SIZE")]
+    pub max_log_size: Option<String>,
     /// Settings overriding runner.yaml and the environment.
     #[command(flatten)]
     pub settings: RunnerSettings,

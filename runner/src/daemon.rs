@@ -249,6 +249,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
             abort: signals.abort.clone(),
             notices: Arc::default(),
             cache_max_bytes: config.cache_max_bytes,
+            max_log_bytes: config.max_log_bytes,
         },
         identity,
         tls,

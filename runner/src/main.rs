@@ -100,6 +100,7 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
 }
 
 async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
+    let allow_root = args.allow_root;
     let flags = Overrides {
         server_url: args.server,
         name: args.settings.name.clone(),
@@ -113,8 +114,14 @@ async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
         disconnect_after_task: args.disconnect_after_task.then_some(true),
         disconnect_after_idle: args.disconnect_after_idle,
         ca_cert: args.settings.ca_cert.clone(),
+        max_log_size: args.max_log_size,
     };
     let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
+    if nix::unistd::geteuid().is_root() && !allow_root {
+        return Err(exit::usage(
+            "refusing to run as root: agents would run as root too; run kiln-runner as a dedicated user, or pass --allow-root",
+        ));
+    }
     let signals = Signals::default();
     tokio::spawn(signals::forward(signals.clone()));
     match daemon::run(config, signals).await {

@@ -11,6 +11,7 @@ fn runner(args: &[&str], config_dir: &std::path::Path) -> Output {
         .env_remove("KILN_SERVER_URL")
         .env_remove("KILN_RUNNER_TOKEN")
         .env_remove("KILN_MAX_CONCURRENT_AGENTS")
+        .env("KILN_ALLOW_ROOT", "true")
         .output()
         .expect("run kiln-runner")
 }

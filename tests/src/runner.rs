@@ -121,6 +121,7 @@ impl Runner {
             .expect("open runner log");
         let child = self
             .command(&["run"])
+            .args(nix::unistd::geteuid().is_root().then_some("--allow-root"))
             .args(extra)
             .envs(env.iter().copied())
             .env("KILN_LOG", "info,kiln_runner=debug")

@@ -164,3 +164,25 @@ async fn status_reports_the_connection_and_says_when_no_daemon_runs() {
     runner.kill();
     assert_eq!(runner.status().status.code(), Some(3));
 }
+
+#[tokio::test]
+async fn the_runner_refuses_to_run_as_root_unless_told_to() {
+    let control_plane = ControlPlane::start().await;
+    let runner = Runner::register(&control_plane, "box-1", &[]);
+    let mut plain = runner
+        .command(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if nix::unistd::geteuid().is_root() {
+        let output = plain.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("refusing to run as root"), "{stderr}");
+        assert!(stderr.contains("--allow-root"), "{stderr}");
+    } else {
+        // Not root: nothing to refuse; the runner comes online.
+        runner.wait_online(&control_plane).await;
+        plain.kill().unwrap();
+    }
+}

@@ -26,6 +26,10 @@ pub const DEFAULT_LOST_AFTER: Duration = Duration::from_secs(120);
 /// thirty seconds covers a very slow link without leaving a task stuck for long.
 pub const DEFAULT_ACCEPT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Log text kept per attempt: 1 GiB is hours of a very chatty agent, and bounds what one
+/// runaway attempt can put in the database.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// Largest artifact (bundle or diff) a runner may upload.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 
@@ -40,6 +44,8 @@ pub struct ServerSettings {
     pub lost_after: Duration,
     /// Time a runner has to accept an assignment before it goes back to the queue.
     pub accept_deadline: Duration,
+    /// Log text stored per attempt; beyond it lines keep their place but lose their text.
+    pub max_log_bytes: u64,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +55,7 @@ impl Default for ServerSettings {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             lost_after: DEFAULT_LOST_AFTER,
             accept_deadline: DEFAULT_ACCEPT_DEADLINE,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
     }
 }

@@ -182,13 +182,15 @@ pub trait Store: Send + Sync + 'static {
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
 
     /// Stores the contiguous next events of an attempt owned by `runner`, idempotently, and
-    /// ends the attempt (and task) when `finished` is among them.
+    /// ends the attempt (and task) when `finished` is among them. Log text beyond `log_cap`
+    /// bytes per attempt is replaced by a marker.
     async fn append_events(
         &self,
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
         events: &[Event],
+        log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError>;
     /// Stored events of an attempt with `seq > after_seq`, in order, at most `limit`.

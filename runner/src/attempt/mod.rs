@@ -2,9 +2,12 @@
 //! commit, upload, cleanup. Every step reports into the attempt's event stream.
 
 pub mod agent;
+mod budget;
 mod lines;
 mod outcome;
 mod redact;
+
+use budget::LogBudget;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub struct Shared {
     pub notices: Arc<crate::notices::Notices>,
     /// Mirror cache size limit, if any.
     pub cache_max_bytes: Option<u64>,
+    /// Agent output streamed per attempt; beyond it lines are counted, not sent.
+    pub max_log_bytes: u64,
 }
 
 /// One attempt in progress.
@@ -90,6 +95,9 @@ impl Attempt {
     }
 
     async fn execute(&self) -> Outcome {
+        if let Err(refusal) = check_spec(&self.spec) {
+            return outcome::error(format!("task refused: {refusal}"));
+        }
         let repo = &self.spec.repo;
         self.phase(Phase::Fetching);
         let mirror = tokio::select! {
@@ -192,10 +200,16 @@ impl Attempt {
         };
         let key = self.key();
         let outbox = Arc::clone(&self.shared.outbox);
+        let mut budget = LogBudget::new(self.shared.max_log_bytes);
         let end = agent::run(command, &self.cancel, |line| {
-            outbox.push(key, EventBody::Log(line));
+            for line in budget.admit(line) {
+                outbox.push(key, EventBody::Log(line));
+            }
         })
         .await;
+        if let Some(summary) = budget.summary() {
+            self.say(summary);
+        }
         let _ = std::fs::remove_file(&prompt_file);
         let mut outcome = outcome::from_agent(&end);
         if matches!(end, agent::AgentEnd::SpawnFailed(_)) {
@@ -288,4 +302,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(format!("git work panicked: {e}")))
+}
+
+/// The runner's own check of what it is asked to run (the control plane checks too): no
+/// value that reaches git may pass for an option.
+fn check_spec(spec: &TaskSpec) -> Result<(), String> {
+    use kiln_protocol::validate;
+    validate::repo(&spec.repo).map_err(|r| format!("repo {r}"))?;
+    validate::git_ref(&spec.branch).map_err(|r| format!("branch {r}"))?;
+    if let Some(base) = &spec.base_ref {
+        validate::git_ref(base).map_err(|r| format!("base ref {r}"))?;
+    }
+    if spec.command.first().is_none_or(|p| p.is_empty()) {
+        return Err("the command is empty".into());
+    }
+    Ok(())
 }

@@ -21,6 +21,10 @@ use crate::rotation::TokenSource;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
 
+/// Agent output streamed per attempt by default: 512 MiB is hours of a very chatty agent,
+/// and below the control plane's own default cap.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 512 << 20;
+
 /// Agents run at once when nothing says otherwise: one, as GitLab Runner's `concurrent`.
 pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 
@@ -28,7 +32,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 13] = [
+const ENV_KEYS: [(&str, &str); 14] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -42,6 +46,7 @@ const ENV_KEYS: [(&str, &str); 13] = [
     ("KILN_DISCONNECT_AFTER_TASK", "disconnect_after_task"),
     ("KILN_DISCONNECT_AFTER_IDLE", "disconnect_after_idle"),
     ("KILN_CA_CERT", "ca_cert"),
+    ("KILN_MAX_LOG_SIZE", "max_log_size"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -71,6 +76,8 @@ pub struct Overrides {
     pub disconnect_after_idle: Option<String>,
     /// `--ca-cert`: a private CA to trust (PEM).
     pub ca_cert: Option<PathBuf>,
+    /// `--max-log-size`, such as `256M`.
+    pub max_log_size: Option<String>,
 }
 
 /// The runner's configuration is unusable.
@@ -114,6 +121,7 @@ struct Layered {
     disconnect_after_task: bool,
     disconnect_after_idle: Option<String>,
     ca_cert: Option<PathBuf>,
+    max_log_size: Option<String>,
 }
 
 /// The runner's settings after all layers are merged and checked.
@@ -149,6 +157,8 @@ pub struct RunnerConfig {
     pub disconnect_after_idle: Option<Duration>,
     /// A private CA to trust besides the system roots.
     pub ca_cert: Option<PathBuf>,
+    /// Agent output streamed per attempt.
+    pub max_log_bytes: u64,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -209,6 +219,7 @@ impl RunnerConfig {
             .set_override_option("disconnect_after_task", flags.disconnect_after_task)?
             .set_override_option("disconnect_after_idle", flags.disconnect_after_idle.clone())?
             .set_override_option("ca_cert", path_text(&flags.ca_cert))?
+            .set_override_option("max_log_size", flags.max_log_size.clone())?
             .build()?
             .try_deserialize()?;
         Self::check(config_dir, layered)
@@ -243,6 +254,8 @@ impl RunnerConfig {
             layered.disconnect_after_idle.as_deref(),
         )?;
         let cache_max_bytes = values::size("cache_max_size", layered.cache_max_size.as_deref())?;
+        let max_log_bytes = values::size("max_log_size", layered.max_log_size.as_deref())?
+            .unwrap_or(DEFAULT_MAX_LOG_BYTES);
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -263,6 +276,7 @@ impl RunnerConfig {
             disconnect_after_task: layered.disconnect_after_task,
             disconnect_after_idle,
             ca_cert: layered.ca_cert,
+            max_log_bytes,
         })
     }
 

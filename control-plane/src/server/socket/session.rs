@@ -334,7 +334,14 @@ impl Session {
         let appended = match self
             .state
             .store
-            .append_events(task_id, attempt, self.runner_id, &events, now)
+            .append_events(
+                task_id,
+                attempt,
+                self.runner_id,
+                &events,
+                self.state.settings.max_log_bytes,
+                now,
+            )
             .await
         {
             Ok(appended) => appended,

@@ -1,29 +1,40 @@
 //! SQLite queries for attempt events and uploaded artifacts.
 
-use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use kiln_protocol::{
+    Event, EventBody, LineEncoding, LogLine, Outcome, RunnerId, TaskId, UnixMillis,
+};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::rows::{self, int, to_json};
 use crate::model::{AttemptState, TaskState};
 use crate::store::{Appended, StoreError};
 
+/// Events stored per statement (four values each, within SQLite's variable limit): each
+/// statement is a round trip to SQLite's worker thread.
+const INSERT_CHUNK: usize = 500;
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per backend, all of them needed"
+)]
 pub async fn append_events(
     pool: &SqlitePool,
     task: TaskId,
     attempt: u32,
     runner: RunnerId,
     events: &[Event],
+    log_cap: u64,
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
     let mut tx = pool.begin().await?;
-    let owner: Option<(String, i64)> = sqlx::query_as(
-        "SELECT runner_id, acked_seq FROM attempts WHERE task_id = ? AND attempt = ?",
+    let owner: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = ? AND attempt = ?",
     )
     .bind(task.to_string())
     .bind(i64::from(attempt))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((owner, acked)) = owner else {
+    let Some((owner, acked, log_bytes)) = owner else {
         return Err(StoreError::NotFound {
             what: "attempt",
             id: format!("{task}/{attempt}"),
@@ -40,6 +51,7 @@ pub async fn append_events(
         acked_seq: u64::try_from(acked).unwrap_or(0),
         ..Appended::default()
     };
+    let mut log_bytes = u64::try_from(log_bytes).unwrap_or(0);
     for event in events {
         if event.seq <= appended.acked_seq {
             continue; // already stored: a resend after reconnect
@@ -47,31 +59,61 @@ pub async fn append_events(
         if event.seq != appended.acked_seq + 1 {
             break; // a gap: keep the stored prefix contiguous; the runner resends the rest
         }
-        sqlx::query("INSERT INTO events (task_id, attempt, seq, body) VALUES (?, ?, ?, ?)")
-            .bind(task.to_string())
-            .bind(i64::from(attempt))
-            .bind(int(event.seq))
-            .bind(to_json(event))
-            .execute(&mut *tx)
-            .await?;
         appended.acked_seq = event.seq;
-        appended.stored.push(event.clone());
-        if let EventBody::Finished { outcome } = &event.body {
-            finish_attempt(&mut tx, task, attempt, outcome, now).await?;
+        appended.stored.push(capped(event, &mut log_bytes, log_cap));
+        if event.is_finished() {
             appended.finished = true;
             break; // nothing follows `finished`
         }
     }
+    for chunk in appended.stored.chunks(INSERT_CHUNK) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO events (task_id, attempt, seq, body) ");
+        insert.push_values(chunk, |mut row, event| {
+            row.push_bind(task.to_string())
+                .push_bind(i64::from(attempt))
+                .push_bind(int(event.seq))
+                .push_bind(to_json(event));
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    if let Some(EventBody::Finished { outcome }) = appended.stored.last().map(|e| &e.body) {
+        finish_attempt(&mut tx, task, attempt, outcome, now).await?;
+    }
     if !appended.stored.is_empty() {
-        sqlx::query("UPDATE attempts SET acked_seq = ? WHERE task_id = ? AND attempt = ?")
-            .bind(int(appended.acked_seq))
-            .bind(task.to_string())
-            .bind(i64::from(attempt))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE attempts SET acked_seq = ?, log_bytes = ? WHERE task_id = ? AND attempt = ?",
+        )
+        .bind(int(appended.acked_seq))
+        .bind(int(log_bytes))
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(appended)
+}
+
+/// The event as stored: a log line past the attempt's byte cap keeps its place (seq) but
+/// not its text.
+fn capped(event: &Event, log_bytes: &mut u64, cap: u64) -> Event {
+    let EventBody::Log(line) = &event.body else {
+        return event.clone();
+    };
+    let size = line.line.len() as u64;
+    if *log_bytes + size <= cap {
+        *log_bytes += size;
+        return event.clone();
+    }
+    let mut dropped = event.clone();
+    dropped.body = EventBody::Log(LogLine {
+        stream: line.stream,
+        line: format!("[kiln: line dropped: the attempt's log is over {cap} bytes]"),
+        encoding: LineEncoding::Utf8,
+        truncated: true,
+    });
+    dropped
 }
 
 /// Ends the attempt as its runner reported, and the task with it when this attempt is the

@@ -221,9 +221,10 @@ impl Store for SqliteStore {
         attempt: u32,
         runner: RunnerId,
         events: &[Event],
+        log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError> {
-        events::append_events(&self.writer, task, attempt, runner, events, now).await
+        events::append_events(&self.writer, task, attempt, runner, events, log_cap, now).await
     }
     async fn events(
         &self,
