@@ -67,6 +67,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_connections: args.max_connections,
                 max_upload_bytes: args.max_upload_bytes,
                 max_log_bytes: args.max_log_bytes,
+                accept_deadline: args.accept_deadline,
                 ..ServeOptions::new(args.listen, data_dir.clone())
             };
             let shutdown = CancellationToken::new();

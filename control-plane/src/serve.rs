@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub max_upload_bytes: usize,
     /// Log text stored per attempt.
     pub max_log_bytes: u64,
+    /// Time a runner has to accept an assignment.
+    pub accept_deadline: Duration,
 }
 
 impl ServeOptions {
@@ -56,6 +58,7 @@ impl ServeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
             max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
+            accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
         }
     }
 }
@@ -110,6 +113,7 @@ pub async fn prepare(
         lost_after: options.lost_after,
         max_upload_bytes: options.max_upload_bytes,
         max_log_bytes: options.max_log_bytes,
+        accept_deadline: options.accept_deadline,
         ..ServerSettings::default()
     };
     let state = AppState::new(Arc::new(store), settings, shutdown);

@@ -5,6 +5,7 @@
 //! snapshot test in `tests/snapshots.rs` pins the JSON of every message.
 
 mod close;
+pub mod decode;
 mod event;
 mod ids;
 pub mod limits;

@@ -116,7 +116,7 @@ impl Runtime {
 
     /// Handles one frame from the control plane; returns the replies to send.
     pub fn on_message(&self, text: &str) -> Vec<RunnerMessage> {
-        let message = match serde_json::from_str::<ServerMessage>(text) {
+        let message = match kiln_protocol::decode::server_frame(text.as_bytes()) {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(error = %e, "malformed frame from control plane ignored");

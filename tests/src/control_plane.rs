@@ -299,6 +299,29 @@ impl ControlPlane {
             .to_owned()
     }
 
+    /// Registers a runner over the API (for raw-socket tests); returns its id and token.
+    pub async fn register_raw(&self, name: &str, max_concurrent: u32) -> (String, String) {
+        let token = self.registration_token(1);
+        let response = self
+            .http
+            .post(format!("{}/v1/runners/register", self.url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name, "max_concurrent": max_concurrent }))
+            .send()
+            .await
+            .expect("register");
+        assert!(
+            response.status().is_success(),
+            "register: {}",
+            response.status()
+        );
+        let body: Value = response.json().await.expect("register JSON");
+        (
+            body["runner_id"].as_str().expect("id").to_owned(),
+            body["runner_token"].as_str().expect("token").to_owned(),
+        )
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod control_plane;
 pub mod git;
 pub mod proxy;
+pub mod raw;
 pub mod runner;
 pub mod wait;
 

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Largest result artifact (bundle, diff) a runner may upload, in bytes.
     #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
+    /// Time a runner has to accept an assignment before it goes back to the queue.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub accept_deadline: std::time::Duration,
     /// Log text stored per attempt, in bytes; later lines keep their place, not their text.
     #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use kiln_protocol::limits::MAX_EVENTS_PER_BATCH;
 use kiln_protocol::{
     now_millis, CloseCode, Event, RunnerId, RunnerMessage, ServerMessage, SessionId, TaskId,
 };
@@ -238,9 +237,9 @@ impl Session {
                 })
             }
         };
-        match serde_json::from_str::<RunnerMessage>(&text) {
+        match kiln_protocol::decode::runner_frame(text.as_bytes()) {
             Ok(message) => self.on_message(message).await,
-            Err(e) => self.refuse_frame(format!("malformed frame: {e}")).await,
+            Err(e) => self.refuse_frame(e.to_string()).await,
         }
     }
 
@@ -322,14 +321,6 @@ impl Session {
         attempt: u32,
         events: Vec<Event>,
     ) -> Result<(), End> {
-        if events.len() > MAX_EVENTS_PER_BATCH {
-            return self
-                .refuse_frame(format!(
-                    "events batch of {} exceeds {MAX_EVENTS_PER_BATCH}",
-                    events.len()
-                ))
-                .await;
-        }
         let now = now_millis();
         let appended = match self
             .state
