@@ -114,7 +114,6 @@ pub async fn prepare(
         max_upload_bytes: options.max_upload_bytes,
         max_log_bytes: options.max_log_bytes,
         accept_deadline: options.accept_deadline,
-        ..ServerSettings::default()
     };
     let state = AppState::new(Arc::new(store), settings, shutdown);
     Ok(Prepared {

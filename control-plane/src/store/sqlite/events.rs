@@ -13,10 +13,6 @@ use crate::store::{Appended, StoreError};
 /// statement is a round trip to SQLite's worker thread.
 const INSERT_CHUNK: usize = 500;
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site per backend, all of them needed"
-)]
 pub async fn append_events(
     pool: &SqlitePool,
     task: TaskId,
