@@ -184,5 +184,6 @@ async fn the_runner_refuses_to_run_as_root_unless_told_to() {
         // Not root: nothing to refuse; the runner comes online.
         runner.wait_online(&control_plane).await;
         plain.kill().unwrap();
+        plain.wait().unwrap();
     }
 }
