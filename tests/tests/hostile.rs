@@ -210,3 +210,36 @@ async fn too_many_handshakes_from_one_address_are_refused() {
     assert!(refused.to_string().contains("429"), "{refused}");
     drop(open);
 }
+
+#[tokio::test]
+async fn repositories_and_refs_that_are_options_in_disguise_are_refused() {
+    let control_plane = ControlPlane::start().await;
+    let client = reqwest::Client::new();
+    for (field, value) in [
+        ("repo", "--upload-pack=touch /tmp/pwned"),
+        ("base_ref", "--output=/tmp/x"),
+        ("branch", "-x"),
+    ] {
+        let mut body = json!({ "repo": "/srv/app", "command": ["true"] });
+        body[field] = json!(value);
+        let response = client
+            .post(format!("{}/v1/tasks", control_plane.url))
+            .bearer_auth(&control_plane.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{field}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"].as_str().unwrap();
+        assert!(
+            message.starts_with(field) && message.contains("starts with '-'"),
+            "{message}"
+        );
+    }
+    let page = control_plane.get("/v1/tasks").await;
+    assert!(
+        page["tasks"].as_array().unwrap().is_empty(),
+        "nothing was queued"
+    );
+}
