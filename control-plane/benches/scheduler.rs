@@ -63,6 +63,8 @@ fn task(i: usize) -> NewTask {
         idle_timeout_ms: None,
         max_attempts: 2,
         created_at: i as i64,
+        options: Default::default(),
+        workspace_id: None,
     }
 }
 
@@ -73,6 +75,7 @@ fn queued(task: &NewTask) -> QueuedTask {
         requires: task.requires.clone(),
         labels: task.labels.clone(),
         refused_by: Vec::new(),
+        pinned: None,
     }
 }
 

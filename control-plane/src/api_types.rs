@@ -5,12 +5,16 @@ use std::collections::BTreeMap;
 use kiln_protocol::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AttemptRecord, RegistrationTokenRecord, RunnerRecord, TaskRecord};
+use kiln_protocol::WorkspaceId;
+
+use crate::model::{AttemptRecord, RegistrationTokenRecord, RunOptions, RunnerRecord, TaskRecord};
 
 /// `POST /v1/tasks`: a task to queue.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubmitRequest {
-    /// Repository URL, or a path on the runner's machine.
+    /// Repository URL, or a path on the runner's machine (taken from the session when
+    /// `workspace_id` is given).
+    #[serde(default)]
     pub repo: String,
     /// Ref to start from; default: the remote's HEAD.
     #[serde(default)]
@@ -47,6 +51,28 @@ pub struct SubmitRequest {
     /// Most attempts; default 2.
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// Agent preset, loop, budgets, push.
+    #[serde(flatten)]
+    pub options: RunOptions,
+    /// Run in this workspace session (its repo, ref and branch).
+    #[serde(default)]
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+/// `POST /v1/workspaces`: a workspace session to open.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateWorkspace {
+    /// Repository URL or path.
+    pub repo: String,
+    /// Ref to start from.
+    #[serde(default)]
+    pub base_ref: Option<String>,
+    /// Branch for the session's commits; default `kiln/session-<id>`.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Commands run once, before the session's first task.
+    #[serde(default)]
+    pub setup: Vec<Vec<String>>,
 }
 
 /// `GET /v1/tasks/{id}`: a task with all of its attempts.

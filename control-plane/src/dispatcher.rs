@@ -5,10 +5,12 @@
 //! them in one transaction, and only then sends the `assign`s. An assignment not accepted
 //! within the accept deadline goes back to the queue.
 
-use kiln_protocol::{now_millis, ServerMessage, TaskSpec};
+use std::collections::{HashMap, HashSet};
+
+use kiln_protocol::{now_millis, ServerMessage, TaskSpec, WorkspaceId, WorkspaceSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{AttemptState, TaskRecord};
+use crate::model::{AttemptState, TaskRecord, WorkspaceRecord};
 use crate::scheduler::{self, QueuedTask};
 use crate::server::state::AppState;
 use crate::store::StoreError;
@@ -30,15 +32,36 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// The scheduler's view of a queued task.
-pub fn candidate(state: &AppState, task: &TaskRecord) -> QueuedTask {
+/// The scheduler's view of a queued task; a session task is pinned to the session's runner.
+pub fn candidate(
+    state: &AppState,
+    task: &TaskRecord,
+    workspace: Option<&WorkspaceRecord>,
+) -> QueuedTask {
     QueuedTask {
         id: task.spec.id,
         repo: task.spec.repo.clone(),
         requires: task.spec.requires.clone(),
         labels: task.spec.labels.clone(),
         refused_by: state.hub.rejected_by(task.spec.id),
+        pinned: workspace.and_then(|w| w.runner_id),
     }
+}
+
+/// The workspace sessions of the queued tasks, by id.
+pub async fn workspaces_of(
+    state: &AppState,
+    tasks: &[TaskRecord],
+) -> Result<HashMap<WorkspaceId, WorkspaceRecord>, StoreError> {
+    let mut found = HashMap::new();
+    for id in tasks.iter().filter_map(|t| t.spec.workspace_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(id) {
+            if let Some(workspace) = state.store.workspace(id).await? {
+                slot.insert(workspace);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Places queued tasks on free slots until either runs out.
@@ -49,7 +72,22 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
             return Ok(());
         }
         let queued = state.store.queued_tasks(DISPATCH_BATCH).await?;
-        let candidates: Vec<QueuedTask> = queued.iter().map(|t| candidate(state, t)).collect();
+        let workspaces = workspaces_of(state, &queued).await?;
+        // A session runs one task at a time: skip sessions that are busy, and all but the
+        // first queued task of each idle one.
+        let mut busy: HashSet<WorkspaceId> =
+            state.store.busy_workspaces().await?.into_iter().collect();
+        let candidates: Vec<QueuedTask> = queued
+            .iter()
+            .filter(|t| t.spec.workspace_id.is_none_or(|w| busy.insert(w)))
+            .map(|t| {
+                candidate(
+                    state,
+                    t,
+                    t.spec.workspace_id.and_then(|w| workspaces.get(&w)),
+                )
+            })
+            .collect();
         let placements = scheduler::place(&candidates, &runners);
         if placements.is_empty() {
             return Ok(());
@@ -63,8 +101,9 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
             };
             let (runner, key) = (attempt.runner_id, (attempt.task_id, attempt.attempt));
             state.hub.reserve(runner, key);
+            let workspace = task.spec.workspace_id.and_then(|w| workspaces.get(&w));
             let assign = ServerMessage::Assign {
-                task: spec(task),
+                task: Box::new(spec(task, workspace)),
                 attempt: attempt.attempt,
             };
             if state.hub.send(runner, assign) {
@@ -128,8 +167,8 @@ fn expire_unaccepted(
     });
 }
 
-/// What the runner is told about a task.
-pub fn spec(task: &TaskRecord) -> TaskSpec {
+/// What the runner is told about a task (run in `workspace`, if it has one).
+pub fn spec(task: &TaskRecord, workspace: Option<&WorkspaceRecord>) -> TaskSpec {
     TaskSpec {
         task_id: task.spec.id,
         repo: task.spec.repo.clone(),
@@ -141,5 +180,16 @@ pub fn spec(task: &TaskRecord) -> TaskSpec {
         secret_env: task.spec.secret_env.0.clone(),
         timeout_ms: task.spec.timeout_ms,
         idle_timeout_ms: task.spec.idle_timeout_ms,
+        agent: task.spec.options.agent.clone(),
+        max_iterations: task.spec.options.max_iterations,
+        completion_signal: task.spec.options.completion_signal.clone(),
+        completion_grace_ms: task.spec.options.completion_grace_ms,
+        max_turns: task.spec.options.max_turns,
+        max_cost_usd: task.spec.options.max_cost_usd,
+        push: task.spec.options.push,
+        workspace: workspace.map(|w| WorkspaceSpec {
+            workspace_id: w.id,
+            setup: w.setup.clone(),
+        }),
     }
 }

@@ -8,6 +8,7 @@ pub mod dispatcher;
 pub mod hub;
 pub mod liveness;
 pub mod model;
+pub mod relay;
 pub mod scheduler;
 pub mod serve;
 pub mod server;

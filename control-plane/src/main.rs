@@ -95,7 +95,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create(args)) => {
             cli::token_create(&client()?, args, json).await
         }
-        Command::Submit(args) => cli::submit(&client()?, args, json).await,
+        Command::Submit(args) => cli::submit(&client()?, *args, json).await,
         Command::Tasks(args) => cli::tasks(&client()?, args, json).await,
         Command::Task(args) => cli::show(&client()?, args, json).await,
         Command::Logs(args) => cli::logs(&client()?, args, json).await,
@@ -104,5 +104,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => cli::retry(&client()?, args, json).await,
         Command::Diff(args) => cli::diff(&client()?, args, json).await,
         Command::Fetch(args) => cli::fetch(&client()?, args, json).await,
+        Command::Apply(args) => cli::apply(&client()?, args, json).await,
+        Command::Session(command) => cli::session(&client()?, command, json).await,
+        Command::Exec(args) => cli::exec(&client()?, args, json).await,
+        Command::Files(args) => cli::files(&client()?, args, json).await,
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use kiln_protocol::{Outcome, OutcomeStatus, RunnerId, TaskId, UnixMillis};
+use kiln_protocol::{AgentSpec, Outcome, OutcomeStatus, RunnerId, TaskId, UnixMillis, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 /// Where a task is in its life.
@@ -87,6 +87,10 @@ text_enum!(TaskState {
     TimedOut => "timed_out", Error => "error", Lost => "lost",
 });
 
+text_enum!(WorkspaceState {
+    Open => "open", Closed => "closed", Lost => "lost",
+});
+
 text_enum!(AttemptState {
     Assigned => "assigned", Running => "running", Rejected => "rejected",
     Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
@@ -132,7 +136,7 @@ impl From<OutcomeStatus> for TaskState {
 }
 
 /// A task as submitted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {
     /// The task's id.
     pub id: TaskId,
@@ -166,6 +170,73 @@ pub struct NewTask {
     pub max_attempts: u32,
     /// Submission time.
     pub created_at: UnixMillis,
+    /// Agent preset, loop and budgets.
+    #[serde(flatten)]
+    pub options: RunOptions,
+    /// The workspace session it runs in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+/// How the agent of a task runs: preset, loop, budgets, push.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Agent preset; absent means the task's own command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentSpec>,
+    /// Re-run the agent until the completion signal, at most this many times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    /// Text that means the agent is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_signal: Option<String>,
+    /// Time an agent that printed the signal has to exit, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_grace_ms: Option<u64>,
+    /// Most turns over all iterations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u64>,
+    /// Most reported cost over all iterations, in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Push the result branch to the repository's remote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub push: bool,
+}
+
+/// Where a workspace session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceState {
+    /// Takes tasks.
+    Open,
+    /// Closed by an operator; its worktree is removed.
+    Closed,
+    /// Its runner lost it (it restarted or was lost).
+    Lost,
+}
+
+/// A workspace session: one worktree on one runner for a series of tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceRecord {
+    /// Its id.
+    pub id: WorkspaceId,
+    /// Repository.
+    pub repo: String,
+    /// Ref it starts from.
+    pub base_ref: Option<String>,
+    /// Branch its tasks commit on.
+    pub branch: String,
+    /// Commands run once before its first task.
+    pub setup: Vec<Vec<String>>,
+    /// The runner holding it, once its first task was assigned.
+    pub runner_id: Option<RunnerId>,
+    /// Where it stands.
+    pub state: WorkspaceState,
+    /// Creation time.
+    pub created_at: UnixMillis,
+    /// When it was closed or lost.
+    pub closed_at: Option<UnixMillis>,
 }
 
 /// Secret environment variables: names and values inside the control plane; names only in

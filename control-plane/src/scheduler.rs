@@ -54,6 +54,8 @@ pub struct QueuedTask {
     pub labels: BTreeMap<String, String>,
     /// Runners that refused it recently.
     pub refused_by: Vec<RunnerId>,
+    /// The only runner that may take it (its workspace session's).
+    pub pinned: Option<RunnerId>,
 }
 
 /// One decision: run `task` on `runner`.
@@ -109,6 +111,7 @@ fn can_run(task: &QueuedTask, runner: &RunnerSlots) -> bool {
             .iter()
             .all(|(k, v)| runner.labels.get(k) == Some(v))
         && !task.refused_by.contains(&runner.id)
+        && task.pinned.is_none_or(|pinned| pinned == runner.id)
 }
 
 /// Higher is better: affinity, then fewer running, then idle longer (earlier idle_since),
@@ -124,6 +127,14 @@ fn score(task: &QueuedTask, runner: &RunnerSlots) -> impl Ord {
 
 /// Says, for an operator, why `task` is still waiting given the connected `runners`.
 pub fn explain(task: &QueuedTask, runners: &[RunnerSlots]) -> String {
+    if let Some(pinned) = task.pinned {
+        return match runners.iter().find(|r| r.id == pinned) {
+            None => {
+                format!("its workspace session lives on runner {pinned}, which is not connected")
+            }
+            Some(_) => format!("waiting for runner {pinned}, which holds its workspace session"),
+        };
+    }
     if runners.is_empty() {
         return "no runner is connected".into();
     }

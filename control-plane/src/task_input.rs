@@ -6,7 +6,10 @@ use kiln_protocol::limits::MAX_PROMPT_BYTES;
 use kiln_protocol::{validate, TaskId, UnixMillis};
 
 use crate::api_types::SubmitRequest;
-use crate::model::{NewTask, SecretEnv};
+use crate::model::{NewTask, SecretEnv, WorkspaceRecord, WorkspaceState};
+
+/// The preset name that means "the task's own command".
+const COMMAND_PRESET: &str = "command";
 
 /// Attempts a task gets when the submitter does not say: one retry after a lost runner.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
@@ -46,13 +49,44 @@ fn positive(field: &str, value: Option<u64>) -> Result<(), InvalidField> {
     )
 }
 
-/// Validates `request` and makes the task it describes.
-pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, InvalidField> {
+/// Most iterations a task may ask for.
+pub const MAX_ITERATIONS_LIMIT: u32 = 100;
+
+/// Longest completion signal.
+pub const MAX_SIGNAL_BYTES: usize = 1000;
+
+/// Validates `request` (run in `workspace`, if given) and makes the task it describes.
+pub fn new_task(
+    mut request: SubmitRequest,
+    workspace: Option<&WorkspaceRecord>,
+    now: UnixMillis,
+) -> Result<NewTask, InvalidField> {
     let id = TaskId::new();
+    if let Some(workspace) = workspace {
+        if workspace.state != WorkspaceState::Open {
+            check(
+                "workspace_id",
+                Err(format!("{} is {}", workspace.id, workspace.state)),
+            )?;
+        }
+        if !request.repo.is_empty() && request.repo != workspace.repo {
+            check(
+                "repo",
+                Err(format!(
+                    "differs from the session's repository {}",
+                    workspace.repo
+                )),
+            )?;
+        }
+        request.repo = workspace.repo.clone();
+        request.base_ref = workspace.base_ref.clone();
+        request.branch = Some(workspace.branch.clone());
+    }
     check("repo", validate::repo(&request.repo))?;
     if let Some(base_ref) = &request.base_ref {
         check("base_ref", validate::git_ref(base_ref))?;
     }
+    check_options(&mut request)?;
     let branch = request.branch.unwrap_or_else(|| format!("kiln/{id}"));
     check("branch", validate::git_ref(&branch))?;
     if request.prompt.len() > MAX_PROMPT_BYTES {
@@ -64,15 +98,20 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
             )),
         )?;
     }
+    let own_command = request
+        .options
+        .agent
+        .as_ref()
+        .is_none_or(|a| a.preset == COMMAND_PRESET);
     match request.command.first() {
-        None => check(
+        None if own_command => check(
             "command",
-            Err("is empty: give the agent's program and arguments".into()),
+            Err("is empty: give the agent's program and arguments, or an --agent preset".into()),
         )?,
         Some(program) if program.is_empty() => {
             check("command", Err("has an empty program".into()))?
         }
-        Some(_) => {}
+        _ => {}
     }
     for key in request.env.keys().chain(request.secret_env.keys()) {
         check(&format!("env.{key}"), validate::env_name(key))?;
@@ -111,7 +150,59 @@ pub fn new_task(request: SubmitRequest, now: UnixMillis) -> Result<NewTask, Inva
         idle_timeout_ms: request.idle_timeout_ms,
         max_attempts,
         created_at: now,
+        options: request.options,
+        workspace_id: workspace.map(|w| w.id),
     })
+}
+
+/// Checks the agent preset, loop and budgets; a preset adds `agent:<name>` to `requires`.
+fn check_options(request: &mut SubmitRequest) -> Result<(), InvalidField> {
+    let options = &request.options;
+    if let Some(agent) = &options.agent {
+        check("agent", validate::name(&agent.preset))?;
+        if let Some(model) = &agent.model {
+            check("model", validate::name(model))?;
+        }
+        let capability = format!("agent:{}", agent.preset);
+        if agent.preset != COMMAND_PRESET && !request.requires.contains(&capability) {
+            request.requires.push(capability);
+        }
+    }
+    if let Some(iterations) = options.max_iterations {
+        if !(1..=MAX_ITERATIONS_LIMIT).contains(&iterations) {
+            check(
+                "max_iterations",
+                Err(format!(
+                    "is {iterations}; it must be 1 to {MAX_ITERATIONS_LIMIT}"
+                )),
+            )?;
+        }
+        if options.completion_signal.is_none() {
+            check(
+                "max_iterations",
+                Err("needs a completion_signal to know when to stop".into()),
+            )?;
+        }
+    }
+    if let Some(signal) = &options.completion_signal {
+        if signal.is_empty() || signal.len() > MAX_SIGNAL_BYTES {
+            check(
+                "completion_signal",
+                Err(format!("must be 1 to {MAX_SIGNAL_BYTES} bytes")),
+            )?;
+        }
+    }
+    positive("completion_grace_ms", options.completion_grace_ms)?;
+    positive("max_turns", options.max_turns)?;
+    if let Some(cost) = options.max_cost_usd {
+        if !(cost.is_finite() && cost > 0.0) {
+            check(
+                "max_cost_usd",
+                Err(format!("is {cost}; it must be a positive amount")),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -127,12 +218,12 @@ mod tests {
     }
 
     fn refusal(request: SubmitRequest) -> String {
-        new_task(request, 0).unwrap_err().to_string()
+        new_task(request, None, 0).unwrap_err().to_string()
     }
 
     #[test]
     fn defaults_fill_branch_and_attempts() {
-        let task = new_task(request(), 7).unwrap();
+        let task = new_task(request(), None, 7).unwrap();
         assert_eq!(task.branch, format!("kiln/{}", task.id));
         assert_eq!(task.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert_eq!(task.created_at, 7);

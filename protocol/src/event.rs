@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::{AgentEvent, Usage};
 use crate::line::LogLine;
 use crate::UnixMillis;
 
@@ -29,6 +30,8 @@ pub enum EventBody {
         /// The phase now begun.
         phase: Phase,
     },
+    /// A step of the agent's work, parsed from its JSON stream by its preset.
+    Agent(AgentEvent),
     /// The attempt is over. Always the last event of its stream.
     Finished {
         /// How it ended and what it produced.
@@ -84,6 +87,41 @@ pub struct Outcome {
     /// The commits produced, when the worktree could be committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<TaskResult>,
+    /// Why the agent stopped running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopReason>,
+    /// How many times the agent ran (more than one with `max_iterations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
+    /// Usage the agent reported, summed over its runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Why an agent stopped running. Each reason is distinct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// It exited by itself (one run, no completion signal asked for).
+    Exited,
+    /// It printed the completion signal.
+    Completed,
+    /// It printed the completion signal but did not exit; kiln stopped it after the grace.
+    CompletedAfterGrace,
+    /// It ran `max_iterations` times without printing the completion signal.
+    IterationsExhausted,
+    /// It failed (non-zero exit or a signal) before completing.
+    Failed,
+    /// Its overall time limit passed.
+    Timeout,
+    /// It printed nothing for the idle limit.
+    IdleTimeout,
+    /// It used up its turn budget.
+    TurnLimit,
+    /// It used up its cost budget (as the agent reported cost).
+    CostLimit,
+    /// It was cancelled.
+    Cancelled,
 }
 
 /// What an attempt left in git.
@@ -101,6 +139,12 @@ pub struct TaskResult {
     pub diffstat: DiffStat,
     /// True when the bundle of these commits was uploaded to the control plane.
     pub bundle_uploaded: bool,
+    /// True when the branch was pushed to the repository's remote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pushed: bool,
+    /// Files left out of the commit because they are larger than the runner's limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<String>,
 }
 
 /// Size of a change, as `git diff --stat` summarises it.

@@ -53,3 +53,7 @@ uuid_id!(
     /// Identifies one WebSocket connection of a runner; new on every reconnect.
     SessionId
 );
+uuid_id!(
+    /// Identifies a workspace session (`kiln session`): one worktree for a series of tasks.
+    WorkspaceId
+);

@@ -4,9 +4,11 @@
 //! client agree on one definition. `docs/protocol.md` explains the protocol in prose; the
 //! snapshot test in `tests/snapshots.rs` pins the JSON of every message.
 
+mod agent;
 mod close;
 pub mod decode;
 mod event;
+mod files;
 mod ids;
 pub mod limits;
 mod line;
@@ -15,15 +17,19 @@ mod registration;
 mod task;
 pub mod validate;
 
+pub use agent::{AgentEvent, AgentSpec, Usage};
 pub use close::CloseCode;
-pub use event::{DiffStat, Event, EventBody, Outcome, OutcomeStatus, Phase, TaskResult};
-pub use ids::{RunnerId, SessionId, TaskId};
+pub use event::{
+    DiffStat, Event, EventBody, Outcome, OutcomeStatus, Phase, StopReason, TaskResult,
+};
+pub use files::{FileEntry, FileOp, FileResult, FileTarget};
+pub use ids::{RunnerId, SessionId, TaskId, WorkspaceId};
 pub use line::{LineEncoding, LogLine, Stream};
 pub use messages::{
     AckedSeq, AttemptRef, HeldState, Hello, RunnerMessage, RunningAttempt, ServerMessage, Welcome,
 };
 pub use registration::{RegisterRequest, RegisterResponse};
-pub use task::TaskSpec;
+pub use task::{TaskSpec, WorkspaceSpec};
 
 /// Version of this protocol. A runner whose `hello.protocol` differs is refused with
 /// [`CloseCode::UnsupportedProtocol`].

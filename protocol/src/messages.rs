@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
-use crate::ids::{RunnerId, SessionId, TaskId};
+use crate::files::{FileOp, FileResult, FileTarget};
+use crate::ids::{RunnerId, SessionId, TaskId, WorkspaceId};
 use crate::task::TaskSpec;
 
 /// Messages from a runner to the control plane.
@@ -43,6 +44,13 @@ pub enum RunnerMessage {
     Draining,
     /// The runner saved the token from `rotate`; the old one may be retired.
     Rotated,
+    /// The answer to a `file_request`.
+    FileResponse {
+        /// The request answered.
+        request_id: u64,
+        /// What happened.
+        result: FileResult,
+    },
     /// The runner now holds a mirror of this repository (for placement affinity).
     Mirrored {
         /// The repository, as given in the task.
@@ -68,7 +76,7 @@ pub enum ServerMessage {
     /// Run this attempt of a task.
     Assign {
         /// What to run.
-        task: TaskSpec,
+        task: Box<TaskSpec>,
         /// Attempt number, from 1.
         attempt: u32,
     },
@@ -97,6 +105,20 @@ pub enum ServerMessage {
     Rotate {
         /// The new runner token (`kiln_rnr_...`).
         runner_token: String,
+    },
+    /// Close a workspace session: remove its worktree.
+    CloseWorkspace {
+        /// The session.
+        workspace_id: WorkspaceId,
+    },
+    /// Read or change a file in a live worktree; answered by `file_response`.
+    FileRequest {
+        /// Echoed in the response.
+        request_id: u64,
+        /// Whose worktree.
+        target: FileTarget,
+        /// What to do.
+        op: FileOp,
     },
     /// The previous frame was refused; the session goes on.
     Error {
@@ -130,6 +152,9 @@ pub struct Hello {
     /// Attempts still running or with events not yet acknowledged.
     #[serde(default)]
     pub running: Vec<RunningAttempt>,
+    /// Workspace sessions whose worktree the runner holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceId>,
 }
 
 /// An attempt a runner still holds when it says hello.

@@ -17,6 +17,16 @@ fn runner_id() -> RunnerId {
     RunnerId(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0002))
 }
 
+fn usage() -> Usage {
+    Usage {
+        turns: Some(3),
+        input_tokens: 1200,
+        cached_input_tokens: 800,
+        output_tokens: 300,
+        cost_usd: Some(0.0125),
+    }
+}
+
 fn outcome() -> Outcome {
     Outcome {
         status: OutcomeStatus::Succeeded,
@@ -34,7 +44,12 @@ fn outcome() -> Outcome {
                 deletions: 1,
             },
             bundle_uploaded: true,
+            pushed: false,
+            skipped_files: vec![],
         }),
+        stop: Some(StopReason::Completed),
+        iterations: Some(2),
+        usage: Some(usage()),
     }
 }
 
@@ -49,6 +64,7 @@ fn runner_name(message: &RunnerMessage) -> &'static str {
         RunnerMessage::Draining => "runner_draining",
         RunnerMessage::Mirrored { .. } => "runner_mirrored",
         RunnerMessage::Rotated => "runner_rotated",
+        RunnerMessage::FileResponse { .. } => "runner_file_response",
         RunnerMessage::Events { .. } => "runner_events",
     }
 }
@@ -62,6 +78,8 @@ fn server_name(message: &ServerMessage) -> &'static str {
         ServerMessage::Drain => "server_drain",
         ServerMessage::Error { .. } => "server_error",
         ServerMessage::Rotate { .. } => "server_rotate",
+        ServerMessage::CloseWorkspace { .. } => "server_close_workspace",
+        ServerMessage::FileRequest { .. } => "server_file_request",
     }
 }
 
@@ -82,6 +100,7 @@ fn runner_samples() -> Vec<RunnerMessage> {
                 last_seq: 42,
                 state: HeldState::Running,
             }],
+            workspaces: vec![WorkspaceId(Uuid::from_u128(5))],
         }),
         RunnerMessage::Heartbeat {
             running: 1,
@@ -98,6 +117,16 @@ fn runner_samples() -> Vec<RunnerMessage> {
         },
         RunnerMessage::Draining,
         RunnerMessage::Rotated,
+        RunnerMessage::FileResponse {
+            request_id: 7,
+            result: FileResult::Listed {
+                entries: vec![FileEntry {
+                    name: "src".into(),
+                    kind: "dir".into(),
+                    size: 0,
+                }],
+            },
+        },
         RunnerMessage::Mirrored {
             repo: "https://example.com/acme/app.git".into(),
         },
@@ -125,6 +154,24 @@ fn runner_samples() -> Vec<RunnerMessage> {
                 Event {
                     seq: 4,
                     ts: 1_700_000_000_003,
+                    body: EventBody::Agent(AgentEvent::ToolCall {
+                        id: Some("toolu_1".into()),
+                        name: "Bash".into(),
+                        input: serde_json::json!({ "command": "cargo test" }),
+                    }),
+                },
+                Event {
+                    seq: 5,
+                    ts: 1_700_000_000_004,
+                    body: EventBody::Agent(AgentEvent::Result {
+                        text: Some("All tests pass.".into()),
+                        is_error: false,
+                        usage: usage(),
+                    }),
+                },
+                Event {
+                    seq: 6,
+                    ts: 1_700_000_000_005,
                     body: EventBody::Finished { outcome: outcome() },
                 },
             ],
@@ -149,18 +196,33 @@ fn server_samples() -> Vec<ServerMessage> {
             }],
         }),
         ServerMessage::Assign {
-            task: TaskSpec {
+            task: Box::new(TaskSpec {
                 task_id: task_id(),
                 repo: "https://example.com/acme/app.git".into(),
                 base_ref: Some("main".into()),
                 branch: format!("kiln/{}", task_id()),
                 prompt: "Fix the failing test.".into(),
-                command: vec!["sh".into(), "-c".into(), "make fix".into()],
+                command: vec![],
+                agent: Some(AgentSpec {
+                    preset: "claude-code".into(),
+                    model: Some("sonnet".into()),
+                    args: vec!["--max-turns".into(), "20".into()],
+                }),
                 env: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
                 secret_env: BTreeMap::from([("API_KEY".into(), "s3cr3t-value".into())]),
                 timeout_ms: Some(3_600_000),
                 idle_timeout_ms: Some(600_000),
-            },
+                max_iterations: Some(5),
+                completion_signal: Some("<promise>COMPLETE</promise>".into()),
+                completion_grace_ms: Some(30_000),
+                max_turns: Some(50),
+                max_cost_usd: Some(2.5),
+                push: true,
+                workspace: Some(WorkspaceSpec {
+                    workspace_id: WorkspaceId(Uuid::from_u128(5)),
+                    setup: vec![vec!["npm".into(), "ci".into()]],
+                }),
+            }),
             attempt: 1,
         },
         ServerMessage::Cancel {
@@ -174,6 +236,20 @@ fn server_samples() -> Vec<ServerMessage> {
             seq: 4,
         },
         ServerMessage::Drain,
+        ServerMessage::CloseWorkspace {
+            workspace_id: WorkspaceId(Uuid::from_u128(5)),
+        },
+        ServerMessage::FileRequest {
+            request_id: 7,
+            target: FileTarget::Task {
+                task_id: task_id(),
+                attempt: 1,
+            },
+            op: FileOp::Write {
+                path: "notes/todo.md".into(),
+                data: "aGVsbG8K".into(),
+            },
+        },
         ServerMessage::Rotate {
             runner_token:
                 "kiln_rnr_0000000000000000000000000000000000000000000000000000000000000000".into(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use kiln_protocol::{now_millis, Phase, TaskId, UnixMillis};
+use kiln_protocol::{now_millis, Phase, TaskId, UnixMillis, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +13,7 @@ use crate::outbox::AttemptKey;
 
 #[derive(Debug)]
 struct Running {
+    workspace: Option<WorkspaceId>,
     cancel: CancellationToken,
     phase: Option<Phase>,
     repo: String,
@@ -72,7 +73,12 @@ impl Attempts {
     }
 
     /// Takes a slot for `key`. `Ok(None)` means it already runs here (a repeated assign).
-    pub fn claim(&self, key: AttemptKey, repo: &str) -> Result<Option<CancellationToken>, Refusal> {
+    pub fn claim(
+        &self,
+        key: AttemptKey,
+        repo: &str,
+        workspace: Option<WorkspaceId>,
+    ) -> Result<Option<CancellationToken>, Refusal> {
         if self.is_draining() {
             return Err(Refusal::Draining);
         }
@@ -88,6 +94,7 @@ impl Attempts {
         running.insert(
             key,
             Running {
+                workspace,
                 cancel: cancel.clone(),
                 phase: None,
                 repo: repo.to_owned(),
@@ -114,6 +121,12 @@ impl Attempts {
         if let Some(entry) = self.lock().get_mut(&key) {
             entry.phase = Some(phase);
         }
+    }
+
+    /// The workspace session an attempt runs in: `None` if it does not run here,
+    /// `Some(None)` for its own fresh worktree.
+    pub fn workspace_of(&self, key: AttemptKey) -> Option<Option<WorkspaceId>> {
+        self.lock().get(&key).map(|r| r.workspace)
     }
 
     /// Asks an attempt to stop. False if it does not run here.
@@ -187,10 +200,10 @@ mod tests {
     fn slots_are_counted_and_repeats_are_idempotent() {
         let attempts = Attempts::new(1);
         let key = (TaskId::new(), 1);
-        assert!(attempts.claim(key, "r").unwrap().is_some());
-        assert_eq!(attempts.claim(key, "r"), Ok(None));
+        assert!(attempts.claim(key, "r", None).unwrap().is_some());
+        assert_eq!(attempts.claim(key, "r", None), Ok(None));
         assert_eq!(
-            attempts.claim((TaskId::new(), 1), "r"),
+            attempts.claim((TaskId::new(), 1), "r", None),
             Err(Refusal::Full(1))
         );
         attempts.release(key);
@@ -202,7 +215,7 @@ mod tests {
         let attempts = Attempts::new(2);
         attempts.start_draining();
         assert_eq!(
-            attempts.claim((TaskId::new(), 1), "r"),
+            attempts.claim((TaskId::new(), 1), "r", None),
             Err(Refusal::Draining)
         );
     }

@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_protocol::{EventBody, LogLine, RunnerMessage, ServerMessage, TaskSpec, Welcome};
+use std::path::PathBuf;
+
+use kiln_protocol::{
+    EventBody, FileResult, FileTarget, LogLine, RunnerMessage, ServerMessage, TaskSpec, Welcome,
+    WorkspaceId,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -19,6 +24,7 @@ use crate::secret::{CurrentToken, Secret};
 use crate::status::{self, Board, Link, StatusError, StatusReport};
 use crate::upload::Uploader;
 use crate::workspace::mirror::Mirrors;
+use crate::workspace::worktree;
 
 /// After the last attempt ends, how long the daemon waits for the control plane to
 /// acknowledge the remaining events before it writes them to the spool and exits; the next
@@ -124,7 +130,7 @@ impl Runtime {
             }
         };
         match message {
-            ServerMessage::Assign { task, attempt } => vec![self.start(task, attempt)],
+            ServerMessage::Assign { task, attempt } => vec![self.start(*task, attempt)],
             ServerMessage::Cancel {
                 task_id,
                 attempt,
@@ -167,6 +173,23 @@ impl Runtime {
                     }
                 }
             }
+            ServerMessage::CloseWorkspace { workspace_id } => {
+                self.close_workspace(workspace_id);
+                Vec::new()
+            }
+            ServerMessage::FileRequest {
+                request_id,
+                target,
+                op,
+            } => {
+                let result = match self.worktree_of(&target) {
+                    Some(path) => crate::workspace::files::apply(&path, &op),
+                    None => FileResult::Failed {
+                        error: "no live worktree for that task or session on this runner".into(),
+                    },
+                };
+                vec![RunnerMessage::FileResponse { request_id, result }]
+            }
             ServerMessage::Error { message } => {
                 tracing::warn!(%message, "control plane refused a frame");
                 Vec::new()
@@ -178,9 +201,46 @@ impl Runtime {
         }
     }
 
+    /// The worktree a file request is for, if it is live here.
+    fn worktree_of(&self, target: &FileTarget) -> Option<PathBuf> {
+        let workspace = match target {
+            FileTarget::Workspace { workspace_id } => Some(*workspace_id),
+            FileTarget::Task { task_id, attempt } => {
+                match self.attempts.workspace_of((*task_id, *attempt))? {
+                    Some(workspace) => Some(workspace),
+                    None => {
+                        let path = worktree::path_for(
+                            &self.shared.worktree_base,
+                            &task_id.to_string(),
+                            *attempt,
+                        );
+                        return path.exists().then_some(path);
+                    }
+                }
+            }
+        };
+        workspace
+            .and_then(|id| self.shared.workspaces.get(id))
+            .map(|w| w.path)
+    }
+
+    /// Removes a closed session's worktree (in the background, under its mirror's lock).
+    fn close_workspace(&self, id: WorkspaceId) {
+        let Some(workspace) = self.shared.workspaces.remove(id) else {
+            return;
+        };
+        tracing::info!(workspace = %id, "closing workspace session");
+        let mirrors = Arc::clone(&self.shared.mirrors);
+        self.tracker.spawn(async move {
+            let mirror = mirrors.lock(&workspace.repo).await;
+            worktree::remove(&mirror.path, &workspace.path).await;
+        });
+    }
+
     fn start(&self, task: TaskSpec, attempt: u32) -> RunnerMessage {
         let (task_id, key) = (task.task_id, (task.task_id, attempt));
-        match self.attempts.claim(key, &task.repo) {
+        let workspace = task.workspace.as_ref().map(|w| w.workspace_id);
+        match self.attempts.claim(key, &task.repo, workspace) {
             Ok(Some(cancel)) => {
                 tracing::info!(task = %task_id, attempt, repo = %task.repo, "attempt accepted");
                 if self.once {
@@ -201,6 +261,17 @@ impl Runtime {
             },
         }
     }
+}
+
+/// The configured capabilities plus `agent:<preset>` for each agent CLI found on PATH.
+fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
+    let mut capabilities = config.capabilities.clone();
+    for detected in crate::presets::capabilities(&config.presets) {
+        if !capabilities.contains(&detected) {
+            capabilities.push(detected);
+        }
+    }
+    capabilities
 }
 
 /// Runs the daemon until drained, aborted, or refused by the control plane.
@@ -248,6 +319,9 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
                 .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
             abort: signals.abort.clone(),
             notices: Arc::default(),
+            max_commit_file_bytes: config.max_commit_file_bytes,
+            presets: Arc::new(config.presets.clone()),
+            workspaces: Arc::default(),
             cache_max_bytes: config.cache_max_bytes,
             max_log_bytes: config.max_log_bytes,
         },
@@ -256,7 +330,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
         token,
         token_source: config.token_source(),
         name: config.name.clone(),
-        capabilities: config.capabilities.clone(),
+        capabilities: announced_capabilities(&config),
         labels: config.labels.clone(),
         max_concurrent: config.max_concurrent_agents,
         outbox,

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod exit;
 pub mod notices;
 pub mod outbox;
+pub mod presets;
 pub mod register;
 pub mod rotation;
 pub mod secret;

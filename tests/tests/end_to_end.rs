@@ -143,7 +143,11 @@ async fn a_failing_agent_is_reported_failed_with_its_exit_code() {
     );
     assert_eq!(task["state"], "failed");
     assert_eq!(task["outcome"]["exit_code"], 7);
-    assert_eq!(task["outcome"]["message"], "agent exited with code 7");
+    assert_eq!(
+        task["outcome"]["message"],
+        "agent exited with code 7; the agent changed nothing"
+    );
+    assert_eq!(task["outcome"]["stop"], "failed");
     let id = task["id"].as_str().unwrap();
     assert_eq!(
         stdout_lines(&control_plane.events(id, 1).await),

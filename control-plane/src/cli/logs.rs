@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use futures_util::StreamExt as _;
-use kiln_protocol::{EventBody, LineEncoding, Stream};
+use kiln_protocol::{AgentEvent, EventBody, LineEncoding, Stream};
 
 use super::client::ApiClient;
 use super::LogsArgs;
@@ -88,6 +88,7 @@ fn show(event: &AttemptEvent, print: Print) {
             EventBody::Status { phase } => {
                 eprintln!("[kiln] attempt {}: {}", event.attempt, phase.as_str());
             }
+            EventBody::Agent(agent) => eprintln!("{}", describe(agent)),
             EventBody::Finished { outcome } => {
                 eprintln!(
                     "[kiln] attempt {} {}: {}",
@@ -97,5 +98,42 @@ fn show(event: &AttemptEvent, print: Print) {
                 );
             }
         },
+    }
+}
+
+/// One line for an agent event: who did what.
+fn describe(event: &AgentEvent) -> String {
+    match event {
+        AgentEvent::Text { text } => format!("agent: {text}"),
+        AgentEvent::ToolCall { name, input, .. } => {
+            let input = input.to_string();
+            format!("agent → {name} {}", super::render::clip(&input, 160))
+        }
+        AgentEvent::ToolResult {
+            output, is_error, ..
+        } => {
+            let first = output.lines().next().unwrap_or("");
+            let more = output.lines().count().saturating_sub(1);
+            let tail = if more > 0 {
+                format!(" (+{more} lines)")
+            } else {
+                String::new()
+            };
+            let mark = if *is_error { "✗" } else { "←" };
+            format!("  {mark} {}{tail}", super::render::clip(first, 160))
+        }
+        AgentEvent::FileChange { path, change } => format!("agent ✎ {change} {path}"),
+        AgentEvent::Error { message } => format!("agent ✗ {message}"),
+        AgentEvent::Result {
+            text,
+            is_error,
+            usage,
+        } => {
+            let verdict = if *is_error { "failed" } else { "done" };
+            let text = text.as_deref().map_or(String::new(), |t| {
+                format!(": {}", super::render::clip(t, 200))
+            });
+            format!("agent {verdict}{text} [{}]", super::render::usage(usage))
+        }
     }
 }

@@ -1,22 +1,27 @@
 //! The operator command line. Every command but `serve` and `dev` is a client of the HTTP
 //! API under `/v1`.
 
+mod args;
 pub mod client;
 pub mod exit;
+mod files;
 mod fleet;
 mod logs;
 mod render;
 mod results;
+mod session;
 mod tasks;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
+pub use args::*;
+pub use files::files;
 pub use fleet::{runners, token_create};
 pub use logs::logs;
-pub use results::{diff, fetch};
+pub use results::{apply, diff, fetch};
+pub use session::{exec, session};
 pub use tasks::{cancel, retry, show, submit, tasks};
 
 /// kiln: dispatch AI coding agents to a fleet of runners.
@@ -64,7 +69,7 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Queue a task.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// List tasks.
     Tasks(TasksArgs),
     /// Show one task and its attempts.
@@ -81,227 +86,13 @@ pub enum Command {
     Diff(TaskArgs),
     /// Import a task's result branch into a local clone.
     Fetch(FetchArgs),
-}
-
-/// `kiln serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:7700")]
-    pub listen: SocketAddr,
-    /// Heartbeat period runners are asked to keep.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub heartbeat_interval: std::time::Duration,
-    /// Absence after which a runner's attempts are declared lost and retried.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
-    pub lost_after: std::time::Duration,
-    /// TLS certificate chain (PEM) to serve HTTPS and WSS; needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM); needs --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Most connections open at once.
-    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
-    /// Largest result artifact (bundle, diff) a runner may upload, in bytes.
-    #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_UPLOAD_BYTES)]
-    pub max_upload_bytes: usize,
-    /// Time a runner has to accept an assignment before it goes back to the queue.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub accept_deadline: std::time::Duration,
-    /// Log text stored per attempt, in bytes; later lines keep their place, not their text.
-    #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_LOG_BYTES)]
-    pub max_log_bytes: u64,
-}
-
-/// `kiln dev`.
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:7700")]
-    pub listen: SocketAddr,
-    /// Agents the local runner runs at once.
-    #[arg(long, default_value_t = 2)]
-    pub slots: u32,
-}
-
-/// `kiln token ...`.
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create a registration token for `kiln-runner register`.
-    Create(TokenCreateArgs),
-}
-
-/// `kiln token create`.
-#[derive(Debug, Args)]
-pub struct TokenCreateArgs {
-    /// Registrations the token allows [default: unlimited].
-    #[arg(long)]
-    pub uses: Option<u32>,
-    /// Lifetime, such as 1h or 7d [default: no expiry].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub ttl: Option<std::time::Duration>,
-}
-
-/// `kiln submit`.
-#[derive(Debug, Args)]
-pub struct SubmitArgs {
-    /// Repository: a URL, or a path on the runner's machine.
-    #[arg(long)]
-    pub repo: String,
-    /// Ref to start from [default: the repository's default branch].
-    #[arg(long = "ref", value_name = "REF")]
-    pub base_ref: Option<String>,
-    /// Branch for the result [default: kiln/<task-id>].
-    #[arg(long)]
-    pub branch: Option<String>,
-    /// The prompt.
-    #[arg(long, conflicts_with = "prompt_file")]
-    pub prompt: Option<String>,
-    /// Read the prompt from a file (- for stdin).
-    #[arg(long, value_name = "FILE")]
-    pub prompt_file: Option<PathBuf>,
-    /// Environment variable KEY=VALUE for the agent (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Secret variable NAME=VALUE, or NAME to take its value from this shell's environment
-    /// (repeatable); redacted from the log and never shown again.
-    #[arg(long = "secret-env", value_name = "NAME[=VALUE]")]
-    pub secret_env: Vec<String>,
-    /// Capability the runner must have (repeatable).
-    #[arg(long = "require", value_name = "CAP")]
-    pub requires: Vec<String>,
-    /// Label KEY=VALUE the runner must have (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// Higher runs first.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub priority: i64,
-    /// Overall time limit, such as 30m.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// Limit on time without output, such as 5m.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub idle_timeout: Option<std::time::Duration>,
-    /// Most attempts if runners are lost [default: 2].
-    #[arg(long)]
-    pub max_attempts: Option<u32>,
-    /// Wait for the task to end; exit 3 unless it succeeded.
-    #[arg(long)]
-    pub wait: bool,
-    /// Print the log as it streams, then exit like --wait.
-    #[arg(long)]
-    pub follow: bool,
-    /// The agent command and its arguments, after `--`.
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
-}
-
-/// `kiln tasks`.
-#[derive(Debug, Args)]
-pub struct TasksArgs {
-    /// Only tasks in this state (queued, assigned, running, succeeded, failed, cancelled,
-    /// timed_out, error, lost).
-    #[arg(long)]
-    pub state: Option<String>,
-    /// Only tasks on this repository (as submitted).
-    #[arg(long)]
-    pub repo: Option<String>,
-    /// Only tasks that had an attempt on this runner id.
-    #[arg(long)]
-    pub runner: Option<String>,
-    /// Only tasks with this label KEY=VALUE.
-    #[arg(long)]
-    pub label: Option<String>,
-    /// At most this many per page (newest first).
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
-    /// Start after this task id (the `next` hint of the previous page).
-    #[arg(long, value_name = "ID")]
-    pub before: Option<String>,
-}
-
-/// `kiln runners`.
-#[derive(Debug, Args)]
-pub struct RunnersArgs {
-    /// What to do; nothing lists the runners.
+    /// Merge a task's result onto the current branch of a local clone.
+    Apply(FetchArgs),
+    /// Workspace sessions: several tasks in one worktree on one runner.
     #[command(subcommand)]
-    pub action: Option<RunnersCommand>,
-}
-
-/// `kiln runners ...`.
-#[derive(Debug, Subcommand)]
-pub enum RunnersCommand {
-    /// Stop new work; the runner exits when its tasks end.
-    Drain {
-        /// The runner id.
-        id: String,
-        /// Cancel what still runs after this long, such as 30m.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        deadline: Option<std::time::Duration>,
-    },
-    /// Give the runner no new work until resumed (it stays connected).
-    Pause {
-        /// The runner id.
-        id: String,
-    },
-    /// Undo pause (and a drain not yet delivered).
-    Resume {
-        /// The runner id.
-        id: String,
-    },
-    /// Give the runner a new token (it saves it itself) and retire the old one.
-    Rotate {
-        /// The runner id.
-        id: String,
-    },
-    /// Refuse the runner's token for good and close its connection now.
-    Revoke {
-        /// The runner id.
-        id: String,
-    },
-}
-
-/// A command on one task.
-#[derive(Debug, Args)]
-pub struct TaskArgs {
-    /// The task id.
-    pub id: String,
-}
-
-/// `kiln cancel`.
-#[derive(Debug, Args)]
-pub struct CancelArgs {
-    /// The task id.
-    pub id: String,
-    /// Why, shown in the task's log.
-    #[arg(long)]
-    pub reason: Option<String>,
-}
-
-/// `kiln logs`.
-#[derive(Debug, Args)]
-pub struct LogsArgs {
-    /// The task id.
-    pub id: String,
-    /// Keep printing until the task ends.
-    #[arg(short, long)]
-    pub follow: bool,
-    /// Attempt to show [default: the latest].
-    #[arg(long)]
-    pub attempt: Option<u32>,
-    /// Start after this seq.
-    #[arg(long, default_value_t = 0)]
-    pub since_seq: u64,
-}
-
-/// `kiln fetch`.
-#[derive(Debug, Args)]
-pub struct FetchArgs {
-    /// The task id.
-    pub id: String,
-    /// The clone to import into [default: the current directory].
-    #[arg(long, default_value = ".")]
-    pub repo: PathBuf,
+    Session(SessionCommand),
+    /// Run a command in a session's worktree and stream its output.
+    Exec(ExecArgs),
+    /// Files in the live worktree of a running task or an open session.
+    Files(FilesArgs),
 }

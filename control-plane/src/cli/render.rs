@@ -55,3 +55,21 @@ pub fn clip(text: &str, n: usize) -> String {
     let kept: String = text.chars().take(n.saturating_sub(1)).collect();
     format!("{kept}…")
 }
+
+/// "3 turns, 1200 tokens in (800 cached), 300 out, $0.0125" as the agent reported it.
+pub fn usage(usage: &kiln_protocol::Usage) -> String {
+    let mut parts = Vec::new();
+    if let Some(turns) = usage.turns {
+        parts.push(format!("{turns} turn(s)"));
+    }
+    let mut tokens = format!("{} tokens in", usage.input_tokens);
+    if usage.cached_input_tokens > 0 {
+        tokens.push_str(&format!(" ({} cached)", usage.cached_input_tokens));
+    }
+    parts.push(tokens);
+    parts.push(format!("{} out", usage.output_tokens));
+    if let Some(cost) = usage.cost_usd {
+        parts.push(format!("${cost:.4} (reported by the agent)"));
+    }
+    parts.join(", ")
+}

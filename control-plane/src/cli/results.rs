@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use super::client::ApiClient;
 use super::exit::{self, Exit};
 use super::{FetchArgs, TaskArgs};
+use kiln_protocol::TaskResult;
+
 use crate::api_types::TaskDetail;
 
 /// `kiln diff ID`.
@@ -28,6 +30,64 @@ pub async fn diff(client: &ApiClient, args: TaskArgs, json: bool) -> anyhow::Res
 
 /// `kiln fetch ID`: downloads the bundle and fetches its branch into the clone.
 pub async fn fetch(client: &ApiClient, args: FetchArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let result = download(client, &args).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "branch": result.branch, "head_commit": result.head_commit })
+        );
+    } else {
+        println!(
+            "fetched {} ({} commit(s)) at {}",
+            result.branch,
+            result.commits.len(),
+            result.head_commit
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln apply ID`: fetches the result and merges it onto the clone's current branch.
+pub async fn apply(client: &ApiClient, args: FetchArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let result = download(client, &args).await?;
+    let message = format!("Merge kiln task {} ({})", args.id, result.branch);
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&args.repo)
+        .args(["merge", "--no-edit", "-m", &message, &result.head_commit])
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        return Err(Exit::with(
+            exit::ERROR,
+            format!(
+                "merging {} into {} failed (resolve it, or `git merge --abort`): {} {}",
+                result.branch,
+                args.repo.display(),
+                stdout.trim(),
+                stderr.trim()
+            ),
+        ));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "merged": result.head_commit, "branch": result.branch })
+        );
+    } else {
+        println!(
+            "merged {} ({} commit(s)) into the current branch",
+            result.branch,
+            result.commits.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Imports the task's result branch into the clone from its bundle.
+async fn download(client: &ApiClient, args: &FetchArgs) -> anyhow::Result<TaskResult> {
     let detail: TaskDetail = client.get(&format!("/v1/tasks/{}", args.id)).await?;
     let result = detail
         .task
@@ -48,20 +108,7 @@ pub async fn fetch(client: &ApiClient, args: FetchArgs, json: bool) -> anyhow::R
     std::fs::write(file.path(), &bundle)?;
     let refspec = format!("+refs/heads/{0}:refs/heads/{0}", result.branch);
     git_fetch(&args.repo, file.path(), &refspec, &result.base_commit)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "branch": result.branch, "head_commit": result.head_commit })
-        );
-    } else {
-        println!(
-            "fetched {} ({} commit(s)) at {}",
-            result.branch,
-            result.commits.len(),
-            result.head_commit
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(result)
 }
 
 fn git_fetch(repo: &Path, bundle: &Path, refspec: &str, base: &str) -> anyhow::Result<()> {

@@ -6,13 +6,15 @@ use std::process::ExitCode;
 
 use super::client::ApiClient;
 use super::exit::{self, Exit};
-use super::{logs, render, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
+use kiln_protocol::AgentSpec;
+
+use super::{logs, render, AgentArgs, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
 use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
-use crate::model::{TaskRecord, TaskState};
+use crate::model::{RunOptions, TaskRecord, TaskState};
 
 /// `kiln submit`.
 pub async fn submit(client: &ApiClient, args: SubmitArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let request = submit_request(args.repo.clone(), &args)?;
+    let request = submit_request(&args)?;
     let task: TaskRecord = client.post("/v1/tasks", &request).await?;
     let id = task.spec.id.to_string();
     if !args.wait && !args.follow {
@@ -68,6 +70,24 @@ fn summary(task: &TaskRecord) -> String {
             stat.insertions,
             stat.deletions
         ));
+        if result.pushed {
+            line.push_str(" pushed");
+        }
+    }
+    if let Some(outcome) = &task.outcome {
+        if let Some(stop) = outcome.stop {
+            let stop = serde_json::to_value(stop)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let iterations = outcome
+                .iterations
+                .map_or(String::new(), |n| format!(" after {n} run(s)"));
+            line.push_str(&format!("\n  stopped   {stop}{iterations}"));
+        }
+        if let Some(usage) = &outcome.usage {
+            line.push_str(&format!("\n  usage     {}", render::usage(usage)));
+        }
     }
     line
 }
@@ -76,8 +96,9 @@ fn usage(message: impl std::fmt::Display) -> anyhow::Error {
     Exit::with(exit::USAGE, message)
 }
 
-fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
-    if args.command.is_empty() {
+fn submit_request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
+    let own_command = args.agent.agent.as_deref().is_none_or(|a| a == "command");
+    if own_command && args.command.is_empty() {
         return Err(usage(
             "no agent command: put it after `--`, for example: kiln submit --repo . -- sh -c 'make fix'",
         ));
@@ -115,7 +136,10 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
         d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
     Ok(SubmitRequest {
-        repo: normalize_repo(&repo)?,
+        repo: match &args.repo {
+            Some(repo) => normalize_repo(repo)?,
+            None => String::new(),
+        },
         base_ref: args.base_ref.clone(),
         branch: args.branch.clone(),
         prompt,
@@ -128,7 +152,34 @@ fn submit_request(repo: String, args: &SubmitArgs) -> anyhow::Result<SubmitReque
         timeout_ms: millis(args.timeout),
         idle_timeout_ms: millis(args.idle_timeout),
         max_attempts: args.max_attempts,
+        options: run_options(&args.agent),
+        workspace_id: args
+            .session
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| usage(format!("--session {s:?} is not a session id")))
+            })
+            .transpose()?,
     })
+}
+
+fn run_options(agent: &AgentArgs) -> RunOptions {
+    RunOptions {
+        agent: agent.agent.as_ref().map(|preset| AgentSpec {
+            preset: preset.clone(),
+            model: agent.model.clone(),
+            args: agent.agent_args.clone(),
+        }),
+        max_iterations: agent.max_iterations,
+        completion_signal: agent.completion_signal.clone(),
+        completion_grace_ms: agent
+            .completion_grace
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        max_turns: agent.max_turns,
+        max_cost_usd: agent.max_cost,
+        push: agent.push,
+    }
 }
 
 fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -145,7 +196,7 @@ fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, S
 
 /// URLs (and scp-style `host:path`) pass through; anything else is a local path, made
 /// absolute so that a runner on this machine finds it.
-fn normalize_repo(repo: &str) -> anyhow::Result<String> {
+pub fn normalize_repo(repo: &str) -> anyhow::Result<String> {
     let is_url = repo.contains("://")
         || (repo.contains(':') && !repo.starts_with('/') && !repo.starts_with('.'));
     if is_url {

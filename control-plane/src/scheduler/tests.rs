@@ -30,6 +30,7 @@ fn task(n: u128, requires: &[&str]) -> QueuedTask {
         requires: requires.iter().map(|c| c.to_string()).collect(),
         labels: BTreeMap::new(),
         refused_by: Vec::new(),
+        pinned: None,
     }
 }
 

@@ -87,6 +87,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Runner handshakes in progress, per address.
     pub handshakes: Arc<crate::server::handshakes::Handshakes>,
+    /// File requests waiting for runners.
+    pub files: Arc<crate::relay::FileRelay>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,6 +113,7 @@ impl AppState {
             settings: Arc::new(settings),
             shutdown,
             handshakes: Arc::default(),
+            files: Arc::default(),
         }
     }
 }

@@ -7,14 +7,14 @@ mod error;
 mod sqlite;
 
 use async_trait::async_trait;
-use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
+use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis, WorkspaceId};
 
 pub use error::{RegistrationRefusal, StoreError};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
-    RunnerRecord, TaskRecord, TaskState,
+    RunnerRecord, TaskRecord, TaskState, WorkspaceRecord, WorkspaceState,
 };
 use crate::tokens::TokenHash;
 
@@ -112,6 +112,25 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_token(&self, id: RunnerId, new_hash: &TokenHash) -> Result<(), StoreError>;
     /// The runner saved its new token: retire the previous one.
     async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError>;
+    /// Saves a new, open workspace session.
+    async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError>;
+    /// One workspace session.
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError>;
+    /// Ends an open session as `closed` or `lost`, ending its queued tasks. False if it was
+    /// not open.
+    async fn end_workspace(
+        &self,
+        id: WorkspaceId,
+        state: WorkspaceState,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Open sessions bound to `runner`.
+    async fn open_workspaces_of(
+        &self,
+        runner: RunnerId,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError>;
+    /// Sessions with a task assigned or running.
+    async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
     /// Revokes a runner's token for good. False if it does not exist.
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
 

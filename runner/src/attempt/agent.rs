@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use kiln_protocol::{LogLine, Stream};
+use kiln_protocol::{LogLine, StopReason, Stream};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::Command;
@@ -16,11 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::lines;
 use super::redact::{Redactor, MIN_SECRET_LEN};
+use super::watch::Verdict;
 use crate::shim::{self, AgentStatus};
 
 /// Time an agent has to exit after SIGTERM before SIGKILL. Ten seconds lets an agent save
 /// its work and exit cleanly, and is short enough that a cancel feels prompt.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Time an agent that printed its completion signal has to exit by itself.
+pub const DEFAULT_COMPLETION_GRACE: Duration = Duration::from_secs(30);
 
 /// Beyond the grace, how long the shim has to finish killing before the runner SIGKILLs
 /// the whole group itself.
@@ -43,8 +47,8 @@ pub struct AgentCommand<'a> {
     pub workdir: &'a Path,
     /// Variables to set (the runner's own `KILN_*` are removed first).
     pub env: Vec<(String, String)>,
-    /// File given to the agent as stdin.
-    pub stdin_file: &'a Path,
+    /// File given to the agent as stdin (none: empty stdin).
+    pub stdin_file: Option<&'a Path>,
     /// Where the shim reports the agent's exit status.
     pub status_file: PathBuf,
     /// Overall limit.
@@ -55,17 +59,23 @@ pub struct AgentCommand<'a> {
     pub kill_grace: Duration,
     /// Values to redact from every line.
     pub secrets: Vec<String>,
+    /// Time to exit after the completion signal.
+    pub completion_grace: Duration,
 }
 
 /// Why kiln stopped an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StopReason {
+pub enum Halt {
     /// A cancel arrived.
     Cancelled,
     /// The overall timeout passed.
     Timeout(Duration),
     /// No output for this long.
     IdleTimeout(Duration),
+    /// A budget (turns, cost) ran out.
+    Budget(StopReason),
+    /// It printed the completion signal but did not exit within the grace period.
+    CompletionGrace,
 }
 
 /// How an agent run ended.
@@ -73,20 +83,21 @@ pub enum StopReason {
 pub enum AgentEnd {
     /// The program could not be started.
     SpawnFailed(String),
-    /// It exited (by itself, or after kiln stopped it for `stopped`).
+    /// It exited (by itself, or after kiln halted it).
     Exited {
         /// Its exit status.
         status: AgentStatus,
         /// Set when kiln stopped it.
-        stopped: Option<StopReason>,
+        halted: Option<Halt>,
     },
 }
 
-/// Runs the agent to its end, handing each output line to `emit`.
+/// Runs the agent to its end, handing each (redacted) output line to `handle`, whose
+/// verdict can start the completion grace or stop the agent.
 pub async fn run(
     command: AgentCommand<'_>,
     cancel: &CancellationToken,
-    mut emit: impl FnMut(LogLine),
+    mut handle: impl FnMut(LogLine) -> Verdict,
 ) -> AgentEnd {
     let mut process = Command::new(command.shim);
     process
@@ -94,9 +105,11 @@ pub async fn run(
         .arg("--grace-ms")
         .arg(command.kill_grace.as_millis().to_string())
         .arg("--status-file")
-        .arg(&command.status_file)
-        .arg("--stdin-file")
-        .arg(command.stdin_file)
+        .arg(&command.status_file);
+    if let Some(stdin) = command.stdin_file {
+        process.arg("--stdin-file").arg(stdin);
+    }
+    process
         .arg("--")
         .args(command.argv)
         .current_dir(command.workdir)
@@ -134,19 +147,20 @@ pub async fn run(
     if let Some(stderr) = child.stderr.take() {
         readers.spawn(lines::forward(stderr, Stream::Stderr, line_tx));
     }
-
     let (mut redactor, too_short) = Redactor::new(&command.secrets);
     if !too_short.is_empty() {
-        emit(LogLine::system(format!(
+        handle(LogLine::system(format!(
             "{} secret value(s) shorter than {MIN_SECRET_LEN} characters are not redacted",
             too_short.len()
         )));
     }
+
     let start = Instant::now();
     let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
     let overall = command.timeout.map_or(far, |t| start + t);
     let mut idle = command.idle_timeout.map_or(far, |t| start + t);
-    let mut stopped: Option<StopReason> = None;
+    let mut halted: Option<Halt> = None;
+    let mut grace_until = far;
     let mut backstop = far;
     let mut exited = false;
     let mut drain_until = far;
@@ -159,7 +173,18 @@ pub async fn run(
         tokio::select! {
             line = line_rx.recv(), if output_open => match line {
                 Some(line) => {
-                    redactor.push(line).into_iter().for_each(&mut emit);
+                    for line in redactor.push(line) {
+                        match handle(line) {
+                            Verdict::Continue => {}
+                            Verdict::Completed if grace_until == far => {
+                                grace_until = Instant::now() + command.completion_grace;
+                            }
+                            Verdict::Completed => {}
+                            Verdict::Stop(reason) => {
+                                halted.get_or_insert(Halt::Budget(reason));
+                            }
+                        }
+                    }
                     if let Some(limit) = command.idle_timeout {
                         idle = Instant::now() + limit;
                     }
@@ -167,7 +192,9 @@ pub async fn run(
                 None => output_open = false,
             },
             () = sleep_until(redactor.release_at().unwrap_or(far)), if redactor.release_at().is_some() => {
-                redactor.flush().into_iter().for_each(&mut emit);
+                for line in redactor.flush() {
+                    handle(line);
+                }
             }
             _ = child.wait(), if !exited => {
                 // The shim is gone; so must be anything left in its group.
@@ -175,14 +202,17 @@ pub async fn run(
                 exited = true;
                 drain_until = Instant::now() + OUTPUT_DRAIN_AFTER_EXIT;
             }
-            () = cancel.cancelled(), if stopped.is_none() && !exited => {
-                stopped = Some(StopReason::Cancelled);
+            () = cancel.cancelled(), if halted.is_none() && !exited => {
+                halted = Some(Halt::Cancelled);
             }
-            () = sleep_until(overall), if stopped.is_none() && !exited => {
-                stopped = command.timeout.map(StopReason::Timeout);
+            () = sleep_until(overall), if halted.is_none() && !exited => {
+                halted = command.timeout.map(Halt::Timeout);
             }
-            () = sleep_until(idle), if stopped.is_none() && !exited => {
-                stopped = command.idle_timeout.map(StopReason::IdleTimeout);
+            () = sleep_until(idle), if halted.is_none() && !exited => {
+                halted = command.idle_timeout.map(Halt::IdleTimeout);
+            }
+            () = sleep_until(grace_until), if halted.is_none() && !exited => {
+                halted = Some(Halt::CompletionGrace);
             }
             () = sleep_until(backstop), if !exited => {
                 signal_group(group, Signal::SIGKILL);
@@ -190,18 +220,20 @@ pub async fn run(
             }
             () = sleep_until(drain_until), if exited => break,
         }
-        if stopped.is_some() && lifeline.is_some() && !exited {
+        if halted.is_some() && lifeline.is_some() && !exited {
             drop(lifeline.take());
             backstop = Instant::now() + command.kill_grace + SHIM_MARGIN;
         }
     }
     readers.abort_all();
-    redactor.flush().into_iter().for_each(&mut emit);
+    for line in redactor.flush() {
+        handle(line);
+    }
     let status = read_status(&command.status_file);
     let _ = std::fs::remove_file(&command.status_file);
     match status.spawn_failed {
         Some(reason) => AgentEnd::SpawnFailed(reason),
-        None => AgentEnd::Exited { status, stopped },
+        None => AgentEnd::Exited { status, halted },
     }
 }
 

@@ -42,6 +42,18 @@ impl LogBudget {
         }
     }
 
+    /// Counts `size` bytes of a structured event: true if it may be streamed.
+    pub fn admit_bytes(&mut self, size: usize) -> bool {
+        let size = size as u64;
+        if self.dropped_lines == 0 && self.used + size <= self.limit {
+            self.used += size;
+            return true;
+        }
+        self.dropped_lines += 1;
+        self.dropped_bytes += size;
+        false
+    }
+
     /// What was dropped, if anything.
     pub fn summary(&self) -> Option<String> {
         (self.dropped_lines > 0).then(|| {

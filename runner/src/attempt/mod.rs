@@ -1,25 +1,29 @@
-//! One attempt of a task, from fetch to the `finished` event: mirror, worktree, agent,
-//! commit, upload, cleanup. Every step reports into the attempt's event stream.
+//! One attempt of a task, from fetch to the `finished` event: mirror, worktree (fresh, or
+//! the task's workspace session), agent runs, commit, upload, push, cleanup. Every step
+//! reports into the attempt's event stream.
 
 pub mod agent;
 mod budget;
 mod lines;
 mod outcome;
 mod redact;
+mod runs;
+mod save;
+mod watch;
 
-use budget::LogBudget;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_protocol::{EventBody, LogLine, Outcome, OutcomeStatus, Phase, TaskResult, TaskSpec};
+use kiln_protocol::{EventBody, LogLine, Outcome, Phase, TaskSpec, WorkspaceSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::attempts::Attempts;
 use crate::outbox::{AttemptKey, Outbox};
+use crate::presets::{self, Preset};
 use crate::upload::Uploader;
 use crate::workspace::mirror::{Fetched, Mirrors};
+use crate::workspace::sessions::{self, Workspace, Workspaces};
 use crate::workspace::{result, worktree};
 
 /// What an attempt needs from the daemon.
@@ -47,6 +51,12 @@ pub struct Shared {
     pub cache_max_bytes: Option<u64>,
     /// Agent output streamed per attempt; beyond it lines are counted, not sent.
     pub max_log_bytes: u64,
+    /// Files larger than this are not committed.
+    pub max_commit_file_bytes: u64,
+    /// Agent presets this runner knows.
+    pub presets: Arc<Vec<Preset>>,
+    /// Open workspace sessions.
+    pub workspaces: Arc<Workspaces>,
 }
 
 /// One attempt in progress.
@@ -98,18 +108,30 @@ impl Attempt {
         if let Err(refusal) = check_spec(&self.spec) {
             return outcome::error(format!("task refused: {refusal}"));
         }
+        let invocation = match presets::invocation(&self.spec, &self.shared.presets) {
+            Ok(invocation) => invocation,
+            Err(e) => return outcome::error(format!("task refused: {e}")),
+        };
+        match self.spec.workspace.clone() {
+            Some(workspace) => self.in_workspace(&workspace, &invocation).await,
+            None => self.in_fresh_worktree(&invocation).await,
+        }
+    }
+
+    /// Fetches the mirror and checks the base out at `path`; returns the base commit.
+    async fn checkout(&self, path: &Path, earlier: &[PathBuf]) -> Result<String, Outcome> {
         let repo = &self.spec.repo;
         self.phase(Phase::Fetching);
         let mirror = tokio::select! {
             mirror = self.shared.mirrors.lock(repo) => mirror,
-            () = self.cancel.cancelled() => return outcome::cancelled_before_start(),
+            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
         };
         let fetched = tokio::select! {
             fetched = self.shared.mirrors.fetch(&mirror, repo) => fetched,
-            () = self.cancel.cancelled() => return outcome::cancelled_before_start(),
+            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
         };
         match fetched {
-            Err(e) => return outcome::error(format!("fetching {repo} failed: {e}")),
+            Err(e) => return Err(outcome::error(format!("fetching {repo} failed: {e}"))),
             Ok(Fetched::Created) => {
                 let notice = kiln_protocol::RunnerMessage::Mirrored { repo: repo.clone() };
                 self.shared.notices.post(notice);
@@ -118,190 +140,90 @@ impl Attempt {
         }
         let mirror_path = mirror.path.clone();
         let base_ref = self.spec.base_ref.clone();
-        let base =
-            match blocking(move || result::resolve_base(&mirror_path, base_ref.as_deref())).await {
-                Ok(base) => base,
-                Err(e) => return outcome::error(e),
-            };
+        let base = blocking(move || result::resolve_base(&mirror_path, base_ref.as_deref()))
+            .await
+            .map_err(outcome::error)?;
         self.phase(Phase::CheckingOut);
-        let task = self.spec.task_id.to_string();
-        let base_dir = &self.shared.worktree_base;
-        let path = worktree::path_for(base_dir, &task, self.number);
-        let earlier: Vec<PathBuf> = (1..self.number)
-            .map(|n| worktree::path_for(base_dir, &task, n))
-            .collect();
-        if let Err(e) = worktree::add(&mirror.path, &path, &self.spec.branch, &base, &earlier).await
-        {
-            return outcome::error(format!("checkout failed: {e}"));
-        }
+        worktree::add(&mirror.path, path, &self.spec.branch, &base, earlier)
+            .await
+            .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
         self.say(format!(
             "worktree {} on branch {} at {}",
             path.display(),
             self.spec.branch,
             &base[..12.min(base.len())]
         ));
-        drop(mirror);
+        Ok(base)
+    }
 
-        let outcome = self.work_in(&path, &base).await;
-        let mirror = self.shared.mirrors.lock(repo).await;
+    async fn in_fresh_worktree(&self, invocation: &presets::Invocation) -> Outcome {
+        let task = self.spec.task_id.to_string();
+        let base_dir = &self.shared.worktree_base;
+        let path = worktree::path_for(base_dir, &task, self.number);
+        let earlier: Vec<PathBuf> = (1..self.number)
+            .map(|n| worktree::path_for(base_dir, &task, n))
+            .collect();
+        let base = match self.checkout(&path, &earlier).await {
+            Ok(base) => base,
+            Err(outcome) => return outcome,
+        };
+        let outcome = self.work_in(&path, &base, &base, invocation).await;
+        let mirror = self.shared.mirrors.lock(&self.spec.repo).await;
         worktree::remove(&mirror.path, &path).await;
         outcome
     }
 
-    /// Runs the agent in the worktree, then commits and uploads what it left.
-    async fn work_in(&self, path: &std::path::Path, base: &str) -> Outcome {
-        self.phase(Phase::Running);
-        let prompt_file = self
-            .shared
-            .worktree_base
-            .join(format!("{}-{}.prompt", self.spec.task_id, self.number));
-        if let Err(e) = crate::atomic_file::write(
-            &prompt_file,
-            self.spec.prompt.as_bytes(),
-            crate::atomic_file::SECRET_MODE,
-        ) {
-            return outcome::error(format!(
-                "cannot write prompt file {}: {e}",
-                prompt_file.display()
+    /// Runs in the session's worktree, making it (and running the setup) the first time.
+    async fn in_workspace(
+        &self,
+        spec: &WorkspaceSpec,
+        invocation: &presets::Invocation,
+    ) -> Outcome {
+        let workspace = match self.shared.workspaces.get(spec.workspace_id) {
+            Some(workspace) => workspace,
+            None => match self.open_workspace(spec).await {
+                Ok(workspace) => workspace,
+                Err(outcome) => return outcome,
+            },
+        };
+        let path = workspace.path.clone();
+        let head = match blocking(move || result::head(&path).map_err(|e| e.to_string())).await {
+            Ok(head) => head,
+            Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
+        };
+        self.work_in(&workspace.path, &head, &workspace.base, invocation)
+            .await
+    }
+
+    async fn open_workspace(&self, spec: &WorkspaceSpec) -> Result<Workspace, Outcome> {
+        let path = sessions::path_for(&self.shared.worktree_base, spec.workspace_id);
+        let base = self.checkout(&path, &[]).await?;
+        for (index, command) in spec.setup.iter().enumerate() {
+            self.say(format!(
+                "setup {}/{}: {}",
+                index + 1,
+                spec.setup.len(),
+                command.join(" ")
             ));
-        }
-        let mut env: Vec<(String, String)> = vec![
-            ("KILN_TASK_ID".into(), self.spec.task_id.to_string()),
-            ("KILN_ATTEMPT".into(), self.number.to_string()),
-            (
-                "KILN_PROMPT_FILE".into(),
-                prompt_file.to_string_lossy().into_owned(),
-            ),
-            ("KILN_WORKTREE".into(), path.to_string_lossy().into_owned()),
-            ("KILN_BRANCH".into(), self.spec.branch.clone()),
-        ];
-        env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env.extend(
-            self.spec
-                .secret_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        let status_file = self
-            .shared
-            .worktree_base
-            .join(format!("{}-{}.status", self.spec.task_id, self.number));
-        let command = agent::AgentCommand {
-            shim: &self.shared.shim,
-            argv: &self.spec.command,
-            workdir: path,
-            env,
-            stdin_file: &prompt_file,
-            status_file,
-            timeout: self.spec.timeout_ms.map(Duration::from_millis),
-            idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
-            kill_grace: self.shared.kill_grace,
-            secrets: self.spec.secret_env.values().cloned().collect(),
-        };
-        let key = self.key();
-        let outbox = Arc::clone(&self.shared.outbox);
-        let mut budget = LogBudget::new(self.shared.max_log_bytes);
-        let end = agent::run(command, &self.cancel, |line| {
-            for line in budget.admit(line) {
-                outbox.push(key, EventBody::Log(line));
-            }
-        })
-        .await;
-        if let Some(summary) = budget.summary() {
-            self.say(summary);
-        }
-        let _ = std::fs::remove_file(&prompt_file);
-        let mut outcome = outcome::from_agent(&end);
-        if matches!(end, agent::AgentEnd::SpawnFailed(_)) {
-            return outcome;
-        }
-        self.phase(Phase::Committing);
-        match self.save_result(path, base).await {
-            Ok(result) => outcome.result = Some(result),
-            Err(e) => {
-                outcome.status = OutcomeStatus::Error;
-                outcome.message = format!("{}; saving the result failed: {e}", outcome.message);
+            if let Err(failure) = self.run_setup(&path, command).await {
+                let mirror = self.shared.mirrors.lock(&self.spec.repo).await;
+                worktree::remove(&mirror.path, &path).await;
+                return Err(outcome::error(format!(
+                    "session setup `{}` {failure}",
+                    command.join(" ")
+                )));
             }
         }
-        outcome
-    }
-
-    /// Commits leftovers, summarises, and uploads bundle and diff when there are commits.
-    async fn save_result(&self, path: &std::path::Path, base: &str) -> Result<TaskResult, String> {
-        let message = outcome::commit_message(&self.spec, self.number);
-        let (worktree, branch, base_commit) =
-            (path.to_owned(), self.spec.branch.clone(), base.to_owned());
-        let summary = blocking(move || {
-            result::commit_leftovers(&worktree, &message).map_err(|e| e.to_string())?;
-            result::summarize(&worktree, &branch, &base_commit).map_err(|e| e.to_string())
-        })
-        .await?;
-        let mut saved = TaskResult {
-            branch: self.spec.branch.clone(),
-            base_commit: base.to_owned(),
-            head_commit: summary.head.clone(),
-            commits: summary.commits,
-            diffstat: summary.diffstat,
-            bundle_uploaded: false,
-        };
-        if saved.commits.is_empty() {
-            self.say("the agent changed nothing");
-            return Ok(saved);
-        }
-        self.phase(Phase::Uploading);
-        let bundle = self.bundle(path, base).await?;
-        let (worktree, head, base_commit) = (path.to_owned(), summary.head, base.to_owned());
-        let diff = blocking(move || {
-            result::patch(&worktree, &base_commit, &head).map_err(|e| e.to_string())
-        })
-        .await?;
-        let uploader = &self.shared.uploader;
-        let abort = &self.shared.abort;
-        uploader
-            .put(self.spec.task_id, self.number, "bundle", bundle, abort)
-            .await?;
-        uploader
-            .put(self.spec.task_id, self.number, "diff", diff, abort)
-            .await?;
-        saved.bundle_uploaded = true;
-        self.say(format!(
-            "uploaded {} commit(s) on {}",
-            saved.commits.len(),
-            saved.branch
-        ));
-        Ok(saved)
-    }
-
-    async fn bundle(&self, path: &std::path::Path, base: &str) -> Result<Vec<u8>, String> {
-        let file =
-            tempfile::NamedTempFile::new().map_err(|e| format!("cannot make bundle file: {e}"))?;
-        let file_path = file.path().to_string_lossy().into_owned();
-        let branch_ref = format!("refs/heads/{}", self.spec.branch);
-        let exclude = format!("^{base}");
-        crate::workspace::git(
+        let workspace = Workspace {
             path,
-            &[
-                "bundle",
-                "create",
-                "--quiet",
-                &file_path,
-                &branch_ref,
-                &exclude,
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        std::fs::read(file.path()).map_err(|e| format!("cannot read bundle: {e}"))
+            repo: self.spec.repo.clone(),
+            base,
+        };
+        self.shared
+            .workspaces
+            .insert(spec.workspace_id, workspace.clone());
+        Ok(workspace)
     }
-}
-
-/// Runs blocking git work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(format!("git work panicked: {e}")))
 }
 
 /// The runner's own check of what it is asked to run (the control plane checks too): no
@@ -313,8 +235,14 @@ fn check_spec(spec: &TaskSpec) -> Result<(), String> {
     if let Some(base) = &spec.base_ref {
         validate::git_ref(base).map_err(|r| format!("base ref {r}"))?;
     }
-    if spec.command.first().is_none_or(|p| p.is_empty()) {
-        return Err("the command is empty".into());
-    }
     Ok(())
+}
+
+/// Runs blocking git work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(format!("git work panicked: {e}")))
 }

@@ -1,8 +1,9 @@
 //! Turning how an attempt ended into its `Outcome`.
 
-use kiln_protocol::{Outcome, OutcomeStatus, TaskSpec};
+use kiln_protocol::{Outcome, OutcomeStatus, StopReason, TaskSpec};
 
-use super::agent::{AgentEnd, StopReason};
+use super::agent::Halt;
+use crate::shim::AgentStatus;
 
 /// Longest prompt excerpt in a commit message subject.
 const PROMPT_EXCERPT_CHARS: usize = 72;
@@ -14,6 +15,9 @@ fn outcome(status: OutcomeStatus, message: String) -> Outcome {
         signal: None,
         message,
         result: None,
+        stop: None,
+        iterations: None,
+        usage: None,
     }
 }
 
@@ -22,69 +26,130 @@ pub fn error(message: impl Into<String>) -> Outcome {
     outcome(OutcomeStatus::Error, message.into())
 }
 
-/// Cancelled before the agent started.
-pub fn cancelled_before_start() -> Outcome {
+/// The agent could not start.
+pub fn spawn_failed(reason: &str) -> Outcome {
     outcome(
-        OutcomeStatus::Cancelled,
-        "cancelled before the agent started".into(),
+        OutcomeStatus::Failed,
+        format!("agent could not start: {reason}"),
     )
 }
 
-/// The outcome an agent's end implies (before its result is saved).
-pub fn from_agent(end: &AgentEnd) -> Outcome {
-    let (status, stopped) = match end {
-        AgentEnd::SpawnFailed(reason) => {
-            return outcome(
-                OutcomeStatus::Failed,
-                format!("agent could not start: {reason}"),
-            );
-        }
-        AgentEnd::Exited { status, stopped } => (status, stopped),
-    };
-    let (mut result, describe_exit) = match stopped {
-        Some(StopReason::Cancelled) => {
-            (outcome(OutcomeStatus::Cancelled, "cancelled".into()), false)
-        }
-        Some(StopReason::Timeout(limit)) => (
-            outcome(
+/// Cancelled before the agent started.
+pub fn cancelled_before_start() -> Outcome {
+    let mut cancelled = outcome(
+        OutcomeStatus::Cancelled,
+        "cancelled before the agent started".into(),
+    );
+    cancelled.stop = Some(StopReason::Cancelled);
+    cancelled
+}
+
+/// How the last run of the agent ended, and whether the attempt is over.
+#[derive(Clone, Debug)]
+pub struct RunEnd<'a> {
+    /// Its exit status.
+    pub status: &'a AgentStatus,
+    /// Why kiln stopped it, if it did.
+    pub halted: Option<&'a Halt>,
+    /// It printed the completion signal.
+    pub signaled: bool,
+    /// A completion signal was asked for.
+    pub signal_wanted: bool,
+    /// This was the last iteration allowed.
+    pub last_iteration: bool,
+}
+
+impl RunEnd<'_> {
+    /// True when the agent should run again: it exited cleanly, was asked for a signal, has
+    /// not printed it, and iterations remain.
+    pub fn runs_again(&self) -> bool {
+        self.halted.is_none()
+            && !self.signaled
+            && self.signal_wanted
+            && self.status.code == Some(0)
+            && !self.last_iteration
+    }
+
+    /// The outcome (status, stop reason, message) of an attempt that ended with this run.
+    pub fn outcome(&self, iterations: u32) -> Outcome {
+        let (status, stop, message) = match self.halted {
+            Some(Halt::Cancelled) => (
+                OutcomeStatus::Cancelled,
+                StopReason::Cancelled,
+                "cancelled".to_owned(),
+            ),
+            Some(Halt::Timeout(limit)) => (
                 OutcomeStatus::TimedOut,
+                StopReason::Timeout,
                 format!(
                     "ran past its timeout of {}",
                     humantime::format_duration(*limit)
                 ),
             ),
-            false,
-        ),
-        Some(StopReason::IdleTimeout(limit)) => (
-            outcome(
+            Some(Halt::IdleTimeout(limit)) => (
                 OutcomeStatus::TimedOut,
+                StopReason::IdleTimeout,
                 format!(
                     "no output for {} (idle timeout)",
                     humantime::format_duration(*limit)
                 ),
             ),
-            false,
-        ),
-        None if status.code == Some(0) => (
-            outcome(OutcomeStatus::Succeeded, "agent exited with code 0".into()),
-            false,
-        ),
-        None => (outcome(OutcomeStatus::Failed, String::new()), true),
-    };
-    result.exit_code = status.code;
-    result.signal = status.signal;
-    if describe_exit {
-        result.message = match (status.code, status.signal) {
-            (Some(code), _) => format!("agent exited with code {code}"),
-            (None, Some(signal)) => format!("agent was killed by signal {signal}"),
-            (None, None) => "agent ended abnormally".into(),
+            Some(Halt::Budget(StopReason::CostLimit)) => (
+                OutcomeStatus::Failed,
+                StopReason::CostLimit,
+                "stopped: the cost budget is used up (as the agent reported cost)".to_owned(),
+            ),
+            Some(Halt::Budget(reason)) => (
+                OutcomeStatus::Failed,
+                *reason,
+                "stopped: the turn budget is used up".to_owned(),
+            ),
+            Some(Halt::CompletionGrace) => (
+                OutcomeStatus::Succeeded,
+                StopReason::CompletedAfterGrace,
+                "printed the completion signal but did not exit; stopped after the grace period"
+                    .to_owned(),
+            ),
+            None if self.signaled => (
+                OutcomeStatus::Succeeded,
+                StopReason::Completed,
+                "printed the completion signal".to_owned(),
+            ),
+            None if self.status.code == Some(0) && self.signal_wanted => (
+                OutcomeStatus::Failed,
+                StopReason::IterationsExhausted,
+                format!("ran {iterations} iteration(s) without printing the completion signal"),
+            ),
+            None if self.status.code == Some(0) => (
+                OutcomeStatus::Succeeded,
+                StopReason::Exited,
+                "agent exited with code 0".to_owned(),
+            ),
+            None => (
+                OutcomeStatus::Failed,
+                StopReason::Failed,
+                describe_exit(self.status),
+            ),
         };
+        let mut ended = outcome(status, message);
+        ended.exit_code = self.status.code;
+        ended.signal = self.status.signal;
+        ended.stop = Some(stop);
+        ended.iterations = Some(iterations);
+        ended
     }
-    result
+}
+
+fn describe_exit(status: &AgentStatus) -> String {
+    match (status.code, status.signal) {
+        (Some(code), _) => format!("agent exited with code {code}"),
+        (None, Some(signal)) => format!("agent was killed by signal {signal}"),
+        (None, None) => "agent ended abnormally".into(),
+    }
 }
 
 /// The message of the commit kiln makes for the agent's leftovers.
-pub fn commit_message(spec: &TaskSpec, attempt: u32) -> String {
+pub fn commit_message(spec: &TaskSpec, attempt: u32, iteration: Option<u32>) -> String {
     let first_line = spec
         .prompt
         .lines()
@@ -97,5 +162,9 @@ pub fn commit_message(spec: &TaskSpec, attempt: u32) -> String {
     } else {
         format!("kiln: {excerpt}")
     };
-    format!("{subject}\n\nTask: {}\nAttempt: {attempt}\n", spec.task_id)
+    let iteration = iteration.map_or(String::new(), |i| format!("Iteration: {i}\n"));
+    format!(
+        "{subject}\n\nTask: {}\nAttempt: {attempt}\n{iteration}",
+        spec.task_id
+    )
 }

@@ -17,9 +17,14 @@ pub use file::{save, SavedConfig};
 pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
 use crate::attempt::agent::DEFAULT_KILL_GRACE;
+use crate::presets::{Preset, PresetConfig};
 use crate::rotation::TokenSource;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
+
+/// Files larger than this are not committed by default: 50 MiB keeps build artefacts and
+/// datasets an agent leaves behind out of the result, and fits any source file.
+pub const DEFAULT_MAX_COMMIT_FILE_BYTES: u64 = 50 << 20;
 
 /// Agent output streamed per attempt by default: 512 MiB is hours of a very chatty agent,
 /// and below the control plane's own default cap.
@@ -32,7 +37,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 14] = [
+const ENV_KEYS: [(&str, &str); 15] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -47,6 +52,7 @@ const ENV_KEYS: [(&str, &str); 14] = [
     ("KILN_DISCONNECT_AFTER_IDLE", "disconnect_after_idle"),
     ("KILN_CA_CERT", "ca_cert"),
     ("KILN_MAX_LOG_SIZE", "max_log_size"),
+    ("KILN_MAX_COMMIT_FILE_SIZE", "max_commit_file_size"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -122,6 +128,9 @@ struct Layered {
     disconnect_after_idle: Option<String>,
     ca_cert: Option<PathBuf>,
     max_log_size: Option<String>,
+    max_commit_file_size: Option<String>,
+    #[serde(default)]
+    presets: BTreeMap<String, PresetConfig>,
 }
 
 /// The runner's settings after all layers are merged and checked.
@@ -159,6 +168,10 @@ pub struct RunnerConfig {
     pub ca_cert: Option<PathBuf>,
     /// Agent output streamed per attempt.
     pub max_log_bytes: u64,
+    /// Files larger than this are left out of result commits.
+    pub max_commit_file_bytes: u64,
+    /// Agent presets: the built-in ones plus those in runner.yaml.
+    pub presets: Vec<Preset>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -254,6 +267,16 @@ impl RunnerConfig {
             layered.disconnect_after_idle.as_deref(),
         )?;
         let cache_max_bytes = values::size("cache_max_size", layered.cache_max_size.as_deref())?;
+        let max_commit_file_bytes = values::size(
+            "max_commit_file_size",
+            layered.max_commit_file_size.as_deref(),
+        )?
+        .unwrap_or(DEFAULT_MAX_COMMIT_FILE_BYTES);
+        let presets =
+            crate::presets::all(&layered.presets).map_err(|reason| ConfigError::Invalid {
+                key: "presets",
+                reason,
+            })?;
         let max_log_bytes = values::size("max_log_size", layered.max_log_size.as_deref())?
             .unwrap_or(DEFAULT_MAX_LOG_BYTES);
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
@@ -277,6 +300,8 @@ impl RunnerConfig {
             disconnect_after_idle,
             ca_cert: layered.ca_cert,
             max_log_bytes,
+            max_commit_file_bytes,
+            presets,
         })
     }
 

@@ -160,6 +160,7 @@ async fn handshake(runtime: &Runtime, socket: &mut Socket) -> Result<Welcome, Fa
         sandbox_id: None,
         cached_projects: runtime.shared.mirrors.cached_projects(),
         running: runtime.outbox.announce(),
+        workspaces: runtime.shared.workspaces.ids(),
     };
     send(socket, &RunnerMessage::Hello(hello)).await?;
     let deadline = Instant::now() + WELCOME_TIMEOUT;

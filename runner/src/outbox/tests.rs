@@ -16,6 +16,9 @@ fn finished() -> EventBody {
             signal: None,
             message: String::new(),
             result: None,
+            stop: None,
+            iterations: None,
+            usage: None,
         },
     }
 }

@@ -1,8 +1,10 @@
 //! The runner's git work: mirrors in the cache, worktrees per attempt, and the result.
 
+pub mod files;
 mod git;
 pub mod mirror;
 pub mod result;
+pub mod sessions;
 pub mod worktree;
 
 pub use git::{run as git, GitError};

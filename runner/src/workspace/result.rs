@@ -62,12 +62,27 @@ pub fn resolve_base(mirror: &Path, base_ref: Option<&str>) -> Result<String, Str
 }
 
 /// Commits everything the agent left in the worktree (honouring .gitignore) on top of
-/// HEAD. Returns the new commit, or `None` when there was nothing to commit.
-pub fn commit_leftovers(worktree: &Path, message: &str) -> Result<Option<String>, ResultError> {
+/// HEAD, except files larger than `max_file_bytes`. Returns the new commit (`None` when
+/// there was nothing to commit) and the files left out.
+pub fn commit_leftovers(
+    worktree: &Path,
+    message: &str,
+    max_file_bytes: u64,
+) -> Result<(Option<String>, Vec<String>), ResultError> {
     let repo = Repository::open(worktree).map_err(step("open worktree"))?;
     let mut index = repo.index().map_err(step("read index"))?;
+    let mut skipped = Vec::new();
+    let mut too_large = |path: &Path, _: &[u8]| -> i32 {
+        let size = std::fs::metadata(worktree.join(path)).map_or(0, |m| m.len());
+        if size > max_file_bytes {
+            skipped.push(path.to_string_lossy().into_owned());
+            1
+        } else {
+            0
+        }
+    };
     index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut too_large))
         .map_err(step("stage new and changed files"))?;
     index
         .update_all(["*"], None)
@@ -79,7 +94,7 @@ pub fn commit_leftovers(worktree: &Path, message: &str) -> Result<Option<String>
         .and_then(|h| h.peel_to_commit())
         .map_err(step("read HEAD"))?;
     if head.tree_id() == tree_id {
-        return Ok(None);
+        return Ok((None, skipped));
     }
     let tree = repo.find_tree(tree_id).map_err(step("find tree"))?;
     let signature =
@@ -94,7 +109,17 @@ pub fn commit_leftovers(worktree: &Path, message: &str) -> Result<Option<String>
             &[&head],
         )
         .map_err(step("commit"))?;
-    Ok(Some(commit.to_string()))
+    Ok((Some(commit.to_string()), skipped))
+}
+
+/// The commit the worktree's HEAD points at.
+pub fn head(worktree: &Path) -> Result<String, ResultError> {
+    let repo = Repository::open(worktree).map_err(step("open worktree"))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(step("read HEAD"))?;
+    Ok(head.id().to_string())
 }
 
 /// Points `branch` at the worktree's HEAD (in case the agent moved HEAD elsewhere) and

@@ -2,9 +2,11 @@
 
 mod artifacts;
 mod events;
+mod files;
 pub mod fleet;
 mod runners;
 mod tasks;
+mod workspaces;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -25,6 +27,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/tasks/{id}/attempts/{attempt}/artifacts/{kind}",
             put(artifacts::upload).layer(DefaultBodyLimit::max(state.settings.max_upload_bytes)),
         )
+        .route("/v1/workspaces", post(workspaces::create))
+        .route("/v1/workspaces/{id}", get(workspaces::show))
+        .route("/v1/workspaces/{id}/close", post(workspaces::close))
+        .route("/v1/files/{id}", post(files::request))
         .route("/v1/runners", get(runners::list))
         .route("/v1/runners/{id}/drain", post(fleet::drain))
         .route("/v1/runners/{id}/pause", post(fleet::pause))

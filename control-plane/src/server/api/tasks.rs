@@ -27,7 +27,16 @@ pub async fn submit(
     State(state): State<AppState>,
     Json(request): Json<SubmitRequest>,
 ) -> Result<(StatusCode, Json<TaskRecord>), ApiError> {
-    let task = task_input::new_task(request, now_millis())?;
+    let workspace =
+        match request.workspace_id {
+            Some(id) => {
+                Some(state.store.workspace(id).await?.ok_or_else(|| {
+                    ApiError::NotFound(format!("workspace session {id} not found"))
+                })?)
+            }
+            None => None,
+        };
+    let task = task_input::new_task(request, workspace.as_ref(), now_millis())?;
     state.store.insert_task(&task).await?;
     state.hub.wake_dispatcher();
     tracing::info!(task = %task.id, repo = %task.repo, "task queued");
@@ -112,9 +121,16 @@ pub async fn show(
     let id = parse_task_id(&id)?;
     let task = load(&state, id).await?;
     let attempts = state.store.attempts(id).await?;
+    let workspace = match task.spec.workspace_id {
+        Some(w) => state.store.workspace(w).await?,
+        None => None,
+    };
     let waiting_reason = (task.state == TaskState::Queued).then(|| {
         let runners = state.hub.slots(state.settings.stale_after());
-        crate::scheduler::explain(&dispatcher::candidate(&state, &task), &runners)
+        crate::scheduler::explain(
+            &dispatcher::candidate(&state, &task, workspace.as_ref()),
+            &runners,
+        )
     });
     Ok(Json(TaskDetail {
         task,

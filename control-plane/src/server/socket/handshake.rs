@@ -198,6 +198,7 @@ pub async fn reconcile(
             }
         }
     }
+    reconcile_workspaces(state, runner, hello, &mut reconciled).await?;
     for open in state.store.open_attempts(runner.id).await? {
         if announced.contains(&(open.task_id, open.attempt)) {
             continue;
@@ -232,4 +233,36 @@ pub async fn reconcile(
         unknown,
     });
     Ok(reconciled)
+}
+
+/// Sessions the runner holds that are closed here are closed there; open sessions bound to
+/// it that it no longer holds (it restarted) are lost.
+async fn reconcile_workspaces(
+    state: &AppState,
+    runner: &RunnerRecord,
+    hello: &Hello,
+    reconciled: &mut Reconciled,
+) -> Result<(), StoreError> {
+    let open = state.store.open_workspaces_of(runner.id).await?;
+    for held in &hello.workspaces {
+        if !open.iter().any(|w| w.id == *held) {
+            reconciled.cancels.push(ServerMessage::CloseWorkspace {
+                workspace_id: *held,
+            });
+        }
+    }
+    for workspace in open {
+        if !hello.workspaces.contains(&workspace.id) {
+            tracing::warn!(runner = %runner.id, workspace = %workspace.id, "runner no longer holds its workspace session");
+            state
+                .store
+                .end_workspace(
+                    workspace.id,
+                    crate::model::WorkspaceState::Lost,
+                    now_millis(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -261,6 +261,12 @@ impl Session {
                     .map_err(internal)?;
                 Ok(())
             }
+            RunnerMessage::FileResponse { request_id, result } => {
+                if !self.state.files.answer(runner, request_id, result) {
+                    tracing::warn!(%runner, request_id, "file response for no request of this runner");
+                }
+                Ok(())
+            }
             RunnerMessage::Rotated => {
                 tracing::info!(%runner, "runner saved its new token; the old one is retired");
                 store.confirm_rotation(runner).await.map_err(internal)
@@ -348,6 +354,7 @@ impl Session {
                 .publish(task_id, TaskUpdate::Events { attempt, events });
         }
         if appended.finished {
+            self.close_if_workspace_closed(task_id).await?;
             self.state
                 .hub
                 .release(self.runner_id, (task_id, attempt), now);
@@ -361,6 +368,33 @@ impl Session {
             seq: appended.acked_seq,
         })
         .await
+    }
+}
+
+impl Session {
+    /// A session closed while one of its tasks ran is removed once that task ends.
+    async fn close_if_workspace_closed(&mut self, task_id: TaskId) -> Result<(), End> {
+        let store = Arc::clone(&self.state.store);
+        let Some(workspace) = store
+            .task(task_id)
+            .await
+            .map_err(internal)?
+            .and_then(|t| t.spec.workspace_id)
+        else {
+            return Ok(());
+        };
+        let closed = store
+            .workspace(workspace)
+            .await
+            .map_err(internal)?
+            .is_some_and(|w| w.state != crate::model::WorkspaceState::Open);
+        if closed {
+            self.send(&ServerMessage::CloseWorkspace {
+                workspace_id: workspace,
+            })
+            .await?;
+        }
+        Ok(())
     }
 }
 

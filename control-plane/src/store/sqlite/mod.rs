@@ -6,13 +6,14 @@ mod events;
 mod fleet;
 mod rows;
 mod tasks;
+mod workspaces;
 
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
+use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis, WorkspaceId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -20,7 +21,7 @@ use sqlx::sqlite::{
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
-    RunnerRecord, TaskRecord, TaskState,
+    RunnerRecord, TaskRecord, TaskState, WorkspaceRecord, WorkspaceState,
 };
 use crate::tokens::TokenHash;
 
@@ -161,6 +162,29 @@ impl Store for SqliteStore {
     }
     async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError> {
         fleet::confirm_rotation(&self.writer, id).await
+    }
+    async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError> {
+        workspaces::create_workspace(&self.writer, record).await
+    }
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError> {
+        workspaces::workspace(&self.reader, id).await
+    }
+    async fn end_workspace(
+        &self,
+        id: WorkspaceId,
+        state: WorkspaceState,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        workspaces::end_workspace(&self.writer, id, state, now).await
+    }
+    async fn open_workspaces_of(
+        &self,
+        runner: RunnerId,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        workspaces::open_workspaces_of(&self.reader, runner).await
+    }
+    async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        workspaces::busy_workspaces(&self.reader).await
     }
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
         fleet::revoke_runner(&self.writer, id, now).await

@@ -25,6 +25,19 @@ where
     text.parse().map_err(|e| corrupt(table, column, e))
 }
 
+fn optional_parsed<T: FromStr>(
+    row: &SqliteRow,
+    table: &'static str,
+    column: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| t.parse().map_err(|e| corrupt(table, column, e)))
+        .transpose()
+}
+
 fn json<T: DeserializeOwned>(
     row: &SqliteRow,
     table: &'static str,
@@ -84,6 +97,8 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
             idle_timeout_ms: optional_unsigned(row, T, "idle_timeout_ms")?,
             max_attempts: unsigned(row, T, "max_attempts")?,
             created_at: row.try_get("created_at")?,
+            options: json(row, T, "options")?,
+            workspace_id: optional_parsed(row, T, "workspace_id")?,
         },
         state: parsed(row, T, "state")?,
         attempt: unsigned(row, T, "attempt")?,
@@ -142,4 +157,20 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> String {
 /// Converts an unsigned count to SQLite's integer.
 pub fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `workspaces` row.
+pub fn workspace(row: &SqliteRow) -> Result<crate::model::WorkspaceRecord, StoreError> {
+    const T: &str = "workspaces";
+    Ok(crate::model::WorkspaceRecord {
+        id: parsed(row, T, "id")?,
+        repo: row.try_get("repo")?,
+        base_ref: row.try_get("base_ref")?,
+        branch: row.try_get("branch")?,
+        setup: json(row, T, "setup")?,
+        runner_id: optional_parsed(row, T, "runner_id")?,
+        state: parsed(row, T, "state")?,
+        created_at: row.try_get("created_at")?,
+        closed_at: row.try_get("closed_at")?,
+    })
 }

@@ -11,8 +11,8 @@ pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreE
     sqlx::query(
         "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, secret_env, requires,
                             labels, priority, timeout_ms, idle_timeout_ms, max_attempts, state,
-                            attempt, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                            attempt, created_at, updated_at, options, workspace_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
     )
     .bind(task.id.to_string())
     .bind(&task.repo)
@@ -31,6 +31,8 @@ pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreE
     .bind(TaskState::Queued.as_str())
     .bind(task.created_at)
     .bind(task.created_at)
+    .bind(to_json(&task.options))
+    .bind(task.workspace_id.map(|w| w.to_string()))
     .execute(pool)
     .await?;
     Ok(())
@@ -138,13 +140,7 @@ pub async fn request_cancel(
     let attempt = u32::try_from(attempt).unwrap_or(0);
     let effect = match state {
         TaskState::Queued => {
-            let outcome = Outcome {
-                status: OutcomeStatus::Cancelled,
-                exit_code: None,
-                signal: None,
-                message: "cancelled before it started".into(),
-                result: None,
-            };
+            let outcome = ended_unrun(OutcomeStatus::Cancelled, "cancelled before it started");
             sqlx::query(
                 "UPDATE tasks SET state = 'cancelled', outcome = ?, cancel_requested_at = ?,
                                   finished_at = ?, updated_at = ? WHERE id = ?",
@@ -184,4 +180,18 @@ pub async fn request_cancel(
     };
     tx.commit().await?;
     Ok(effect)
+}
+
+/// The outcome of a task that ended without running.
+pub fn ended_unrun(status: OutcomeStatus, message: &str) -> Outcome {
+    Outcome {
+        status,
+        exit_code: None,
+        signal: None,
+        message: message.to_owned(),
+        result: None,
+        stop: None,
+        iterations: None,
+        usage: None,
+    }
 }

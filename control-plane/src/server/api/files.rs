@@ -1,0 +1,67 @@
+//! `POST /v1/files/{id}`: a file request in the live worktree of a running task or an open
+//! workspace session, relayed to the runner that holds it.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use kiln_protocol::{FileOp, FileResult, FileTarget, RunnerId};
+
+use super::workspaces;
+use crate::model::{AttemptState, WorkspaceState};
+use crate::server::auth::Admin;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+
+pub async fn request(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(op): Json<FileOp>,
+) -> Result<Json<FileResult>, ApiError> {
+    let (runner, target) = locate(&state, &id).await?;
+    let result = state
+        .files
+        .request(&state.hub, runner, target, op)
+        .await
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    Ok(Json(result))
+}
+
+/// The runner and target for a task id (its running attempt) or a session id.
+async fn locate(state: &AppState, id: &str) -> Result<(RunnerId, FileTarget), ApiError> {
+    if let Ok(task_id) = id.parse() {
+        if let Some(task) = state.store.task(task_id).await? {
+            let attempt = state
+                .store
+                .attempt(task_id, task.attempt)
+                .await?
+                .filter(|a| a.state == AttemptState::Running)
+                .ok_or_else(|| {
+                    ApiError::Conflict(format!(
+                        "task {task_id} is {}: its worktree exists only while it runs",
+                        task.state
+                    ))
+                })?;
+            return Ok((
+                attempt.runner_id,
+                FileTarget::Task {
+                    task_id,
+                    attempt: attempt.attempt,
+                },
+            ));
+        }
+    }
+    let workspace_id = workspaces::parse_workspace_id(id)?;
+    let workspace = workspaces::load(state, workspace_id).await?;
+    if workspace.state != WorkspaceState::Open {
+        return Err(ApiError::Conflict(format!(
+            "workspace session {workspace_id} is {}",
+            workspace.state
+        )));
+    }
+    let runner = workspace.runner_id.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "workspace session {workspace_id} has no worktree yet: submit a task to it first"
+        ))
+    })?;
+    Ok((runner, FileTarget::Workspace { workspace_id }))
+}

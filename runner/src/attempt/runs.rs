@@ -1,0 +1,211 @@
+//! Running the agent in the worktree: once, or again and again until it prints its
+//! completion signal, with a commit after each iteration; then saving the result.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_protocol::{EventBody, Outcome, OutcomeStatus, Phase, Usage};
+
+use super::agent::{self, AgentCommand, AgentEnd, DEFAULT_COMPLETION_GRACE};
+use super::budget::LogBudget;
+use super::outcome::{self, RunEnd};
+use super::watch::{Budgets, Verdict, Watcher};
+use super::{blocking, Attempt};
+use crate::presets::Invocation;
+use crate::workspace::result;
+
+impl Attempt {
+    fn agent_env(&self, path: &Path, prompt_file: &Path) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("KILN_TASK_ID".into(), self.spec.task_id.to_string()),
+            ("KILN_ATTEMPT".into(), self.number.to_string()),
+            (
+                "KILN_PROMPT_FILE".into(),
+                prompt_file.to_string_lossy().into_owned(),
+            ),
+            ("KILN_WORKTREE".into(), path.to_string_lossy().into_owned()),
+            ("KILN_BRANCH".into(), self.spec.branch.clone()),
+        ];
+        env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            self.spec
+                .secret_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        env
+    }
+
+    fn command<'a>(
+        &'a self,
+        argv: &'a [String],
+        path: &'a Path,
+        stdin: Option<&'a Path>,
+        env: Vec<(String, String)>,
+    ) -> AgentCommand<'a> {
+        AgentCommand {
+            shim: &self.shared.shim,
+            argv,
+            workdir: path,
+            env,
+            stdin_file: stdin,
+            status_file: self
+                .shared
+                .worktree_base
+                .join(format!("{}-{}.status", self.spec.task_id, self.number)),
+            timeout: self.spec.timeout_ms.map(Duration::from_millis),
+            idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
+            kill_grace: self.shared.kill_grace,
+            secrets: self.spec.secret_env.values().cloned().collect(),
+            completion_grace: self
+                .spec
+                .completion_grace_ms
+                .map_or(DEFAULT_COMPLETION_GRACE, Duration::from_millis),
+        }
+    }
+
+    /// Runs a session setup command in the worktree, streaming its output.
+    pub(super) async fn run_setup(&self, path: &Path, argv: &[String]) -> Result<(), String> {
+        let key = self.key();
+        let outbox = Arc::clone(&self.shared.outbox);
+        let command = self.command(argv, path, None, self.agent_env(path, path));
+        let end = agent::run(command, &self.cancel, |line| {
+            outbox.push(key, EventBody::Log(line));
+            Verdict::Continue
+        })
+        .await;
+        match end {
+            AgentEnd::SpawnFailed(reason) => Err(format!("could not start: {reason}")),
+            AgentEnd::Exited {
+                halted: Some(halt), ..
+            } => Err(format!("was stopped: {halt:?}")),
+            AgentEnd::Exited { status, .. } if status.code == Some(0) => Ok(()),
+            AgentEnd::Exited { status, .. } => Err(format!("failed ({status:?})")),
+        }
+    }
+
+    /// Runs the agent (iterating when asked), then commits, uploads and pushes the result.
+    /// `base` is where this task started; `bundle_base` is the oldest commit the bundle may
+    /// assume the receiver has.
+    pub(super) async fn work_in(
+        &self,
+        path: &Path,
+        base: &str,
+        bundle_base: &str,
+        invocation: &Invocation,
+    ) -> Outcome {
+        self.phase(Phase::Running);
+        let prompt_file = self
+            .shared
+            .worktree_base
+            .join(format!("{}-{}.prompt", self.spec.task_id, self.number));
+        if let Err(e) = crate::atomic_file::write(
+            &prompt_file,
+            self.spec.prompt.as_bytes(),
+            crate::atomic_file::SECRET_MODE,
+        ) {
+            return outcome::error(format!(
+                "cannot write prompt file {}: {e}",
+                prompt_file.display()
+            ));
+        }
+        let stdin = invocation.prompt_on_stdin.then_some(prompt_file.as_path());
+        let signal = self.spec.completion_signal.as_deref();
+        let iterations = match signal {
+            Some(_) => self.spec.max_iterations.unwrap_or(1).max(1),
+            None => 1,
+        };
+        let budgets = Budgets {
+            max_turns: self.spec.max_turns,
+            max_cost_usd: self.spec.max_cost_usd,
+        };
+        let mut log = LogBudget::new(self.shared.max_log_bytes);
+        let mut usage = Usage::default();
+        let mut reported = false;
+        let mut iteration = 0;
+        let mut finished = loop {
+            iteration += 1;
+            if iterations > 1 {
+                self.say(format!("iteration {iteration} of {iterations}"));
+            }
+            let key = self.key();
+            let outbox = Arc::clone(&self.shared.outbox);
+            let mut emit = |body: EventBody| {
+                outbox.push(key, body);
+            };
+            let mut watcher = Watcher::new(
+                invocation.format,
+                signal,
+                budgets,
+                usage.clone(),
+                &mut log,
+                &mut emit,
+            );
+            let command = self.command(
+                &invocation.argv,
+                path,
+                stdin,
+                self.agent_env(path, &prompt_file),
+            );
+            let end = agent::run(command, &self.cancel, |line| watcher.on_line(line)).await;
+            let (signaled, run_usage) = (watcher.signaled, watcher.usage.clone());
+            reported |= run_usage != Usage::default();
+            usage.add(&run_usage);
+            let (status, halted) = match &end {
+                AgentEnd::SpawnFailed(reason) => {
+                    let _ = std::fs::remove_file(&prompt_file);
+                    return outcome::spawn_failed(reason);
+                }
+                AgentEnd::Exited { status, halted } => (status, halted.as_ref()),
+            };
+            let run = RunEnd {
+                status,
+                halted,
+                signaled,
+                signal_wanted: signal.is_some(),
+                last_iteration: iteration == iterations,
+            };
+            if !run.runs_again() {
+                break run.outcome(iteration);
+            }
+            self.commit_iteration(path, iteration).await;
+        };
+        let _ = std::fs::remove_file(&prompt_file);
+        if let Some(summary) = log.summary() {
+            self.say(summary);
+        }
+        finished.usage = reported.then_some(usage);
+        self.phase(Phase::Committing);
+        match self.save_result(path, base, bundle_base).await {
+            Ok(saved) => {
+                if saved.commits.is_empty() {
+                    finished.message = format!("{}; the agent changed nothing", finished.message);
+                }
+                finished.result = Some(saved);
+            }
+            Err(e) => {
+                finished.status = OutcomeStatus::Error;
+                finished.message = format!("{}; saving the result failed: {e}", finished.message);
+            }
+        }
+        finished
+    }
+
+    async fn commit_iteration(&self, path: &Path, iteration: u32) {
+        let message = outcome::commit_message(&self.spec, self.number, Some(iteration));
+        let (worktree, limit) = (path.to_owned(), self.shared.max_commit_file_bytes);
+        match blocking(move || {
+            result::commit_leftovers(&worktree, &message, limit).map_err(|e| e.to_string())
+        })
+        .await
+        {
+            Ok((Some(commit), _)) => self.say(format!(
+                "iteration {iteration} committed as {}",
+                &commit[..12]
+            )),
+            Ok((None, _)) => self.say(format!("iteration {iteration} changed nothing")),
+            Err(e) => self.say(format!("iteration {iteration} could not be committed: {e}")),
+        }
+    }
+}
