@@ -2,6 +2,7 @@
 //! on 127.0.0.1 with port 0, in temp dirs, with real git repositories, and waits on
 //! conditions with deadlines (never fixed sleeps).
 
+pub mod agents;
 pub mod bins;
 pub mod certs;
 pub mod control_plane;
