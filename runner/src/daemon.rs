@@ -183,7 +183,11 @@ impl Runtime {
                 op,
             } => {
                 let result = match self.worktree_of(&target) {
-                    Some(path) => crate::workspace::files::apply(&path, &op),
+                    Some(path) if path.exists() => crate::workspace::files::apply(&path, &op),
+                    Some(_) => FileResult::Failed {
+                        error: "the worktree is not ready yet (it is still being checked out)"
+                            .into(),
+                    },
                     None => FileResult::Failed {
                         error: "no live worktree for that task or session on this runner".into(),
                     },
@@ -214,7 +218,7 @@ impl Runtime {
                             &task_id.to_string(),
                             *attempt,
                         );
-                        return path.exists().then_some(path);
+                        return Some(path);
                     }
                 }
             }

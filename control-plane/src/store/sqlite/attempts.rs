@@ -53,6 +53,19 @@ pub async fn assign(
                 .push_bind(now);
         });
         insert.build().execute(&mut *tx).await?;
+        // A session's first assigned task binds the session to its runner.
+        let mut bind = QueryBuilder::<Sqlite>::new(
+            "UPDATE workspaces SET runner_id = (
+                 SELECT a.runner_id FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+                 WHERE t.workspace_id = workspaces.id AND t.state = 'assigned' LIMIT 1)
+             WHERE runner_id IS NULL AND id IN (SELECT workspace_id FROM tasks WHERE id IN (",
+        );
+        let mut ids = bind.separated(", ");
+        for (task, _, _) in &taken {
+            ids.push_bind(task.to_string());
+        }
+        bind.push("))");
+        bind.build().execute(&mut *tx).await?;
         assigned.extend(
             taken
                 .into_iter()
