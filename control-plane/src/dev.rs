@@ -38,7 +38,7 @@ pub async fn run(options: ServeOptions, slots: u32, signals: Signals) -> anyhow:
     ensure_registered(&*store, &runner_dir, &url, slots).await?;
     let config = RunnerConfig::load(&runner_dir, &overrides).context("dev runner configuration")?;
     print_banner(&url, &options.data_dir, &config);
-    let result = daemon::run(config, signals)
+    let result = daemon::run(config, None, signals)
         .await
         .context("dev runner stopped");
     shutdown.cancel();

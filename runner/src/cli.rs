@@ -101,6 +101,9 @@ pub struct RunArgs {
     /// Evict least recently used mirrors beyond this cache size, such as 20GiB.
     #[arg(long, value_name = "SIZE")]
     pub cache_max_size: Option<String>,
+    /// Boot from the environment alone, inside a sandbox (also KILN_RUNNER_MODE=sandbox).
+    #[arg(long)]
+    pub sandbox_mode: bool,
     /// Run even as root (agents then run as root too). Prefer a dedicated user.
     #[arg(long, env = "KILN_ALLOW_ROOT")]
     pub allow_root: bool,

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::attempt;
 use crate::attempts::Attempts;
+use crate::config::sandbox::SandboxIdentity;
 use crate::config::{ConfigError, Identity, RunnerConfig};
 use crate::connection::{self, Refused};
 use crate::outbox::Outbox;
@@ -97,6 +98,8 @@ pub struct Runtime {
     pub board: Arc<Board>,
     /// Cancelled once the runner stops taking work.
     pub draining: CancellationToken,
+    /// The sandbox this runner serves, if it lives in one.
+    pub sandbox_id: Option<String>,
     tracker: TaskTracker,
     signals: Signals,
     /// Exit after the first task.
@@ -278,8 +281,9 @@ fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
     capabilities
 }
 
-/// Runs the daemon until drained, aborted, or refused by the control plane.
-pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonError> {
+/// Runs the daemon until drained, aborted, or refused by the control plane. A sandbox
+/// runner also stops at its sandbox's expiry.
+pub async fn run(config: RunnerConfig, sandbox: Option<SandboxIdentity>, signals: Signals) -> Result<(), DaemonError> {
     let identity = config.identity()?;
     let listener = status::bind(&config.config_dir.status_socket()).await?;
     let token = CurrentToken::new(identity.token.clone());
@@ -341,6 +345,7 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
         attempts,
         board: Arc::clone(&board),
         draining: CancellationToken::new(),
+        sandbox_id: sandbox.as_ref().map(|s| s.sandbox_id.clone()),
         tracker: TaskTracker::new(),
         signals: signals.clone(),
         once: config.disconnect_after_task,
@@ -350,6 +355,9 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
     tracing::info!(name = %runtime.name, server = %runtime.identity.server_url,
         slots = runtime.max_concurrent, "runner starting");
 
+    if let Some(expires_at) = sandbox.as_ref().and_then(|s| s.expires_at) {
+        tokio::spawn(stop_at_expiry(expires_at, signals.clone()));
+    }
     if let Some(idle) = config.disconnect_after_idle {
         tokio::spawn(exit_when_idle(
             Arc::clone(&runtime.attempts),
@@ -367,6 +375,16 @@ pub async fn run(config: RunnerConfig, signals: Signals) -> Result<(), DaemonErr
     stop_status.cancel();
     let _ = status_server.await;
     result
+}
+
+/// The TTL inside the box: at the sandbox's expiry, stop everything, whatever happened to
+/// the control plane that forged it.
+async fn stop_at_expiry(expires_at: kiln_protocol::UnixMillis, signals: Signals) {
+    let left = u64::try_from(expires_at - kiln_protocol::now_millis()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(left)).await;
+    tracing::warn!("the sandbox's time is up; stopping");
+    signals.drain.cancel();
+    signals.abort.cancel();
 }
 
 /// Drains the runner once it has run nothing for `idle` (for `--disconnect-after-idle`).

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use kiln_runner::cli::{Cli, Command, RegisterArgs, RunArgs};
+use kiln_runner::config::sandbox::Mode;
 use kiln_runner::config::{default_config_dir, ConfigDir, Overrides, RunnerConfig};
 use kiln_runner::daemon::{self, DaemonError, Signals};
 use kiln_runner::register::{self, Existing, Registration};
@@ -100,31 +101,18 @@ async fn register(args: RegisterArgs, dir: &ConfigDir, json: bool) -> anyhow::Re
 }
 
 async fn run(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<ExitCode> {
-    let allow_root = args.allow_root;
-    let flags = Overrides {
-        server_url: args.server,
-        name: args.settings.name.clone(),
-        max_concurrent_agents: args.settings.max_concurrent,
-        capabilities: args.settings.capability_list(),
-        labels: args.settings.label_map(),
-        worktree_base: args.settings.worktree_base.clone(),
-        cache_dir: args.settings.cache_dir.clone(),
-        kill_grace: args.settings.kill_grace.clone(),
-        cache_max_size: args.cache_max_size,
-        disconnect_after_task: args.disconnect_after_task.then_some(true),
-        disconnect_after_idle: args.disconnect_after_idle,
-        ca_cert: args.settings.ca_cert.clone(),
-        max_log_size: args.max_log_size,
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let (config, sandbox) = match Mode::from(args.sandbox_mode, &env).map_err(exit::usage)? {
+        // A sandbox is disposable and isolated: it may run as root.
+        Mode::Sandbox => {
+            let (config, sandbox) = RunnerConfig::from_sandbox_env(&env).map_err(exit::usage)?;
+            (config, Some(sandbox))
+        }
+        Mode::Registered => (registered_config(args, dir)?, None),
     };
-    let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
-    if nix::unistd::geteuid().is_root() && !allow_root {
-        return Err(exit::usage(
-            "refusing to run as root: agents would run as root too; run kiln-runner as a dedicated user, or pass --allow-root",
-        ));
-    }
     let signals = Signals::default();
     tokio::spawn(signals::forward(signals.clone()));
-    match daemon::run(config, signals).await {
+    match daemon::run(config, sandbox, signals).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(DaemonError::Refused(refused)) => Err(exit::refused(refused)),
         Err(DaemonError::Config(e)) => Err(exit::usage(e)),
@@ -178,4 +166,30 @@ async fn status(dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn registered_config(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<RunnerConfig> {
+    let allow_root = args.allow_root;
+    let flags = Overrides {
+        server_url: args.server,
+        name: args.settings.name.clone(),
+        max_concurrent_agents: args.settings.max_concurrent,
+        capabilities: args.settings.capability_list(),
+        labels: args.settings.label_map(),
+        worktree_base: args.settings.worktree_base.clone(),
+        cache_dir: args.settings.cache_dir.clone(),
+        kill_grace: args.settings.kill_grace.clone(),
+        cache_max_size: args.cache_max_size,
+        disconnect_after_task: args.disconnect_after_task.then_some(true),
+        disconnect_after_idle: args.disconnect_after_idle,
+        ca_cert: args.settings.ca_cert.clone(),
+        max_log_size: args.max_log_size,
+    };
+    let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
+    if nix::unistd::geteuid().is_root() && !allow_root {
+        return Err(exit::usage(
+            "refusing to run as root: agents would run as root too; run kiln-runner as a dedicated user, or pass --allow-root",
+        ));
+    }
+    Ok(config)
 }

@@ -3,6 +3,7 @@
 
 mod file;
 mod paths;
+pub mod sandbox;
 mod values;
 
 use std::collections::{BTreeMap, HashMap};

@@ -157,7 +157,7 @@ async fn handshake(runtime: &Runtime, socket: &mut Socket) -> Result<Welcome, Fa
         capabilities: runtime.capabilities.clone(),
         labels: runtime.labels.clone(),
         max_concurrent: runtime.max_concurrent,
-        sandbox_id: None,
+        sandbox_id: runtime.sandbox_id.clone(),
         cached_projects: runtime.shared.mirrors.cached_projects(),
         running: runtime.outbox.announce(),
         workspaces: runtime.shared.workspaces.ids(),
