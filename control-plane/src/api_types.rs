@@ -57,6 +57,32 @@ pub struct SubmitRequest {
     /// Run in this workspace session (its repo, ref and branch).
     #[serde(default)]
     pub workspace_id: Option<WorkspaceId>,
+    /// Forge a fresh sandbox for this task.
+    #[serde(default)]
+    pub sandbox: Option<SandboxRequest>,
+}
+
+/// A sandbox asked for in `SubmitRequest`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRequest {
+    /// Provider, such as `docker`.
+    pub provider: String,
+    /// Image to forge it from; default the control plane's sandbox image.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Lifetime in milliseconds; default 30 minutes.
+    #[serde(default)]
+    pub ttl_ms: Option<u64>,
+}
+
+/// `GET /v1/sandboxes`: a live sandbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxView {
+    /// The sandbox.
+    #[serde(flatten)]
+    pub sandbox: crate::model::SandboxRecord,
+    /// Milliseconds until its TTL burns it.
+    pub remaining_ms: i64,
 }
 
 /// `POST /v1/workspaces`: a workspace session to open.

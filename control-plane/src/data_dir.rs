@@ -90,6 +90,19 @@ impl DataDir {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// A random id for this control plane, made once and kept: it labels the sandboxes it
+    /// owns, so that control planes sharing a Docker engine leave each other's alone.
+    pub fn instance_id(&self) -> anyhow::Result<String> {
+        let path = self.0.join("instance.id");
+        if let Some(id) = read_trimmed(&path) {
+            return Ok(id);
+        }
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        atomic_file::write(&path, format!("{id}\n").as_bytes(), PUBLIC_MODE)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(id)
+    }
+
     /// The admin token saved for the local operator, if readable.
     pub fn read_admin_token(&self) -> Option<String> {
         read_trimmed(&self.admin_token_file())

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_protocol::{now_millis, ServerMessage, TaskSpec, WorkspaceId, WorkspaceSpec};
+use kiln_protocol::{now_millis, RunnerId, ServerMessage, TaskSpec, WorkspaceId, WorkspaceSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{AttemptState, TaskRecord, WorkspaceRecord};
@@ -32,19 +32,34 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// The scheduler's view of a queued task; a session task is pinned to the session's runner.
-pub fn candidate(
-    state: &AppState,
-    task: &TaskRecord,
-    workspace: Option<&WorkspaceRecord>,
-) -> QueuedTask {
+/// The scheduler's view of a queued task; a session or sandbox task is pinned to its runner.
+pub fn candidate(state: &AppState, task: &TaskRecord, pinned: Option<RunnerId>) -> QueuedTask {
     QueuedTask {
         id: task.spec.id,
         repo: task.spec.repo.clone(),
         requires: task.spec.requires.clone(),
         labels: task.spec.labels.clone(),
         refused_by: state.hub.rejected_by(task.spec.id),
-        pinned: workspace.and_then(|w| w.runner_id),
+        pinned,
+    }
+}
+
+/// The runner a task must run on, if any: its session's, or its sandbox's.
+pub async fn pin(
+    state: &AppState,
+    task: &TaskRecord,
+    workspaces: &HashMap<WorkspaceId, WorkspaceRecord>,
+) -> Result<Option<RunnerId>, StoreError> {
+    if let Some(workspace) = task.spec.workspace_id.and_then(|w| workspaces.get(&w)) {
+        return Ok(workspace.runner_id);
+    }
+    match task.spec.sandbox_id {
+        Some(_) => Ok(state
+            .store
+            .sandbox_of_task(task.spec.id)
+            .await?
+            .map(|s| s.runner_id)),
+        None => Ok(None),
     }
 }
 
@@ -77,17 +92,14 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
         // first queued task of each idle one.
         let mut busy: HashSet<WorkspaceId> =
             state.store.busy_workspaces().await?.into_iter().collect();
-        let candidates: Vec<QueuedTask> = queued
+        let mut candidates = Vec::with_capacity(queued.len());
+        for task in queued
             .iter()
             .filter(|t| t.spec.workspace_id.is_none_or(|w| busy.insert(w)))
-            .map(|t| {
-                candidate(
-                    state,
-                    t,
-                    t.spec.workspace_id.and_then(|w| workspaces.get(&w)),
-                )
-            })
-            .collect();
+        {
+            let pinned = pin(state, task, &workspaces).await?;
+            candidates.push(candidate(state, task, pinned));
+        }
         let placements = scheduler::place(&candidates, &runners);
         if placements.is_empty() {
             return Ok(());

@@ -58,6 +58,8 @@ pub struct Connection {
     pub draining: bool,
     /// An operator paused it.
     pub paused: bool,
+    /// It lives in a sandbox: it runs only its sandbox's task.
+    pub sandbox: bool,
     /// When its last frame arrived.
     pub last_frame: Instant,
     /// Queue to its socket.
@@ -233,6 +235,7 @@ impl Hub {
                     draining: c.draining,
                     paused: c.paused,
                     stale: c.last_frame.elapsed() > stale_after,
+                    sandbox: c.sandbox,
                 }
             })
             .collect()
@@ -285,6 +288,7 @@ mod tests {
             idle_since: 0,
             draining: false,
             paused: false,
+            sandbox: false,
             last_frame: Instant::now(),
             outbound,
         };

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod liveness;
 pub mod model;
 pub mod relay;
+pub mod sandbox;
 pub mod scheduler;
 pub mod serve;
 pub mod server;

@@ -70,6 +70,9 @@ pub async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), Stor
         };
         tracing::warn!(%runner, task = %open.task_id, attempt = open.attempt, task_now = %next,
             "runner stayed away; attempt lost");
+        if next == "lost" {
+            state.task_ended(open.task_id);
+        }
         state
             .watchers
             .publish(open.task_id, TaskUpdate::StateChanged);

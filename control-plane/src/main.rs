@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use kiln_control_plane::cli::client::ApiClient;
-use kiln_control_plane::cli::{self, exit, Cli, Command, TokenCommand};
+use kiln_control_plane::cli::{self, exit, Cli, Command, SandboxProviderArg, TokenCommand};
 use kiln_control_plane::data_dir::DataDir;
-use kiln_control_plane::serve::{self, ServeOptions};
+use kiln_control_plane::serve::{self, SandboxOptions, SandboxProviderKind, ServeOptions};
+use kiln_runner::cli_docs;
 use kiln_runner::daemon::Signals;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_upload_bytes: args.max_upload_bytes,
                 max_log_bytes: args.max_log_bytes,
                 accept_deadline: args.accept_deadline,
+                registration_token: args.registration_token,
+                sandbox: SandboxOptions {
+                    provider: match args.sandbox_provider {
+                        SandboxProviderArg::Docker => Some(SandboxProviderKind::Docker),
+                        SandboxProviderArg::None => None,
+                    },
+                    image: args.sandbox_image,
+                    network: args.sandbox_network,
+                    server_url: args.sandbox_server_url,
+                },
                 ..ServeOptions::new(args.listen, data_dir.clone())
             };
             let shutdown = CancellationToken::new();
@@ -108,5 +119,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Session(command) => cli::session(&client()?, command, json).await,
         Command::Exec(args) => cli::exec(&client()?, args, json).await,
         Command::Files(args) => cli::files(&client()?, args, json).await,
+        Command::Sandboxes(args) => cli::sandboxes(&client()?, args, json).await,
+        Command::Completions(args) => cli_docs::print_completions(Cli::command(), args.shell, json),
+        Command::Man(args) => cli_docs::print_man_pages(Cli::command(), &args.dir, json),
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use kiln_protocol::{AgentSpec, Outcome, OutcomeStatus, RunnerId, TaskId, UnixMillis, WorkspaceId};
+use kiln_protocol::{
+    AgentSpec, Outcome, OutcomeStatus, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Where a task is in its life.
@@ -89,6 +91,10 @@ text_enum!(TaskState {
 
 text_enum!(WorkspaceState {
     Open => "open", Closed => "closed", Lost => "lost",
+});
+
+text_enum!(SandboxState {
+    Forging => "forging", Running => "running", Burned => "burned", Failed => "failed",
 });
 
 text_enum!(AttemptState {
@@ -176,6 +182,9 @@ pub struct NewTask {
     /// The workspace session it runs in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<WorkspaceId>,
+    /// The sandbox forged for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_id: Option<SandboxId>,
 }
 
 /// How the agent of a task runs: preset, loop, budgets, push.
@@ -364,6 +373,50 @@ pub struct RunnerRecord {
     /// A token rotation not yet confirmed by the runner.
     #[serde(default)]
     pub rotation_requested_at: Option<UnixMillis>,
+    /// The sandbox this runner lives in, for sandbox runners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_id: Option<SandboxId>,
+}
+
+/// Where a sandbox is in its short life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// Being made.
+    Forging,
+    /// Up; its runner connects from inside.
+    Running,
+    /// Destroyed.
+    Burned,
+    /// Could not be made.
+    Failed,
+}
+
+/// A box forged for one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// Its id.
+    pub id: SandboxId,
+    /// The task it runs.
+    pub task_id: TaskId,
+    /// The runner identity it boots with.
+    pub runner_id: RunnerId,
+    /// Provider name, such as `docker`.
+    pub provider: String,
+    /// Image it is forged from.
+    pub image: String,
+    /// The provider's name for it, once forged.
+    pub handle: Option<String>,
+    /// Where it stands.
+    pub state: SandboxState,
+    /// When its TTL burns it.
+    pub expires_at: UnixMillis,
+    /// Creation time.
+    pub created_at: UnixMillis,
+    /// When it was burned.
+    pub burned_at: Option<UnixMillis>,
+    /// Why it was burned or failed.
+    pub reason: Option<String>,
 }
 
 /// A registration token's stored facts (never its clear text).

@@ -33,6 +33,8 @@ pub struct RunnerSlots {
     pub paused: bool,
     /// It has not been heard from for too long.
     pub stale: bool,
+    /// It lives in a sandbox and takes only the task pinned to it.
+    pub sandbox: bool,
 }
 
 impl RunnerSlots {
@@ -112,6 +114,7 @@ fn can_run(task: &QueuedTask, runner: &RunnerSlots) -> bool {
             .all(|(k, v)| runner.labels.get(k) == Some(v))
         && !task.refused_by.contains(&runner.id)
         && task.pinned.is_none_or(|pinned| pinned == runner.id)
+        && (!runner.sandbox || task.pinned == Some(runner.id))
 }
 
 /// Higher is better: affinity, then fewer running, then idle longer (earlier idle_since),
@@ -130,9 +133,9 @@ pub fn explain(task: &QueuedTask, runners: &[RunnerSlots]) -> String {
     if let Some(pinned) = task.pinned {
         return match runners.iter().find(|r| r.id == pinned) {
             None => {
-                format!("its workspace session lives on runner {pinned}, which is not connected")
+                format!("its runner {pinned} (its session's or sandbox's) is not connected yet")
             }
-            Some(_) => format!("waiting for runner {pinned}, which holds its workspace session"),
+            Some(_) => format!("waiting for runner {pinned}, which holds its session or sandbox"),
         };
     }
     if runners.is_empty() {

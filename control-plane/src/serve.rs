@@ -12,12 +12,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::data_dir::{DataDir, DataDirLock};
+use crate::model::RegistrationTokenRecord;
+use crate::sandbox::{DockerProvider, SandboxSettings, Sandboxes};
 use crate::server::listener::ListenOptions;
 use crate::server::state::{AppState, ServerSettings};
 use crate::store::{SqliteStore, Store};
 use crate::tokens::{Token, TokenKind};
 
-/// Shortest secret part of an operator-chosen admin token: 32 hex characters are 128 bits.
+/// Shortest secret part of an operator-chosen admin or registration token: 32 hex
+/// characters are 128 bits.
 const MIN_ADMIN_SECRET_CHARS: usize = 32;
 
 /// How `kiln serve` (and `kiln dev`) run.
@@ -43,6 +46,45 @@ pub struct ServeOptions {
     pub max_log_bytes: u64,
     /// Time a runner has to accept an assignment.
     pub accept_deadline: Duration,
+    /// A registration token given by the operator (`KILN_REGISTRATION_TOKEN`), saved with
+    /// unlimited uses, so that runner containers can register without a manual step.
+    pub registration_token: Option<String>,
+    /// How sandboxes are forged.
+    pub sandbox: SandboxOptions,
+}
+
+/// How `kiln serve` forges sandboxes.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// The provider; `None` turns sandboxes off.
+    pub provider: Option<SandboxProviderKind>,
+    /// Image used when a task names none.
+    pub image: String,
+    /// Docker network for sandbox containers.
+    pub network: String,
+    /// URL boxes reach the control plane at [default: the URL it listens on].
+    pub server_url: Option<String>,
+}
+
+/// Sandbox providers built in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxProviderKind {
+    /// A container per sandbox on the local Docker engine.
+    Docker,
+}
+
+/// The sandbox image `docker/build.sh` makes.
+pub const DEFAULT_SANDBOX_IMAGE: &str = "kiln-sandbox:latest";
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            provider: Some(SandboxProviderKind::Docker),
+            image: DEFAULT_SANDBOX_IMAGE.to_owned(),
+            network: "host".to_owned(),
+            server_url: None,
+        }
+    }
 }
 
 impl ServeOptions {
@@ -59,6 +101,8 @@ impl ServeOptions {
             max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
             max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
             accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
+            registration_token: None,
+            sandbox: SandboxOptions::default(),
         }
     }
 }
@@ -97,6 +141,9 @@ pub async fn prepare(
         .await
         .with_context(|| format!("cannot open database {}", database.display()))?;
     ensure_admin_token(&store, &options.data_dir, options.admin_token.as_deref()).await?;
+    if let Some(given) = &options.registration_token {
+        ensure_registration_token(&store, given).await?;
+    }
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -115,7 +162,8 @@ pub async fn prepare(
         max_log_bytes: options.max_log_bytes,
         accept_deadline: options.accept_deadline,
     };
-    let state = AppState::new(Arc::new(store), settings, shutdown);
+    let mut state = AppState::new(Arc::new(store), settings, shutdown);
+    state.sandboxes = sandboxes(&options.sandbox, &options.data_dir, &url)?;
     Ok(Prepared {
         url,
         state,
@@ -132,9 +180,57 @@ impl Prepared {
     /// Serves until the shutdown token fires.
     pub async fn run(self) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
+        if let Some(sandboxes) = self.state.sandboxes.clone() {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                if let Err(error) = sandboxes.reap(&state).await {
+                    tracing::error!(error = %error, "cannot reap sandboxes");
+                }
+            });
+        }
         crate::server::run(self.listener, self.state, self.listen, shutdown).await;
         Ok(())
     }
+}
+
+fn sandboxes(
+    options: &SandboxOptions,
+    data_dir: &DataDir,
+    url: &str,
+) -> anyhow::Result<Option<Sandboxes>> {
+    let Some(SandboxProviderKind::Docker) = options.provider else {
+        return Ok(None);
+    };
+    let provider = DockerProvider {
+        network: options.network.clone(),
+        owner: data_dir.instance_id()?,
+    };
+    let settings = SandboxSettings {
+        default_image: options.image.clone(),
+        server_url: options.server_url.clone().unwrap_or_else(|| url.to_owned()),
+    };
+    Ok(Some(Sandboxes::new(Arc::new(provider), settings)))
+}
+
+/// Saves the operator's registration token (idempotent), refusing one that is not one.
+async fn ensure_registration_token(store: &SqliteStore, given: &str) -> anyhow::Result<()> {
+    let token = Token::from_secret(given);
+    let prefix = TokenKind::Registration.prefix();
+    if !token.is_kind(TokenKind::Registration) {
+        anyhow::bail!("KILN_REGISTRATION_TOKEN must start with {prefix}");
+    }
+    if token.expose().len() < prefix.len() + MIN_ADMIN_SECRET_CHARS {
+        anyhow::bail!("KILN_REGISTRATION_TOKEN is too short: give at least {MIN_ADMIN_SECRET_CHARS} random characters after {prefix}");
+    }
+    let hash = token.hash();
+    let record = RegistrationTokenRecord {
+        id: format!("operator-{}", &hash.0[..16]),
+        uses_left: None,
+        expires_at: None,
+        created_at: now_millis(),
+    };
+    store.create_registration_token(&record, &hash).await?;
+    Ok(())
 }
 
 /// Makes sure an admin token exists: the operator's from `KILN_ADMIN_TOKEN`, or one made

@@ -152,6 +152,7 @@ pub fn new_task(
         created_at: now,
         options: request.options,
         workspace_id: workspace.map(|w| w.id),
+        sandbox_id: None,
     })
 }
 

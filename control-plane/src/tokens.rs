@@ -17,6 +17,8 @@ pub enum TokenKind {
     Registration,
     /// A registered runner's identity.
     Runner,
+    /// A sandbox runner's identity, bound to its sandbox.
+    Sandbox,
 }
 
 impl TokenKind {
@@ -26,6 +28,7 @@ impl TokenKind {
             TokenKind::Admin => "kiln_adm_",
             TokenKind::Registration => "kiln_reg_",
             TokenKind::Runner => "kiln_rnr_",
+            TokenKind::Sandbox => "kiln_sbx_",
         }
     }
 }

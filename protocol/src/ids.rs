@@ -54,6 +54,10 @@ uuid_id!(
     SessionId
 );
 uuid_id!(
+    /// Identifies a sandbox forged for a task.
+    SandboxId
+);
+uuid_id!(
     /// Identifies a workspace session (`kiln session`): one worktree for a series of tasks.
     WorkspaceId
 );

@@ -32,6 +32,17 @@ pub enum Command {
     Run(RunArgs),
     /// Show whether the daemon is running and connected, and what it runs.
     Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for kiln-runner and its subcommands into a directory.
+    #[command(hide = true)]
+    Man {
+        /// Directory to write the pages into.
+        dir: PathBuf,
+    },
 }
 
 /// Settings shared by `register` and `run`.

@@ -283,7 +283,11 @@ fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
 
 /// Runs the daemon until drained, aborted, or refused by the control plane. A sandbox
 /// runner also stops at its sandbox's expiry.
-pub async fn run(config: RunnerConfig, sandbox: Option<SandboxIdentity>, signals: Signals) -> Result<(), DaemonError> {
+pub async fn run(
+    config: RunnerConfig,
+    sandbox: Option<SandboxIdentity>,
+    signals: Signals,
+) -> Result<(), DaemonError> {
     let identity = config.identity()?;
     let listener = status::bind(&config.config_dir.status_socket()).await?;
     let token = CurrentToken::new(identity.token.clone());

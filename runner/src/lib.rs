@@ -5,6 +5,7 @@ pub mod atomic_file;
 pub mod attempt;
 pub mod attempts;
 pub mod cli;
+pub mod cli_docs;
 pub mod config;
 pub mod connection;
 pub mod daemon;

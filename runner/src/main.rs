@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use kiln_runner::cli::{Cli, Command, RegisterArgs, RunArgs};
 use kiln_runner::config::sandbox::Mode;
 use kiln_runner::config::{default_config_dir, ConfigDir, Overrides, RunnerConfig};
@@ -11,7 +11,7 @@ use kiln_runner::daemon::{self, DaemonError, Signals};
 use kiln_runner::register::{self, Existing, Registration};
 use kiln_runner::secret::Secret;
 use kiln_runner::server_url::ServerUrl;
-use kiln_runner::{exit, shim, signals, status};
+use kiln_runner::{cli_docs, exit, shim, signals, status};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
@@ -53,6 +53,8 @@ async fn dispatch(command: Command, dir: ConfigDir, json: bool) -> anyhow::Resul
         Command::Register(args) => register(args, &dir, json).await,
         Command::Run(args) => run(args, &dir).await,
         Command::Status => status(&dir, json).await,
+        Command::Completions { shell } => cli_docs::print_completions(Cli::command(), shell, json),
+        Command::Man { dir } => cli_docs::print_man_pages(Cli::command(), &dir, json),
     }
 }
 

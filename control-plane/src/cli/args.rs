@@ -35,6 +35,36 @@ pub struct ServeArgs {
     /// Log text stored per attempt, in bytes; later lines keep their place, not their text.
     #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,
+    /// A registration token (kiln_reg_...) to accept, with unlimited uses, so that runner
+    /// containers register without a manual step.
+    #[arg(
+        long,
+        env = "KILN_REGISTRATION_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub registration_token: Option<String>,
+    /// Sandbox provider for `kiln submit --sandbox`.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub sandbox_provider: SandboxProviderArg,
+    /// Image sandboxes are forged from when a task names none.
+    #[arg(long, default_value = crate::serve::DEFAULT_SANDBOX_IMAGE, value_name = "IMAGE")]
+    pub sandbox_image: String,
+    /// Docker network of sandbox containers (`host` reaches a control plane on loopback).
+    #[arg(long, default_value = "host", value_name = "NETWORK")]
+    pub sandbox_network: String,
+    /// URL sandboxes reach this control plane at [default: the URL it listens on].
+    #[arg(long, value_name = "URL")]
+    pub sandbox_server_url: Option<String>,
+}
+
+/// `kiln serve --sandbox-provider`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxProviderArg {
+    /// A container per sandbox on the local Docker engine.
+    Docker,
+    /// No sandboxes: `kiln submit --sandbox` is refused.
+    None,
 }
 
 /// `kiln dev`.
@@ -115,6 +145,17 @@ pub struct SubmitArgs {
     /// How the agent runs.
     #[command(flatten)]
     pub agent: AgentArgs,
+    /// Run the task in a fresh sandbox from this provider (such as docker), burned when
+    /// the task ends.
+    #[arg(long, value_name = "PROVIDER", conflicts_with = "session")]
+    pub sandbox: Option<String>,
+    /// Sandbox image [default: the control plane's --sandbox-image].
+    #[arg(long, value_name = "IMAGE", requires = "sandbox")]
+    pub image: Option<String>,
+    /// Sandbox lifetime, such as 30m; the box is burned after it even if the task runs on
+    /// [default: 30m].
+    #[arg(long, value_parser = humantime::parse_duration, requires = "sandbox")]
+    pub sandbox_ttl: Option<std::time::Duration>,
     /// Wait for the task to end; exit 3 unless it succeeded.
     #[arg(long)]
     pub wait: bool,
@@ -189,6 +230,38 @@ pub enum RunnersCommand {
         /// The runner id.
         id: String,
     },
+}
+
+/// `kiln sandboxes`.
+#[derive(Debug, Args)]
+pub struct SandboxesArgs {
+    /// What to do; nothing lists the live sandboxes.
+    #[command(subcommand)]
+    pub action: Option<SandboxesCommand>,
+}
+
+/// `kiln sandboxes ...`.
+#[derive(Debug, Subcommand)]
+pub enum SandboxesCommand {
+    /// Destroy a sandbox now; a task still running in it is cancelled.
+    Burn {
+        /// The sandbox id.
+        id: String,
+    },
+}
+
+/// `kiln completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `kiln man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into.
+    pub dir: PathBuf,
 }
 
 /// A command on one task.

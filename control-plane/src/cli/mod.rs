@@ -9,6 +9,7 @@ mod fleet;
 mod logs;
 mod render;
 mod results;
+mod sandboxes;
 mod session;
 mod tasks;
 
@@ -21,6 +22,7 @@ pub use files::files;
 pub use fleet::{runners, token_create};
 pub use logs::logs;
 pub use results::{apply, diff, fetch};
+pub use sandboxes::sandboxes;
 pub use session::{exec, session};
 pub use tasks::{cancel, retry, show, submit, tasks};
 
@@ -95,4 +97,11 @@ pub enum Command {
     Exec(ExecArgs),
     /// Files in the live worktree of a running task or an open session.
     Files(FilesArgs),
+    /// List live sandboxes with their TTL left, or burn one.
+    Sandboxes(SandboxesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write man pages for kiln and its subcommands into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
 }

@@ -38,6 +38,16 @@ pub fn ago(at: Option<UnixMillis>) -> String {
     }
 }
 
+/// "29m 12s" style time left.
+pub fn remaining(millis: i64) -> String {
+    let seconds = millis.max(0) / 1000;
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m {}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
 /// An RFC 3339 time.
 pub fn time(at: Option<UnixMillis>) -> String {
     let Some(at) = at.and_then(|a| u64::try_from(a).ok()) else {

@@ -9,7 +9,7 @@ use super::exit::{self, Exit};
 use kiln_protocol::AgentSpec;
 
 use super::{logs, render, AgentArgs, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
-use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
+use crate::api_types::{SandboxRequest, SubmitRequest, TaskDetail, TaskPage};
 use crate::model::{RunOptions, TaskRecord, TaskState};
 
 /// `kiln submit`.
@@ -161,6 +161,11 @@ fn submit_request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
                     .map_err(|_| usage(format!("--session {s:?} is not a session id")))
             })
             .transpose()?,
+        sandbox: args.sandbox.as_ref().map(|provider| SandboxRequest {
+            provider: provider.clone(),
+            image: args.image.clone(),
+            ttl_ms: millis(args.sandbox_ttl),
+        }),
     })
 }
 

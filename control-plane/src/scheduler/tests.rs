@@ -16,6 +16,7 @@ fn runner(n: u128, free: u32, caps: &[&str]) -> RunnerSlots {
         draining: false,
         paused: false,
         stale: false,
+        sandbox: false,
     }
 }
 

@@ -60,12 +60,17 @@ impl FromRequestParts<AppState> for Runner {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        expect_kind(&token, TokenKind::Runner, "a runner token")?;
+        if !token.is_kind(TokenKind::Sandbox) {
+            expect_kind(&token, TokenKind::Runner, "a runner token")?;
+        }
         let runner = state
             .store
             .runner_by_token(&token.hash())
             .await?
             .ok_or_else(|| ApiError::Unauthorized("runner token is not valid".into()))?;
+        if runner.sandbox_id.is_some() != token.is_kind(TokenKind::Sandbox) {
+            return Err(ApiError::Unauthorized("runner token is not valid".into()));
+        }
         if runner.revoked_at.is_some() {
             return Err(ApiError::Unauthorized(format!(
                 "runner {} has been revoked",

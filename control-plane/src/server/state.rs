@@ -89,6 +89,8 @@ pub struct AppState {
     pub handshakes: Arc<crate::server::handshakes::Handshakes>,
     /// File requests waiting for runners.
     pub files: Arc<crate::relay::FileRelay>,
+    /// Sandbox forging and burning.
+    pub sandboxes: Option<crate::sandbox::Sandboxes>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,6 +102,13 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// A task ended: burn its sandbox, if it has one.
+    pub fn task_ended(&self, task: kiln_protocol::TaskId) {
+        if let Some(sandboxes) = &self.sandboxes {
+            sandboxes.task_ended(self.clone(), task);
+        }
+    }
+
     /// State around `store` with fresh hub and watchers.
     pub fn new(
         store: Arc<dyn Store>,
@@ -114,6 +123,7 @@ impl AppState {
             shutdown,
             handshakes: Arc::default(),
             files: Arc::default(),
+            sandboxes: None,
         }
     }
 }

@@ -7,14 +7,15 @@ mod error;
 mod sqlite;
 
 use async_trait::async_trait;
-use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis, WorkspaceId};
+use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 
 pub use error::{RegistrationRefusal, StoreError};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
-    RunnerRecord, TaskRecord, TaskState, WorkspaceRecord, WorkspaceState,
+    RunnerRecord, SandboxRecord, SandboxState, TaskRecord, TaskState, WorkspaceRecord,
+    WorkspaceState,
 };
 use crate::tokens::TokenHash;
 
@@ -65,7 +66,7 @@ pub trait Store: Send + Sync + 'static {
     /// True when `hash` is an admin token's.
     async fn is_admin_token(&self, hash: &TokenHash) -> Result<bool, StoreError>;
 
-    /// Saves a new registration token.
+    /// Saves a new registration token; saving a hash that exists already does nothing.
     async fn create_registration_token(
         &self,
         record: &RegistrationTokenRecord,
@@ -131,6 +132,37 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<WorkspaceRecord>, StoreError>;
     /// Sessions with a task assigned or running.
     async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
+    /// Ends a task that has not ended, its open attempts lost. False if it had ended.
+    async fn end_task(
+        &self,
+        task: TaskId,
+        state: TaskState,
+        message: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Saves a sandboxed task with its sandbox and the sandbox's runner identity.
+    async fn create_sandbox(
+        &self,
+        task: &NewTask,
+        sandbox: &SandboxRecord,
+        runner: &NewRunner,
+    ) -> Result<(), StoreError>;
+    /// One sandbox.
+    async fn sandbox(&self, id: SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
+    /// The sandbox of a task, if it has one.
+    async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError>;
+    /// Sandboxes being forged or running.
+    async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
+    /// Records that a sandbox is up, under the provider's `handle`.
+    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<(), StoreError>;
+    /// Ends a live sandbox (burned or failed) and revokes its runner. False if it had ended.
+    async fn end_sandbox(
+        &self,
+        id: SandboxId,
+        state: SandboxState,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
     /// Revokes a runner's token for good. False if it does not exist.
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
 

@@ -34,20 +34,31 @@ impl Mode {
         match env.get("KILN_RUNNER_MODE").map(String::as_str) {
             None | Some("registered") | Some("") => Ok(Self::Registered),
             Some("sandbox") => Ok(Self::Sandbox),
-            Some(other) => Err(invalid("KILN_RUNNER_MODE", format!("{other:?} is not `sandbox` or `registered`"))),
+            Some(other) => Err(invalid(
+                "KILN_RUNNER_MODE",
+                format!("{other:?} is not `sandbox` or `registered`"),
+            )),
         }
     }
 }
 
 fn invalid(variable: &'static str, reason: String) -> ConfigError {
-    ConfigError::Invalid { key: variable, reason }
+    ConfigError::Invalid {
+        key: variable,
+        reason,
+    }
 }
 
-fn required<'a>(env: &'a HashMap<String, String>, variable: &'static str) -> Result<&'a str, ConfigError> {
+fn required<'a>(
+    env: &'a HashMap<String, String>,
+    variable: &'static str,
+) -> Result<&'a str, ConfigError> {
     env.get(variable)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ConfigError::Missing(format!("{variable} is not set: sandbox mode needs it")))
+        .ok_or_else(|| {
+            ConfigError::Missing(format!("{variable} is not set: sandbox mode needs it"))
+        })
 }
 
 /// What a sandbox runner knows besides its configuration.
@@ -64,7 +75,9 @@ impl RunnerConfig {
     /// `KILN_SERVER_URL`, `KILN_RUNNER_ID`, `KILN_RUNNER_TOKEN`, `KILN_SANDBOX_ID`, and the
     /// optional `KILN_SANDBOX_WORKTREE_BASE`, `KILN_WORKTREE_BASE`, `KILN_CONFIG_DIR`,
     /// `KILN_SANDBOX_EXPIRES_AT` (Unix ms). Every error names the variable.
-    pub fn from_sandbox_env(env: &HashMap<String, String>) -> Result<(Self, SandboxIdentity), ConfigError> {
+    pub fn from_sandbox_env(
+        env: &HashMap<String, String>,
+    ) -> Result<(Self, SandboxIdentity), ConfigError> {
         let server_url = ServerUrl::parse(required(env, "KILN_SERVER_URL")?)
             .map_err(|e| invalid("KILN_SERVER_URL", e.to_string()))?;
         let runner_id: RunnerId = required(env, "KILN_RUNNER_ID")?
@@ -72,28 +85,50 @@ impl RunnerConfig {
             .map_err(|_| invalid("KILN_RUNNER_ID", "is not a runner id (a UUID)".into()))?;
         let token = required(env, "KILN_RUNNER_TOKEN")?;
         if !token.starts_with(SANDBOX_TOKEN_PREFIX) {
-            return Err(invalid("KILN_RUNNER_TOKEN", format!("is not a sandbox token ({SANDBOX_TOKEN_PREFIX}...)")));
+            return Err(invalid(
+                "KILN_RUNNER_TOKEN",
+                format!("is not a sandbox token ({SANDBOX_TOKEN_PREFIX}...)"),
+            ));
         }
         let sandbox_id = required(env, "KILN_SANDBOX_ID")?;
         kiln_protocol::validate::name(sandbox_id).map_err(|r| invalid("KILN_SANDBOX_ID", r))?;
         let expires_at = env
             .get("KILN_SANDBOX_EXPIRES_AT")
-            .map(|v| v.parse::<UnixMillis>().map_err(|_| invalid("KILN_SANDBOX_EXPIRES_AT", format!("{v:?} is not Unix milliseconds"))))
+            .map(|v| {
+                v.parse::<UnixMillis>().map_err(|_| {
+                    invalid(
+                        "KILN_SANDBOX_EXPIRES_AT",
+                        format!("{v:?} is not Unix milliseconds"),
+                    )
+                })
+            })
             .transpose()?;
-        let config_dir = ConfigDir::new(env.get("KILN_CONFIG_DIR").map_or_else(|| PathBuf::from(SANDBOX_CONFIG_DIR), PathBuf::from));
+        let config_dir = ConfigDir::new(
+            env.get("KILN_CONFIG_DIR")
+                .map_or_else(|| PathBuf::from(SANDBOX_CONFIG_DIR), PathBuf::from),
+        );
         let worktree_base = env
             .get("KILN_SANDBOX_WORKTREE_BASE")
             .or_else(|| env.get("KILN_WORKTREE_BASE"))
             .map(PathBuf::from);
         // Only the sandbox variables count: a stray runner.yaml is ignored.
-        let empty = tempfile::tempdir().map_err(|e| ConfigError::Missing(format!("cannot make a temp dir: {e}")))?;
+        let empty = tempfile::tempdir()
+            .map_err(|e| ConfigError::Missing(format!("cannot make a temp dir: {e}")))?;
         let flags = Overrides {
             worktree_base,
             ..Overrides::default()
         };
         let mut sandbox_env: HashMap<String, String> = env
             .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "KILN_CACHE_DIR" | "KILN_MAX_CONCURRENT_AGENTS" | "KILN_KILL_GRACE" | "KILN_CAPABILITIES"))
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "KILN_CACHE_DIR"
+                        | "KILN_MAX_CONCURRENT_AGENTS"
+                        | "KILN_KILL_GRACE"
+                        | "KILN_CAPABILITIES"
+                )
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         sandbox_env.insert("KILN_RUNNER_NAME".into(), format!("sandbox-{sandbox_id}"));
@@ -115,7 +150,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn complete() -> HashMap<String, String> {
@@ -133,17 +171,27 @@ mod tests {
     fn boots_from_the_environment_alone() {
         let (config, identity) = RunnerConfig::from_sandbox_env(&complete()).unwrap();
         assert_eq!(config.worktree_base, PathBuf::from("/work"));
-        assert_eq!(config.config_dir.path(), std::path::Path::new(SANDBOX_CONFIG_DIR));
+        assert_eq!(
+            config.config_dir.path(),
+            std::path::Path::new(SANDBOX_CONFIG_DIR)
+        );
         assert!(config.identity().is_ok());
         assert_eq!(identity.expires_at, Some(1_700_000_000_000));
     }
 
     #[test]
     fn each_missing_or_bad_variable_is_named() {
-        for variable in ["KILN_SERVER_URL", "KILN_RUNNER_ID", "KILN_RUNNER_TOKEN", "KILN_SANDBOX_ID"] {
+        for variable in [
+            "KILN_SERVER_URL",
+            "KILN_RUNNER_ID",
+            "KILN_RUNNER_TOKEN",
+            "KILN_SANDBOX_ID",
+        ] {
             let mut env = complete();
             env.remove(variable);
-            let error = RunnerConfig::from_sandbox_env(&env).unwrap_err().to_string();
+            let error = RunnerConfig::from_sandbox_env(&env)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(variable), "{error}");
         }
         for (variable, bad) in [
@@ -154,10 +202,14 @@ mod tests {
         ] {
             let mut env = complete();
             env.insert(variable.into(), bad.into());
-            let error = RunnerConfig::from_sandbox_env(&env).unwrap_err().to_string();
+            let error = RunnerConfig::from_sandbox_env(&env)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(variable), "{error}");
         }
-        let error = Mode::from(false, &env(&[("KILN_RUNNER_MODE", "cloud")])).unwrap_err().to_string();
+        let error = Mode::from(false, &env(&[("KILN_RUNNER_MODE", "cloud")]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("KILN_RUNNER_MODE"), "{error}");
     }
 }

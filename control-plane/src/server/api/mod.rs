@@ -5,6 +5,7 @@ mod events;
 mod files;
 pub mod fleet;
 mod runners;
+mod sandboxes;
 mod tasks;
 mod workspaces;
 
@@ -31,6 +32,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/workspaces/{id}", get(workspaces::show))
         .route("/v1/workspaces/{id}/close", post(workspaces::close))
         .route("/v1/files/{id}", post(files::request))
+        .route("/v1/sandboxes", get(sandboxes::list))
+        .route("/v1/sandboxes/{id}/burn", post(sandboxes::burn))
         .route("/v1/runners", get(runners::list))
         .route("/v1/runners/{id}/drain", post(fleet::drain))
         .route("/v1/runners/{id}/pause", post(fleet::pause))

@@ -40,6 +40,7 @@ pub async fn register(
         paused_at: None,
         drain_requested_at: None,
         rotation_requested_at: None,
+        sandbox_id: None,
     };
     let new = NewRunner {
         record,

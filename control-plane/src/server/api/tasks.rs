@@ -36,8 +36,15 @@ pub async fn submit(
             }
             None => None,
         };
+    let sandbox = request.sandbox.clone();
     let task = task_input::new_task(request, workspace.as_ref(), now_millis())?;
-    state.store.insert_task(&task).await?;
+    let task = match &sandbox {
+        Some(sandbox) => super::sandboxes::forge_for(&state, task, sandbox).await?,
+        None => {
+            state.store.insert_task(&task).await?;
+            task
+        }
+    };
     state.hub.wake_dispatcher();
     tracing::info!(task = %task.id, repo = %task.repo, "task queued");
     let record = TaskRecord {
@@ -121,16 +128,11 @@ pub async fn show(
     let id = parse_task_id(&id)?;
     let task = load(&state, id).await?;
     let attempts = state.store.attempts(id).await?;
-    let workspace = match task.spec.workspace_id {
-        Some(w) => state.store.workspace(w).await?,
-        None => None,
-    };
+    let workspaces = dispatcher::workspaces_of(&state, std::slice::from_ref(&task)).await?;
+    let pinned = dispatcher::pin(&state, &task, &workspaces).await?;
     let waiting_reason = (task.state == TaskState::Queued).then(|| {
         let runners = state.hub.slots(state.settings.stale_after());
-        crate::scheduler::explain(
-            &dispatcher::candidate(&state, &task, workspace.as_ref()),
-            &runners,
-        )
+        crate::scheduler::explain(&dispatcher::candidate(&state, &task, pinned), &runners)
     });
     Ok(Json(TaskDetail {
         task,
@@ -173,7 +175,8 @@ pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), Ap
                 tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects");
             }
         }
-        CancelEffect::Cancelled | CancelEffect::AlreadyEnded(_) => {}
+        CancelEffect::Cancelled => state.task_ended(id),
+        CancelEffect::AlreadyEnded(_) => {}
     }
     state.watchers.publish(id, TaskUpdate::StateChanged);
     Ok(())

@@ -119,6 +119,24 @@ pub struct Reconciled {
 /// Compares the runner's announced attempts with the store. Announced attempts that the
 /// store ended without a report (lost, cancelled) are cancelled; attempts the store gave
 /// the runner that it does not announce are lost (or requeued if never accepted).
+/// A sandbox runner's hello must name its own sandbox; other runners must name none.
+pub fn check_sandbox(runner: &RunnerRecord, hello: &Hello) -> Result<(), Refusal> {
+    let claimed = hello.sandbox_id.as_deref();
+    let bound = runner.sandbox_id.map(|s| s.to_string());
+    match (bound.as_deref(), claimed) {
+        (Some(bound), Some(claimed)) if bound == claimed => Ok(()),
+        (None, None) => Ok(()),
+        (Some(bound), _) => Err(refuse(
+            CloseCode::BadHandshake,
+            format!("this token is bound to sandbox {bound}"),
+        )),
+        (None, Some(_)) => Err(refuse(
+            CloseCode::BadHandshake,
+            "this runner is not a sandbox runner",
+        )),
+    }
+}
+
 pub async fn reconcile(
     state: &AppState,
     runner: &RunnerRecord,

@@ -67,7 +67,9 @@ struct Session {
 /// Runs a runner's session from its first frame to its close.
 pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: HandshakeSlot) {
     let (mut sink, mut stream) = socket.split();
-    let hello = handshake::read_hello(&mut stream).await;
+    let hello = handshake::read_hello(&mut stream)
+        .await
+        .and_then(|hello| handshake::check_sandbox(&runner, &hello).map(|()| hello));
     drop(slot);
     let hello = match hello {
         Ok(hello) => hello,
@@ -100,6 +102,7 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
             idle_since: now_millis(),
             draining: false,
             paused: runner.paused_at.is_some(),
+            sandbox: runner.sandbox_id.is_some(),
             last_frame: tokio::time::Instant::now(),
             outbound,
         },
@@ -355,6 +358,7 @@ impl Session {
         }
         if appended.finished {
             self.close_if_workspace_closed(task_id).await?;
+            self.state.task_ended(task_id);
             self.state
                 .hub
                 .release(self.runner_id, (task_id, attempt), now);

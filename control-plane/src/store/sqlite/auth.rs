@@ -44,7 +44,8 @@ pub async fn create_registration_token(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO registration_tokens (id, token_hash, uses_left, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (token_hash) DO NOTHING",
     )
     .bind(&record.id)
     .bind(&hash.0)

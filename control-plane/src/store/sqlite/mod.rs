@@ -5,6 +5,7 @@ mod auth;
 mod events;
 mod fleet;
 mod rows;
+mod sandboxes;
 mod tasks;
 mod workspaces;
 
@@ -13,7 +14,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis, WorkspaceId};
+use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -21,7 +22,8 @@ use sqlx::sqlite::{
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
-    RunnerRecord, TaskRecord, TaskState, WorkspaceRecord, WorkspaceState,
+    RunnerRecord, SandboxRecord, SandboxState, TaskRecord, TaskState, WorkspaceRecord,
+    WorkspaceState,
 };
 use crate::tokens::TokenHash;
 
@@ -185,6 +187,44 @@ impl Store for SqliteStore {
     }
     async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
         workspaces::busy_workspaces(&self.reader).await
+    }
+    async fn end_task(
+        &self,
+        task: TaskId,
+        state: TaskState,
+        message: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        tasks::end_task(&self.writer, task, state, message, now).await
+    }
+    async fn create_sandbox(
+        &self,
+        task: &NewTask,
+        sandbox: &SandboxRecord,
+        runner: &NewRunner,
+    ) -> Result<(), StoreError> {
+        sandboxes::create_sandbox(&self.writer, task, sandbox, runner).await
+    }
+    async fn sandbox(&self, id: SandboxId) -> Result<Option<SandboxRecord>, StoreError> {
+        sandboxes::sandbox(&self.reader, id).await
+    }
+    async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError> {
+        sandboxes::sandbox_of_task(&self.reader, task).await
+    }
+    async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        sandboxes::live_sandboxes(&self.reader).await
+    }
+    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<(), StoreError> {
+        sandboxes::sandbox_forged(&self.writer, id, handle).await
+    }
+    async fn end_sandbox(
+        &self,
+        id: SandboxId,
+        state: SandboxState,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        sandboxes::end_sandbox(&self.writer, id, state, reason, now).await
     }
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
         fleet::revoke_runner(&self.writer, id, now).await

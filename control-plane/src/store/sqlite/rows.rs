@@ -99,6 +99,7 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
             created_at: row.try_get("created_at")?,
             options: json(row, T, "options")?,
             workspace_id: optional_parsed(row, T, "workspace_id")?,
+            sandbox_id: optional_parsed(row, T, "sandbox_id")?,
         },
         state: parsed(row, T, "state")?,
         attempt: unsigned(row, T, "attempt")?,
@@ -141,6 +142,7 @@ pub fn runner(row: &SqliteRow) -> Result<RunnerRecord, StoreError> {
         paused_at: row.try_get("paused_at")?,
         drain_requested_at: row.try_get("drain_requested_at")?,
         rotation_requested_at: row.try_get("rotation_requested_at")?,
+        sandbox_id: optional_parsed(row, T, "sandbox_id")?,
     })
 }
 
@@ -172,5 +174,23 @@ pub fn workspace(row: &SqliteRow) -> Result<crate::model::WorkspaceRecord, Store
         state: parsed(row, T, "state")?,
         created_at: row.try_get("created_at")?,
         closed_at: row.try_get("closed_at")?,
+    })
+}
+
+/// A `sandboxes` row.
+pub fn sandbox(row: &SqliteRow) -> Result<crate::model::SandboxRecord, StoreError> {
+    const T: &str = "sandboxes";
+    Ok(crate::model::SandboxRecord {
+        id: parsed(row, T, "id")?,
+        task_id: parsed(row, T, "task_id")?,
+        runner_id: parsed(row, T, "runner_id")?,
+        provider: row.try_get("provider")?,
+        image: row.try_get("image")?,
+        handle: row.try_get("handle")?,
+        state: parsed(row, T, "state")?,
+        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get("created_at")?,
+        burned_at: row.try_get("burned_at")?,
+        reason: row.try_get("reason")?,
     })
 }

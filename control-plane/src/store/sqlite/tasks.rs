@@ -7,12 +7,15 @@ use super::rows::{self, int, to_json};
 use crate::model::{CancelEffect, NewTask, RetryEffect, TaskRecord, TaskState};
 use crate::store::{StoreError, TaskFilter};
 
-pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreError> {
+pub async fn insert_task<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    task: &NewTask,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, secret_env, requires,
                             labels, priority, timeout_ms, idle_timeout_ms, max_attempts, state,
-                            attempt, created_at, updated_at, options, workspace_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                            attempt, created_at, updated_at, options, workspace_id, sandbox_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
     )
     .bind(task.id.to_string())
     .bind(&task.repo)
@@ -33,7 +36,8 @@ pub async fn insert_task(pool: &SqlitePool, task: &NewTask) -> Result<(), StoreE
     .bind(task.created_at)
     .bind(to_json(&task.options))
     .bind(task.workspace_id.map(|w| w.to_string()))
-    .execute(pool)
+    .bind(task.sandbox_id.map(|s| s.to_string()))
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -194,4 +198,47 @@ pub fn ended_unrun(status: OutcomeStatus, message: &str) -> Outcome {
         iterations: None,
         usage: None,
     }
+}
+
+/// Ends a task that has not ended (its open attempts are lost): for tasks whose box or
+/// session is gone. False if it had already ended.
+pub async fn end_task(
+    pool: &SqlitePool,
+    task: TaskId,
+    state: TaskState,
+    message: &str,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let status = match state {
+        TaskState::TimedOut => OutcomeStatus::TimedOut,
+        TaskState::Cancelled => OutcomeStatus::Cancelled,
+        TaskState::Succeeded => OutcomeStatus::Succeeded,
+        TaskState::Failed => OutcomeStatus::Failed,
+        _ => OutcomeStatus::Error,
+    };
+    let ended = sqlx::query(
+        "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
+         WHERE id = ? AND state IN ('queued', 'assigned', 'running')",
+    )
+    .bind(state.as_str())
+    .bind(to_json(&ended_unrun(status, message)))
+    .bind(now)
+    .bind(now)
+    .bind(task.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE attempts SET state = 'lost', finished_at = ?
+         WHERE task_id = ? AND state IN ('assigned', 'running')",
+    )
+    .bind(now)
+    .bind(task.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -1,0 +1,238 @@
+//! The life of sandboxes: forge one for a task, burn it when the task ends or its TTL
+//! fires, and after a restart reap boxes this control plane no longer wants.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_protocol::{now_millis, SandboxId, ServerMessage, TaskId, UnixMillis};
+
+use super::{ForgeSpec, Provider};
+use crate::model::{SandboxRecord, SandboxState, TaskState};
+use crate::server::state::AppState;
+use crate::store::StoreError;
+use crate::watchers::TaskUpdate;
+
+/// How long a sandbox lives when the submitter does not say.
+pub const DEFAULT_SANDBOX_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// Longest TTL a sandbox may ask for: a forgotten box must not live for days.
+pub const MAX_SANDBOX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// After the task ends, time the box's runner gets to deliver its last events and exit
+/// before the box is destroyed anyway.
+const BURN_GRACE: Duration = Duration::from_secs(5);
+
+/// Sandbox settings of a control plane.
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    /// Image used when a task does not name one.
+    pub default_image: String,
+    /// The URL boxes reach this control plane at.
+    pub server_url: String,
+}
+
+/// The sandbox provider and what to do with boxes.
+#[derive(Clone)]
+pub struct Sandboxes {
+    provider: Arc<dyn Provider>,
+    /// Settings.
+    pub settings: SandboxSettings,
+}
+
+impl std::fmt::Debug for Sandboxes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandboxes")
+            .field("provider", &self.provider.name())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Sandboxes {
+    /// Sandboxes made by `provider`.
+    pub fn new(provider: Arc<dyn Provider>, settings: SandboxSettings) -> Self {
+        Self { provider, settings }
+    }
+
+    /// The provider's name.
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Forges the box for `sandbox` in the background; a failure ends the task.
+    pub fn forge(
+        &self,
+        state: AppState,
+        sandbox: SandboxRecord,
+        token: String,
+        mounts: Vec<std::path::PathBuf>,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let spec = ForgeSpec {
+                sandbox_id: sandbox.id,
+                image: sandbox.image.clone(),
+                env: vec![
+                    ("KILN_RUNNER_MODE".into(), "sandbox".into()),
+                    ("KILN_SERVER_URL".into(), this.settings.server_url.clone()),
+                    ("KILN_RUNNER_ID".into(), sandbox.runner_id.to_string()),
+                    ("KILN_RUNNER_TOKEN".into(), token),
+                    ("KILN_SANDBOX_ID".into(), sandbox.id.to_string()),
+                    (
+                        "KILN_SANDBOX_EXPIRES_AT".into(),
+                        sandbox.expires_at.to_string(),
+                    ),
+                ],
+                expires_at: sandbox.expires_at,
+                read_only_mounts: mounts,
+            };
+            match this.provider.forge(&spec).await {
+                Ok(handle) => {
+                    tracing::info!(sandbox = %sandbox.id, task = %sandbox.task_id, %handle, "sandbox forged");
+                    if let Err(error) = state.store.sandbox_forged(sandbox.id, &handle).await {
+                        tracing::error!(sandbox = %sandbox.id, error = %error, "cannot record a forged sandbox");
+                    }
+                    this.watch_ttl(state, sandbox.id, sandbox.expires_at);
+                }
+                Err(error) => {
+                    tracing::error!(sandbox = %sandbox.id, error = %error, "sandbox could not be forged");
+                    let message = format!("its sandbox could not be forged: {error}");
+                    let now = now_millis();
+                    let _ = state
+                        .store
+                        .end_sandbox(sandbox.id, SandboxState::Failed, &message, now)
+                        .await;
+                    let _ = state
+                        .store
+                        .end_task(sandbox.task_id, TaskState::Error, &message, now)
+                        .await;
+                    state
+                        .watchers
+                        .publish(sandbox.task_id, TaskUpdate::StateChanged);
+                }
+            }
+        });
+    }
+
+    /// Burns the sandbox when its TTL runs out.
+    pub fn watch_ttl(&self, state: AppState, id: SandboxId, expires_at: UnixMillis) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let left = u64::try_from(expires_at - now_millis()).unwrap_or(0);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(left)) => {}
+                () = state.shutdown.cancelled() => return,
+            }
+            if let Err(error) = this.burn(&state, id, "its TTL ran out").await {
+                tracing::error!(sandbox = %id, error = %error, "cannot burn an expired sandbox");
+            }
+        });
+    }
+
+    /// Destroys a sandbox and revokes its runner; a task still running in it ends (timed
+    /// out when the TTL fired, cancelled otherwise).
+    pub async fn burn(
+        &self,
+        state: &AppState,
+        id: SandboxId,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(sandbox) = state.store.sandbox(id).await? else {
+            return Ok(false);
+        };
+        let now = now_millis();
+        if !state
+            .store
+            .end_sandbox(id, SandboxState::Burned, reason, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        state.hub.send(sandbox.runner_id, ServerMessage::Drain);
+        let ended_as = if reason.contains("TTL") {
+            TaskState::TimedOut
+        } else {
+            TaskState::Cancelled
+        };
+        if state
+            .store
+            .end_task(
+                sandbox.task_id,
+                ended_as,
+                &format!("its sandbox was burned: {reason}"),
+                now,
+            )
+            .await?
+        {
+            state
+                .watchers
+                .publish(sandbox.task_id, TaskUpdate::StateChanged);
+        }
+        if let Some(handle) = &sandbox.handle {
+            if let Err(error) = self.provider.burn(handle).await {
+                tracing::error!(sandbox = %id, %handle, error = %error, "burning the sandbox failed");
+            }
+        }
+        tracing::info!(sandbox = %id, %reason, "sandbox burned");
+        Ok(true)
+    }
+
+    /// Burns the sandbox of a task that ended, after a short grace for its last events.
+    pub fn task_ended(&self, state: AppState, task: TaskId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let sandbox = match state.store.sandbox_of_task(task).await {
+                Ok(Some(sandbox)) => sandbox,
+                _ => return,
+            };
+            state.hub.send(sandbox.runner_id, ServerMessage::Drain);
+            tokio::select! {
+                () = tokio::time::sleep(BURN_GRACE) => {}
+                () = state.shutdown.cancelled() => {}
+            }
+            if let Err(error) = this.burn(&state, sandbox.id, "its task ended").await {
+                tracing::error!(sandbox = %sandbox.id, error = %error, "cannot burn a finished task's sandbox");
+            }
+        });
+    }
+
+    /// After a start: burn boxes that are not live sandboxes any more (or expired), and
+    /// watch the TTL of the rest; sandboxes whose box is gone are burned in the store.
+    pub async fn reap(&self, state: &AppState) -> Result<(), StoreError> {
+        let live = state.store.live_sandboxes().await?;
+        let boxes = match self.provider.live().await {
+            Ok(boxes) => boxes,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot list sandboxes to reap");
+                return Ok(());
+            }
+        };
+        let now = now_millis();
+        for found in &boxes {
+            let wanted = found
+                .sandbox_id
+                .and_then(|id| live.iter().find(|s| s.id == id))
+                .filter(|s| s.expires_at > now);
+            if wanted.is_none() {
+                tracing::warn!(handle = %found.handle, "reaping an orphaned sandbox");
+                if let Err(error) = self.provider.burn(&found.handle).await {
+                    tracing::error!(handle = %found.handle, error = %error, "cannot reap a sandbox");
+                }
+            }
+        }
+        for sandbox in live {
+            let has_box = boxes.iter().any(|b| b.sandbox_id == Some(sandbox.id));
+            if has_box && sandbox.expires_at > now {
+                self.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
+            } else {
+                let reason = if has_box {
+                    "its TTL ran out"
+                } else {
+                    "its box was gone after a restart"
+                };
+                self.burn(state, sandbox.id, reason).await?;
+            }
+        }
+        Ok(())
+    }
+}

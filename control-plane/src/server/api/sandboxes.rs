@@ -1,0 +1,131 @@
+//! Sandboxed tasks: forging the box at submit, listing live boxes, burning one.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use kiln_protocol::{now_millis, RunnerId, SandboxId};
+
+use crate::api_types::{SandboxRequest, SandboxView};
+use crate::model::{NewTask, RunnerRecord, SandboxRecord, SandboxState};
+use crate::sandbox::manager::{DEFAULT_SANDBOX_TTL, MAX_SANDBOX_TTL};
+use crate::server::auth::Admin;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+use crate::store::NewRunner;
+use crate::tokens::{Token, TokenKind};
+
+/// Stores `task` with a new sandbox and forges the box in the background.
+pub async fn forge_for(
+    state: &AppState,
+    mut task: NewTask,
+    request: &SandboxRequest,
+) -> Result<NewTask, ApiError> {
+    let sandboxes = state
+        .sandboxes
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this control plane has no sandbox provider".into()))?;
+    if request.provider != sandboxes.provider_name() {
+        return Err(ApiError::BadRequest(format!(
+            "sandbox.provider {:?} is not available here (have: {})",
+            request.provider,
+            sandboxes.provider_name()
+        )));
+    }
+    let ttl = request
+        .ttl_ms
+        .map_or(DEFAULT_SANDBOX_TTL, std::time::Duration::from_millis);
+    if ttl.is_zero() || ttl > MAX_SANDBOX_TTL {
+        return Err(ApiError::BadRequest(format!(
+            "sandbox.ttl_ms must be more than 0 and at most {}",
+            MAX_SANDBOX_TTL.as_millis()
+        )));
+    }
+    let now = now_millis();
+    let id = SandboxId::new();
+    let token = Token::generate(TokenKind::Sandbox);
+    let runner = RunnerRecord {
+        id: RunnerId::new(),
+        name: format!("sandbox-{id}"),
+        capabilities: Vec::new(),
+        labels: Default::default(),
+        max_concurrent: 1,
+        version: None,
+        created_at: now,
+        last_seen_at: None,
+        revoked_at: None,
+        paused_at: None,
+        drain_requested_at: None,
+        rotation_requested_at: None,
+        sandbox_id: Some(id),
+    };
+    let sandbox = SandboxRecord {
+        id,
+        task_id: task.id,
+        runner_id: runner.id,
+        provider: request.provider.clone(),
+        image: request
+            .image
+            .clone()
+            .unwrap_or_else(|| sandboxes.settings.default_image.clone()),
+        handle: None,
+        state: SandboxState::Forging,
+        expires_at: now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+        created_at: now,
+        burned_at: None,
+        reason: None,
+    };
+    // A box runs one attempt: a lost box is not retried in another.
+    task.max_attempts = 1;
+    task.sandbox_id = Some(id);
+    let new_runner = NewRunner {
+        record: runner,
+        token_hash: token.hash(),
+    };
+    state
+        .store
+        .create_sandbox(&task, &sandbox, &new_runner)
+        .await?;
+    let mounts = std::path::Path::new(&task.repo)
+        .is_absolute()
+        .then(|| std::path::PathBuf::from(&task.repo))
+        .into_iter()
+        .collect();
+    sandboxes.forge(state.clone(), sandbox, token.expose().to_owned(), mounts);
+    Ok(task)
+}
+
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SandboxView>>, ApiError> {
+    let now = now_millis();
+    let live = state.store.live_sandboxes().await?;
+    Ok(Json(
+        live.into_iter()
+            .map(|sandbox| SandboxView {
+                remaining_ms: (sandbox.expires_at - now).max(0),
+                sandbox,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn burn(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SandboxRecord>, ApiError> {
+    let id: SandboxId = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("sandbox id {id:?} is not a valid id")))?;
+    let sandboxes = state
+        .sandboxes
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this control plane has no sandbox provider".into()))?;
+    sandboxes.burn(&state, id, "burned by an operator").await?;
+    let sandbox = state
+        .store
+        .sandbox(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
+    Ok(Json(sandbox))
+}

@@ -1,0 +1,129 @@
+//! SQLite queries for sandboxes.
+
+use kiln_protocol::{SandboxId, TaskId, UnixMillis};
+use sqlx::SqlitePool;
+
+use super::rows::{self, to_json};
+use super::tasks::insert_task;
+use crate::model::{NewTask, SandboxRecord, SandboxState};
+use crate::store::{NewRunner, StoreError};
+
+/// Saves a sandboxed task, the sandbox's runner identity and the sandbox, atomically.
+pub async fn create_sandbox(
+    pool: &SqlitePool,
+    task: &NewTask,
+    sandbox: &SandboxRecord,
+    runner: &NewRunner,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let record = &runner.record;
+    sqlx::query(
+        "INSERT INTO runners (id, name, token_hash, capabilities, labels, max_concurrent, version,
+                              created_at, sandbox_id)
+         VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+    )
+    .bind(record.id.to_string())
+    .bind(&record.name)
+    .bind(&runner.token_hash.0)
+    .bind(to_json(&record.capabilities))
+    .bind(to_json(&record.labels))
+    .bind(i64::from(record.max_concurrent))
+    .bind(record.created_at)
+    .bind(sandbox.id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    insert_task(&mut *tx, task).await?;
+    sqlx::query(
+        "INSERT INTO sandboxes (id, task_id, runner_id, provider, image, handle, state, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, NULL, 'forging', ?, ?)",
+    )
+    .bind(sandbox.id.to_string())
+    .bind(task.id.to_string())
+    .bind(record.id.to_string())
+    .bind(&sandbox.provider)
+    .bind(&sandbox.image)
+    .bind(sandbox.expires_at)
+    .bind(sandbox.created_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn sandbox(
+    pool: &SqlitePool,
+    id: SandboxId,
+) -> Result<Option<SandboxRecord>, StoreError> {
+    let row = sqlx::query("SELECT * FROM sandboxes WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(rows::sandbox).transpose()
+}
+
+pub async fn sandbox_of_task(
+    pool: &SqlitePool,
+    task: TaskId,
+) -> Result<Option<SandboxRecord>, StoreError> {
+    let row = sqlx::query("SELECT * FROM sandboxes WHERE task_id = ?")
+        .bind(task.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(rows::sandbox).transpose()
+}
+
+pub async fn live_sandboxes(pool: &SqlitePool) -> Result<Vec<SandboxRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT * FROM sandboxes WHERE state IN ('forging', 'running') ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::sandbox).collect()
+}
+
+pub async fn sandbox_forged(
+    pool: &SqlitePool,
+    id: SandboxId,
+    handle: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sandboxes SET state = 'running', handle = ? WHERE id = ? AND state = 'forging'",
+    )
+    .bind(handle)
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends a live sandbox as burned or failed, revoking its runner identity. False if it had
+/// already ended.
+pub async fn end_sandbox(
+    pool: &SqlitePool,
+    id: SandboxId,
+    state: SandboxState,
+    reason: &str,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let ended = sqlx::query(
+        "UPDATE sandboxes SET state = ?, reason = ?, burned_at = ?
+         WHERE id = ? AND state IN ('forging', 'running')",
+    )
+    .bind(state.as_str())
+    .bind(reason)
+    .bind(now)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE runners SET revoked_at = COALESCE(revoked_at, ?) WHERE sandbox_id = ?")
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
