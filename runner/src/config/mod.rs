@@ -197,9 +197,13 @@ impl RunnerConfig {
         env: &HashMap<String, String>,
         flags: &Overrides,
     ) -> Result<Self, ConfigError> {
+        // Renamed to what the `KILN` source maps to each key (KILN_RUNNER_NAME sets `name`).
         let known_env: HashMap<String, String> = ENV_KEYS
             .iter()
-            .filter_map(|(var, _)| env.get(*var).map(|v| ((*var).to_owned(), v.clone())))
+            .filter_map(|(var, key)| {
+                env.get(*var)
+                    .map(|v| (format!("KILN_{}", key.to_uppercase()), v.clone()))
+            })
             .collect();
         let layered: Layered = Config::builder()
             .set_default("max_concurrent_agents", DEFAULT_MAX_CONCURRENT_AGENTS)?

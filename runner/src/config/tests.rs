@@ -52,6 +52,14 @@ fn env_capabilities_are_a_comma_list() {
 }
 
 #[test]
+fn env_runner_name_sets_the_name() {
+    let (_temp, dir) = dir_with("name: from-file\n");
+    let env = HashMap::from([("KILN_RUNNER_NAME".to_owned(), "from-env".to_owned())]);
+    let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
+    assert_eq!(config.name, "from-env");
+}
+
+#[test]
 fn wrong_type_names_file_key_and_value() {
     let (_temp, dir) = dir_with("max_concurrent_agents: lots\n");
     let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
