@@ -199,6 +199,7 @@ pub fn spec(task: &TaskRecord, workspace: Option<&WorkspaceRecord>) -> TaskSpec 
         max_turns: task.spec.options.max_turns,
         max_cost_usd: task.spec.options.max_cost_usd,
         push: task.spec.options.push,
+        container: task.spec.options.container.clone(),
         workspace: workspace.map(|w| WorkspaceSpec {
             workspace_id: w.id,
             setup: w.setup.clone(),

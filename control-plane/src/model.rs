@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use kiln_protocol::{
-    AgentSpec, Outcome, OutcomeStatus, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId,
+    AgentSpec, ContainerSpec, Outcome, OutcomeStatus, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +211,9 @@ pub struct RunOptions {
     /// Push the result branch to the repository's remote.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub push: bool,
+    /// Run the agent in a container from this image (on a runner with capability `docker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSpec>,
 }
 
 /// Where a workspace session is.

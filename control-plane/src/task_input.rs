@@ -55,6 +55,9 @@ pub const MAX_ITERATIONS_LIMIT: u32 = 100;
 /// Longest completion signal.
 pub const MAX_SIGNAL_BYTES: usize = 1000;
 
+/// Capability of runners that run agents in containers (the docker executor).
+pub const DOCKER_CAPABILITY: &str = "docker";
+
 /// Validates `request` (run in `workspace`, if given) and makes the task it describes.
 pub fn new_task(
     mut request: SubmitRequest,
@@ -191,6 +194,12 @@ fn check_options(request: &mut SubmitRequest) -> Result<(), InvalidField> {
                 "completion_signal",
                 Err(format!("must be 1 to {MAX_SIGNAL_BYTES} bytes")),
             )?;
+        }
+    }
+    if let Some(container) = &options.container {
+        check("container.image", validate::image(&container.image))?;
+        if !request.requires.iter().any(|c| c == DOCKER_CAPABILITY) {
+            request.requires.push(DOCKER_CAPABILITY.to_owned());
         }
     }
     positive("completion_grace_ms", options.completion_grace_ms)?;

@@ -29,7 +29,7 @@ pub use messages::{
     AckedSeq, AttemptRef, HeldState, Hello, RunnerMessage, RunningAttempt, ServerMessage, Welcome,
 };
 pub use registration::{RegisterRequest, RegisterResponse};
-pub use task::{TaskSpec, WorkspaceSpec};
+pub use task::{ContainerSpec, TaskSpec, WorkspaceSpec};
 
 /// Version of this protocol. A runner whose `hello.protocol` differs is refused with
 /// [`CloseCode::UnsupportedProtocol`].

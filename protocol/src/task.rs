@@ -62,6 +62,16 @@ pub struct TaskSpec {
     /// The workspace session this task runs in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<WorkspaceSpec>,
+    /// Run the agent in a container (the docker executor) instead of on the runner itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSpec>,
+}
+
+/// The docker executor: the agent runs in a container that sees only its worktree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Image to run the agent in; it must hold the agent's program.
+    pub image: String,
 }
 
 /// A workspace session: one worktree on one runner shared by a series of tasks.

@@ -63,6 +63,25 @@ pub fn env_name(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A container image reference such as `kiln-sandbox:latest` or
+/// `registry.example/team/agent@sha256:...`: never an option in disguise.
+pub fn image(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("is empty".into());
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(format!("is longer than {MAX_NAME_BYTES} bytes"));
+    }
+    if value.starts_with('-') {
+        return Err("starts with '-', which docker would read as an option".into());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-/:@".contains(c);
+    if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
+        return Err(format!("contains {bad:?}, which no image reference has"));
+    }
+    Ok(())
+}
+
 /// A runner name or capability: printable, short, not empty.
 pub fn name(value: &str) -> Result<(), String> {
     if value.trim().is_empty() {

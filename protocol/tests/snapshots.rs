@@ -222,6 +222,9 @@ fn server_samples() -> Vec<ServerMessage> {
                     workspace_id: WorkspaceId(Uuid::from_u128(5)),
                     setup: vec![vec!["npm".into(), "ci".into()]],
                 }),
+                container: Some(ContainerSpec {
+                    image: "kiln-sandbox:latest".into(),
+                }),
             }),
             attempt: 1,
         },

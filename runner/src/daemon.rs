@@ -247,6 +247,13 @@ impl Runtime {
     fn start(&self, task: TaskSpec, attempt: u32) -> RunnerMessage {
         let (task_id, key) = (task.task_id, (task.task_id, attempt));
         let workspace = task.workspace.as_ref().map(|w| w.workspace_id);
+        if task.container.is_some() && !self.capabilities.iter().any(|c| c == DOCKER_CAPABILITY) {
+            return RunnerMessage::Rejected {
+                task_id,
+                attempt,
+                reason: format!("this runner has no {DOCKER_CAPABILITY} capability to run the agent in a container"),
+            };
+        }
         match self.attempts.claim(key, &task.repo, workspace) {
             Ok(Some(cancel)) => {
                 tracing::info!(task = %task_id, attempt, repo = %task.repo, "attempt accepted");
@@ -270,6 +277,9 @@ impl Runtime {
     }
 }
 
+/// Capability of runners that run agents in containers (the docker executor).
+pub const DOCKER_CAPABILITY: &str = "docker";
+
 /// The configured capabilities plus `agent:<preset>` for each agent CLI found on PATH.
 fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
     let mut capabilities = config.capabilities.clone();
@@ -289,6 +299,11 @@ pub async fn run(
     signals: Signals,
 ) -> Result<(), DaemonError> {
     let identity = config.identity()?;
+    if let Some(runner) = config.runner_id {
+        if config.capabilities.iter().any(|c| c == DOCKER_CAPABILITY) {
+            crate::attempt::container::remove_leftovers(&runner.to_string()).await;
+        }
+    }
     let listener = status::bind(&config.config_dir.status_socket()).await?;
     let token = CurrentToken::new(identity.token.clone());
     let tls = crate::tls::client_config(config.ca_cert.as_deref())
@@ -336,6 +351,8 @@ pub async fn run(
             workspaces: Arc::default(),
             cache_max_bytes: config.cache_max_bytes,
             max_log_bytes: config.max_log_bytes,
+            runner_id: config.runner_id.map(|id| id.to_string()).unwrap_or_default(),
+            container_limits: config.container_limits.clone(),
         },
         identity,
         tls,

@@ -339,6 +339,10 @@ pub struct AgentArgs {
     /// Push the result branch to the repository's remote (with the runner's credentials).
     #[arg(long)]
     pub push: bool,
+    /// Run the agent in a container from IMAGE, seeing only its worktree (needs a runner
+    /// with capability docker).
+    #[arg(long, value_name = "IMAGE")]
+    pub container_image: Option<String>,
 }
 
 /// `kiln session ...`.

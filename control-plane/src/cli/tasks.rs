@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::client::ApiClient;
 use super::exit::{self, Exit};
-use kiln_protocol::AgentSpec;
+use kiln_protocol::{AgentSpec, ContainerSpec};
 
 use super::{logs, render, AgentArgs, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
 use crate::api_types::{SandboxRequest, SubmitRequest, TaskDetail, TaskPage};
@@ -184,6 +184,10 @@ fn run_options(agent: &AgentArgs) -> RunOptions {
         max_turns: agent.max_turns,
         max_cost_usd: agent.max_cost,
         push: agent.push,
+        container: agent
+            .container_image
+            .as_ref()
+            .map(|image| ContainerSpec { image: image.clone() }),
     }
 }
 

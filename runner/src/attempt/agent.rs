@@ -42,7 +42,7 @@ pub struct AgentCommand<'a> {
     /// The program to run as the shim (this executable).
     pub shim: &'a Path,
     /// argv; the first element is the program.
-    pub argv: &'a [String],
+    pub argv: Vec<String>,
     /// Working directory: the worktree.
     pub workdir: &'a Path,
     /// Variables to set (the runner's own `KILN_*` are removed first).
@@ -111,7 +111,7 @@ pub async fn run(
     }
     process
         .arg("--")
-        .args(command.argv)
+        .args(&command.argv)
         .current_dir(command.workdir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 
 pub mod agent;
 mod budget;
+pub mod container;
 mod lines;
 mod outcome;
 mod redact;
@@ -19,6 +20,7 @@ use kiln_protocol::{EventBody, LogLine, Outcome, Phase, TaskSpec, WorkspaceSpec}
 use tokio_util::sync::CancellationToken;
 
 use crate::attempts::Attempts;
+use container::ContainerLimits;
 use crate::outbox::{AttemptKey, Outbox};
 use crate::presets::{self, Preset};
 use crate::upload::Uploader;
@@ -57,6 +59,10 @@ pub struct Shared {
     pub presets: Arc<Vec<Preset>>,
     /// Open workspace sessions.
     pub workspaces: Arc<Workspaces>,
+    /// This runner's id (labels its agent containers).
+    pub runner_id: String,
+    /// Limits of agent containers (the docker executor).
+    pub container_limits: ContainerLimits,
 }
 
 /// One attempt in progress.

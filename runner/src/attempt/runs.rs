@@ -9,6 +9,7 @@ use kiln_protocol::{EventBody, Outcome, OutcomeStatus, Phase, Usage};
 
 use super::agent::{self, AgentCommand, AgentEnd, DEFAULT_COMPLETION_GRACE};
 use super::budget::LogBudget;
+use super::container::{self, AgentContainer};
 use super::outcome::{self, RunEnd};
 use super::watch::{Budgets, Verdict, Watcher};
 use super::{blocking, Attempt};
@@ -37,14 +38,33 @@ impl Attempt {
         env
     }
 
+    /// How to run `argv` in the worktree: directly, or through the docker executor (then
+    /// also the container's name, to remove it afterwards).
     fn command<'a>(
         &'a self,
-        argv: &'a [String],
+        argv: &[String],
         path: &'a Path,
         stdin: Option<&'a Path>,
-        env: Vec<(String, String)>,
-    ) -> AgentCommand<'a> {
-        AgentCommand {
+        prompt_file: &Path,
+        run: &str,
+    ) -> (AgentCommand<'a>, Option<String>) {
+        let env = self.agent_env(path, prompt_file);
+        let (argv, env, container) = match &self.spec.container {
+            None => (argv.to_vec(), env, None),
+            Some(spec) => {
+                let container = AgentContainer {
+                    name: format!("kiln-agent-{}-{}-{run}", self.spec.task_id, self.number),
+                    runner: &self.shared.runner_id,
+                    spec,
+                    limits: &self.shared.container_limits,
+                    worktree: path,
+                    prompt_file,
+                };
+                let (argv, env) = container.wrap(argv, env);
+                (argv, env, Some(container.name))
+            }
+        };
+        let command = AgentCommand {
             shim: &self.shared.shim,
             argv,
             workdir: path,
@@ -62,19 +82,34 @@ impl Attempt {
                 .spec
                 .completion_grace_ms
                 .map_or(DEFAULT_COMPLETION_GRACE, Duration::from_millis),
+        };
+        (command, container)
+    }
+
+    /// Runs one agent command, removing its container (if any) afterwards.
+    async fn run_agent(
+        &self,
+        (command, container): (AgentCommand<'_>, Option<String>),
+        handle: impl FnMut(kiln_protocol::LogLine) -> Verdict,
+    ) -> AgentEnd {
+        let end = agent::run(command, &self.cancel, handle).await;
+        if let Some(name) = container {
+            container::remove(&name).await;
         }
+        end
     }
 
     /// Runs a session setup command in the worktree, streaming its output.
     pub(super) async fn run_setup(&self, path: &Path, argv: &[String]) -> Result<(), String> {
         let key = self.key();
         let outbox = Arc::clone(&self.shared.outbox);
-        let command = self.command(argv, path, None, self.agent_env(path, path));
-        let end = agent::run(command, &self.cancel, |line| {
-            outbox.push(key, EventBody::Log(line));
-            Verdict::Continue
-        })
-        .await;
+        let command = self.command(argv, path, None, path, "setup");
+        let end = self
+            .run_agent(command, |line| {
+                outbox.push(key, EventBody::Log(line));
+                Verdict::Continue
+            })
+            .await;
         match end {
             AgentEnd::SpawnFailed(reason) => Err(format!("could not start: {reason}")),
             AgentEnd::Exited {
@@ -146,9 +181,10 @@ impl Attempt {
                 &invocation.argv,
                 path,
                 stdin,
-                self.agent_env(path, &prompt_file),
+                &prompt_file,
+                &iteration.to_string(),
             );
-            let end = agent::run(command, &self.cancel, |line| watcher.on_line(line)).await;
+            let end = self.run_agent(command, |line| watcher.on_line(line)).await;
             let (signaled, run_usage) = (watcher.signaled, watcher.usage.clone());
             reported |= run_usage != Usage::default();
             usage.add(&run_usage);

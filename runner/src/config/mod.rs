@@ -1,6 +1,7 @@
 //! Runner configuration. Precedence, lowest first: built-in defaults, `runner.yaml` in the
 //! config dir, `KILN_*` environment variables, command-line flags.
 
+mod container;
 mod file;
 mod paths;
 pub mod sandbox;
@@ -18,6 +19,8 @@ pub use file::{save, SavedConfig};
 pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
 use crate::attempt::agent::DEFAULT_KILL_GRACE;
+use crate::attempt::container::ContainerLimits;
+use container::ContainerSection;
 use crate::presets::{Preset, PresetConfig};
 use crate::rotation::TokenSource;
 use crate::secret::Secret;
@@ -132,7 +135,10 @@ struct Layered {
     max_commit_file_size: Option<String>,
     #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
+    #[serde(default)]
+    container: ContainerSection,
 }
+
 
 /// The runner's settings after all layers are merged and checked.
 #[derive(Clone, Debug)]
@@ -173,6 +179,8 @@ pub struct RunnerConfig {
     pub max_commit_file_bytes: u64,
     /// Agent presets: the built-in ones plus those in runner.yaml.
     pub presets: Vec<Preset>,
+    /// Limits of agent containers (the docker executor).
+    pub container_limits: ContainerLimits,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -284,6 +292,7 @@ impl RunnerConfig {
             })?;
         let max_log_bytes = values::size("max_log_size", layered.max_log_size.as_deref())?
             .unwrap_or(DEFAULT_MAX_LOG_BYTES);
+        let container_limits = container::limits(&layered.container)?;
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -307,6 +316,7 @@ impl RunnerConfig {
             max_log_bytes,
             max_commit_file_bytes,
             presets,
+            container_limits,
         })
     }
 

@@ -24,6 +24,7 @@ fn spec(agent: Option<AgentSpec>) -> TaskSpec {
         max_cost_usd: None,
         push: false,
         workspace: None,
+        container: None,
     }
 }
 
