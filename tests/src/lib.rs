@@ -6,6 +6,7 @@ pub mod agents;
 pub mod bins;
 pub mod certs;
 pub mod control_plane;
+pub mod docker;
 pub mod git;
 pub mod proxy;
 pub mod raw;

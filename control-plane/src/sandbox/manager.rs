@@ -22,6 +22,39 @@ pub const MAX_SANDBOX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// before the box is destroyed anyway.
 const BURN_GRACE: Duration = Duration::from_secs(5);
 
+/// Why a sandbox is burned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BurnReason {
+    /// Its task ended.
+    TaskEnded,
+    /// Its TTL ran out.
+    Expired,
+    /// An operator burned it.
+    Operator,
+    /// After a restart, its box was gone.
+    BoxGone,
+}
+
+impl BurnReason {
+    fn text(self) -> &'static str {
+        match self {
+            Self::TaskEnded => "its task ended",
+            Self::Expired => "its TTL ran out",
+            Self::Operator => "burned by an operator",
+            Self::BoxGone => "its box was gone after a restart",
+        }
+    }
+
+    /// How a task still running in the box ends.
+    fn task_state(self) -> TaskState {
+        match self {
+            Self::Expired => TaskState::TimedOut,
+            Self::TaskEnded | Self::Operator => TaskState::Cancelled,
+            Self::BoxGone => TaskState::Lost,
+        }
+    }
+}
+
 /// Sandbox settings of a control plane.
 #[derive(Clone, Debug)]
 pub struct SandboxSettings {
@@ -123,47 +156,38 @@ impl Sandboxes {
                 () = tokio::time::sleep(Duration::from_millis(left)) => {}
                 () = state.shutdown.cancelled() => return,
             }
-            if let Err(error) = this.burn(&state, id, "its TTL ran out").await {
+            if let Err(error) = this.burn(&state, id, BurnReason::Expired).await {
                 tracing::error!(sandbox = %id, error = %error, "cannot burn an expired sandbox");
             }
         });
     }
 
-    /// Destroys a sandbox and revokes its runner; a task still running in it ends (timed
-    /// out when the TTL fired, cancelled otherwise).
+    /// Destroys a sandbox and revokes its runner; a task still running in it ends as the
+    /// reason says.
     pub async fn burn(
         &self,
         state: &AppState,
         id: SandboxId,
-        reason: &str,
+        reason: BurnReason,
     ) -> Result<bool, StoreError> {
         let Some(sandbox) = state.store.sandbox(id).await? else {
             return Ok(false);
         };
         let now = now_millis();
-        if !state
+        let burned = state
             .store
-            .end_sandbox(id, SandboxState::Burned, reason, now)
-            .await?
-        {
+            .end_sandbox(id, SandboxState::Burned, reason.text(), now)
+            .await?;
+        if !burned {
             return Ok(false);
         }
         state.hub.send(sandbox.runner_id, ServerMessage::Drain);
-        let ended_as = if reason.contains("TTL") {
-            TaskState::TimedOut
-        } else {
-            TaskState::Cancelled
-        };
-        if state
+        let message = format!("its sandbox was burned: {}", reason.text());
+        let task_ended = state
             .store
-            .end_task(
-                sandbox.task_id,
-                ended_as,
-                &format!("its sandbox was burned: {reason}"),
-                now,
-            )
-            .await?
-        {
+            .end_task(sandbox.task_id, reason.task_state(), &message, now)
+            .await?;
+        if task_ended {
             state
                 .watchers
                 .publish(sandbox.task_id, TaskUpdate::StateChanged);
@@ -173,7 +197,7 @@ impl Sandboxes {
                 tracing::error!(sandbox = %id, %handle, error = %error, "burning the sandbox failed");
             }
         }
-        tracing::info!(sandbox = %id, %reason, "sandbox burned");
+        tracing::info!(sandbox = %id, reason = reason.text(), "sandbox burned");
         Ok(true)
     }
 
@@ -190,7 +214,7 @@ impl Sandboxes {
                 () = tokio::time::sleep(BURN_GRACE) => {}
                 () = state.shutdown.cancelled() => {}
             }
-            if let Err(error) = this.burn(&state, sandbox.id, "its task ended").await {
+            if let Err(error) = this.burn(&state, sandbox.id, BurnReason::TaskEnded).await {
                 tracing::error!(sandbox = %sandbox.id, error = %error, "cannot burn a finished task's sandbox");
             }
         });
@@ -224,12 +248,8 @@ impl Sandboxes {
             let has_box = boxes.iter().any(|b| b.sandbox_id == Some(sandbox.id));
             if has_box && sandbox.expires_at > now {
                 self.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
-            } else {
-                let reason = if has_box {
-                    "its TTL ran out"
-                } else {
-                    "its box was gone after a restart"
-                };
+                        } else {
+                let reason = if sandbox.expires_at <= now { BurnReason::Expired } else { BurnReason::BoxGone };
                 self.burn(state, sandbox.id, reason).await?;
             }
         }

@@ -6,7 +6,7 @@ use kiln_protocol::{now_millis, RunnerId, SandboxId};
 
 use crate::api_types::{SandboxRequest, SandboxView};
 use crate::model::{NewTask, RunnerRecord, SandboxRecord, SandboxState};
-use crate::sandbox::manager::{DEFAULT_SANDBOX_TTL, MAX_SANDBOX_TTL};
+use crate::sandbox::manager::{BurnReason, DEFAULT_SANDBOX_TTL, MAX_SANDBOX_TTL};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -121,7 +121,7 @@ pub async fn burn(
         .sandboxes
         .as_ref()
         .ok_or_else(|| ApiError::BadRequest("this control plane has no sandbox provider".into()))?;
-    sandboxes.burn(&state, id, "burned by an operator").await?;
+    sandboxes.burn(&state, id, BurnReason::Operator).await?;
     let sandbox = state
         .store
         .sandbox(id)
