@@ -38,6 +38,7 @@ fn runners(ids: &[RunnerId]) -> Vec<RunnerSlots> {
             draining: false,
             paused: false,
             stale: false,
+            sandbox: false,
         })
         .collect()
 }
@@ -65,6 +66,7 @@ fn task(i: usize) -> NewTask {
         created_at: i as i64,
         options: Default::default(),
         workspace_id: None,
+        sandbox_id: None,
     }
 }
 
@@ -116,6 +118,7 @@ async fn run() {
             paused_at: None,
             drain_requested_at: None,
             rotation_requested_at: None,
+            sandbox_id: None,
         };
         let token = Token::generate(TokenKind::Registration);
         let record_token = kiln_control_plane::model::RegistrationTokenRecord {

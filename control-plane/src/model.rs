@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use kiln_protocol::{
-    AgentSpec, ContainerSpec, Outcome, OutcomeStatus, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId,
+    AgentSpec, ContainerSpec, Outcome, OutcomeStatus, RunnerId, SandboxId, TaskId, UnixMillis,
+    WorkspaceId,
 };
 use serde::{Deserialize, Serialize};
 

@@ -351,7 +351,10 @@ pub async fn run(
             workspaces: Arc::default(),
             cache_max_bytes: config.cache_max_bytes,
             max_log_bytes: config.max_log_bytes,
-            runner_id: config.runner_id.map(|id| id.to_string()).unwrap_or_default(),
+            runner_id: config
+                .runner_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             container_limits: config.container_limits.clone(),
         },
         identity,

@@ -41,18 +41,11 @@ pub fn docker_ok(args: &[&str]) -> String {
 /// Names of the containers (running or not) that pass a `docker ps` filter such as
 /// `label=kiln.sandbox=ID` or `name=NAME`.
 pub fn containers_matching(filter: &str) -> Vec<String> {
-    docker_ok(&[
-        "ps",
-        "--all",
-        "--filter",
-        filter,
-        "--format",
-        "{{.Names}}",
-    ])
-    .lines()
-    .filter(|l| !l.is_empty())
-    .map(str::to_owned)
-    .collect()
+    docker_ok(&["ps", "--all", "--filter", filter, "--format", "{{.Names}}"])
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Builds the base images (if missing) and `kiln`, `kiln-runner` and `kiln-sandbox` with

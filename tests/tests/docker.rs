@@ -81,7 +81,10 @@ async fn compose_runs_a_control_plane_and_two_runners_that_take_tasks() {
         &project,
         &[
             ("KILN_ADMIN_TOKEN", admin.clone()),
-            ("KILN_REGISTRATION_TOKEN", format!("kiln_reg_{}", random_hex())),
+            (
+                "KILN_REGISTRATION_TOKEN",
+                format!("kiln_reg_{}", random_hex()),
+            ),
             ("KILN_PUBLISH", "127.0.0.1:".to_owned()),
             ("KILN_REPOS", scratch.path().to_string_lossy().into_owned()),
         ],
@@ -102,13 +105,23 @@ async fn compose_runs_a_control_plane_and_two_runners_that_take_tasks() {
         (names.len() == 2).then_some(names)
     })
     .await;
-    assert_eq!(online, BTreeSet::from(["runner-1".into(), "runner-2".into()]));
+    assert_eq!(
+        online,
+        BTreeSet::from(["runner-1".into(), "runner-2".into()])
+    );
 
-    let repo_url = format!("file:///repos/{}", repo.file_name().unwrap().to_string_lossy());
+    let repo_url = format!(
+        "file:///repos/{}",
+        repo.file_name().unwrap().to_string_lossy()
+    );
     let ids: Vec<String> = (0..4)
         .map(|i| {
             let script = format!("sleep 1; echo from-task-{i} > out.txt");
-            let created = kiln_at(&url, &admin, &["submit", "--repo", &repo_url, "--", "sh", "-c", &script]);
+            let created = kiln_at(
+                &url,
+                &admin,
+                &["submit", "--repo", &repo_url, "--", "sh", "-c", &script],
+            );
             serde_json::from_str::<Value>(&created).unwrap()["id"]
                 .as_str()
                 .unwrap()
@@ -125,7 +138,12 @@ async fn compose_runs_a_control_plane_and_two_runners_that_take_tasks() {
         .await;
         assert_eq!(task["state"], "succeeded", "{task}");
         assert_eq!(task["attempts"].as_array().unwrap().len(), 1, "{task}");
-        runners.insert(task["attempts"][0]["runner_id"].as_str().unwrap().to_owned());
+        runners.insert(
+            task["attempts"][0]["runner_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
         let diff = Command::new(bins::path("kiln"))
             .args(["--server", &url, "--token", &admin, "diff", id])
             .output()
@@ -142,9 +160,11 @@ async fn sandbox_of(control_plane: &ControlPlane, task: &str) -> String {
 
 async fn wait_box_gone(sandbox: &str) {
     let label = format!("label=kiln.sandbox={sandbox}");
-    wait::until(&format!("the container of sandbox {sandbox} to be gone"), TIMEOUT, || async {
-        containers_matching(&label).is_empty().then_some(())
-    })
+    wait::until(
+        &format!("the container of sandbox {sandbox} to be gone"),
+        TIMEOUT,
+        || async { containers_matching(&label).is_empty().then_some(()) },
+    )
     .await;
 }
 
@@ -171,7 +191,10 @@ async fn a_sandbox_task_runs_in_its_own_container_which_is_burned_after_success_
     assert_eq!(task["state"], "succeeded", "{task}");
     let lines = stdout_lines(&control_plane.events(&succeeds, 1).await);
     assert!(lines.contains(&"in-a-container".to_owned()), "{lines:?}");
-    assert!(lines.contains(&"kiln".to_owned()), "ran as the image's user: {lines:?}");
+    assert!(
+        lines.contains(&"kiln".to_owned()),
+        "ran as the image's user: {lines:?}"
+    );
     let diff = control_plane.kiln_ok(&["diff", &succeeds]);
     assert!(diff.contains("+sandboxed"), "{diff}");
     let failed = control_plane.wait_terminal(&fails, TIMEOUT).await;
@@ -181,12 +204,16 @@ async fn a_sandbox_task_runs_in_its_own_container_which_is_burned_after_success_
         wait_box_gone(sandbox).await;
     }
     wait::until("both sandboxes to leave the live list", TIMEOUT, || async {
-        let live: Vec<Value> = serde_json::from_str(&control_plane.kiln_ok(&["sandboxes", "--json"])).ok()?;
+        let live: Vec<Value> =
+            serde_json::from_str(&control_plane.kiln_ok(&["sandboxes", "--json"])).ok()?;
         live.is_empty().then_some(())
     })
     .await;
     for task in [&succeeds, &fails] {
-        let attempts = control_plane.task(task).await["attempts"].as_array().unwrap().len();
+        let attempts = control_plane.task(task).await["attempts"]
+            .as_array()
+            .unwrap()
+            .len();
         assert_eq!(attempts, 1, "task {task} ran once");
     }
 }
@@ -210,7 +237,10 @@ async fn a_killed_control_plane_still_has_its_sandbox_burned_by_ttl_and_orphans_
             .then_some(())
     })
     .await;
-    assert_eq!(containers_matching(&format!("label=kiln.sandbox={sandbox}")).len(), 1);
+    assert_eq!(
+        containers_matching(&format!("label=kiln.sandbox={sandbox}")).len(),
+        1
+    );
 
     control_plane.kill();
     // The TTL inside the box ends it with nobody to tell it to.
@@ -220,21 +250,37 @@ async fn a_killed_control_plane_still_has_its_sandbox_burned_by_ttl_and_orphans_
     let owner = std::fs::read_to_string(control_plane.data_dir().join("instance.id")).unwrap();
     let orphan = format!("kiln-orphan-{}", std::process::id());
     docker_ok(&[
-        "run", "--detach", "--rm", "--name", &orphan,
-        "--label", &format!("kiln.owner={}", owner.trim()),
-        "--label", "kiln.sandbox=01a208c7-0000-7000-8000-000000000000",
-        "--entrypoint", "sleep", &sandbox_image(), "600",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        &orphan,
+        "--label",
+        &format!("kiln.owner={}", owner.trim()),
+        "--label",
+        "kiln.sandbox=01a208c7-0000-7000-8000-000000000000",
+        "--entrypoint",
+        "sleep",
+        &sandbox_image(),
+        "600",
     ]);
     control_plane.launch().await;
     wait::until("the orphan container to be reaped", TIMEOUT, || async {
-        containers_matching(&format!("name={orphan}")).is_empty().then_some(())
+        containers_matching(&format!("name={orphan}"))
+            .is_empty()
+            .then_some(())
     })
     .await;
 
     let ended = control_plane.wait_terminal(&task, TIMEOUT).await;
     assert_eq!(ended["state"], "timed_out", "{ended}");
-    assert_eq!(ended["attempts"].as_array().unwrap().len(), 1, "ran once: {ended}");
-    let live: Vec<Value> = serde_json::from_str(&control_plane.kiln_ok(&["sandboxes", "--json"])).unwrap();
+    assert_eq!(
+        ended["attempts"].as_array().unwrap().len(),
+        1,
+        "ran once: {ended}"
+    );
+    let live: Vec<Value> =
+        serde_json::from_str(&control_plane.kiln_ok(&["sandboxes", "--json"])).unwrap();
     assert!(live.is_empty(), "{live:?}");
 }
 
@@ -260,7 +306,12 @@ async fn the_docker_executor_sees_only_its_worktree_within_limits() {
     );
     let task = control_plane.submit(
         &repo,
-        &["--container-image", &sandbox_image(), "--env", "VISIBLE=yes"],
+        &[
+            "--container-image",
+            &sandbox_image(),
+            "--env",
+            "VISIBLE=yes",
+        ],
         &script,
     );
     let ended = control_plane.wait_terminal(&task, TIMEOUT).await;
@@ -270,7 +321,10 @@ async fn the_docker_executor_sees_only_its_worktree_within_limits() {
     assert!(!lines.contains(&"SAW-TOKEN".to_owned()), "{lines:?}");
     assert!(lines.contains(&"visible=yes".to_owned()), "{lines:?}");
     assert!(lines.contains(&"/workspace".to_owned()), "{lines:?}");
-    assert!(lines.contains(&(256u64 << 20).to_string()), "memory limit: {lines:?}");
+    assert!(
+        lines.contains(&(256u64 << 20).to_string()),
+        "memory limit: {lines:?}"
+    );
     assert!(lines.contains(&"64".to_owned()), "pids limit: {lines:?}");
     let diff = control_plane.kiln_ok(&["diff", &task]);
     assert!(diff.contains("+made-in-a-container"), "{diff}");
@@ -308,9 +362,21 @@ async fn the_deb_installs_in_a_clean_container_and_runs() {
         && test -f /usr/share/bash-completion/completions/kiln \
         && test -f /usr/share/zsh/vendor-completions/_kiln-runner \
         && id -u kiln-runner >/dev/null && id -u kiln >/dev/null && echo installed";
-    let output = docker_ok(&["run", "--rm", "--volume", &mount, "kiln-base:bookworm", "sh", "-c", check]);
+    let output = docker_ok(&[
+        "run",
+        "--rm",
+        "--volume",
+        &mount,
+        "kiln-base:bookworm",
+        "sh",
+        "-c",
+        check,
+    ]);
     let version = env!("CARGO_PKG_VERSION");
-    assert!(output.contains(&format!("kiln-runner {version}")), "{output}");
+    assert!(
+        output.contains(&format!("kiln-runner {version}")),
+        "{output}"
+    );
     assert!(output.contains(&format!("kiln {version}")), "{output}");
     assert!(output.trim_end().ends_with("installed"), "{output}");
 }

@@ -184,10 +184,9 @@ fn run_options(agent: &AgentArgs) -> RunOptions {
         max_turns: agent.max_turns,
         max_cost_usd: agent.max_cost,
         push: agent.push,
-        container: agent
-            .container_image
-            .as_ref()
-            .map(|image| ContainerSpec { image: image.clone() }),
+        container: agent.container_image.as_ref().map(|image| ContainerSpec {
+            image: image.clone(),
+        }),
     }
 }
 

@@ -248,8 +248,12 @@ impl Sandboxes {
             let has_box = boxes.iter().any(|b| b.sandbox_id == Some(sandbox.id));
             if has_box && sandbox.expires_at > now {
                 self.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
-                        } else {
-                let reason = if sandbox.expires_at <= now { BurnReason::Expired } else { BurnReason::BoxGone };
+            } else {
+                let reason = if sandbox.expires_at <= now {
+                    BurnReason::Expired
+                } else {
+                    BurnReason::BoxGone
+                };
                 self.burn(state, sandbox.id, reason).await?;
             }
         }

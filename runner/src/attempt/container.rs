@@ -202,7 +202,9 @@ mod tests {
         let (argv, env) = container.wrap(&["make".into(), "fix".into()], env);
         assert!(!argv.iter().any(|a| a.contains("s3cr3t")), "{argv:?}");
         assert!(argv.windows(2).any(|w| w == ["--env", "API_KEY"]));
-        assert!(argv.windows(2).any(|w| w == ["--volume", "/w/t:/workspace"]));
+        assert!(argv
+            .windows(2)
+            .any(|w| w == ["--volume", "/w/t:/workspace"]));
         assert_eq!(
             &argv[argv.len() - 4..],
             ["--entrypoint", "make", "agent:1", "fix"]

@@ -20,13 +20,13 @@ use kiln_protocol::{EventBody, LogLine, Outcome, Phase, TaskSpec, WorkspaceSpec}
 use tokio_util::sync::CancellationToken;
 
 use crate::attempts::Attempts;
-use container::ContainerLimits;
 use crate::outbox::{AttemptKey, Outbox};
 use crate::presets::{self, Preset};
 use crate::upload::Uploader;
 use crate::workspace::mirror::{Fetched, Mirrors};
 use crate::workspace::sessions::{self, Workspace, Workspaces};
 use crate::workspace::{result, worktree};
+use container::ContainerLimits;
 
 /// What an attempt needs from the daemon.
 #[derive(Clone, Debug)]

@@ -47,4 +47,3 @@ pub fn limits(section: &ContainerSection) -> Result<ContainerLimits, ConfigError
         network,
     })
 }
-

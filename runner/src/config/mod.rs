@@ -20,11 +20,11 @@ pub use paths::{default_cache_dir, default_config_dir, hostname, ConfigDir};
 
 use crate::attempt::agent::DEFAULT_KILL_GRACE;
 use crate::attempt::container::ContainerLimits;
-use container::ContainerSection;
 use crate::presets::{Preset, PresetConfig};
 use crate::rotation::TokenSource;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
+use container::ContainerSection;
 
 /// Files larger than this are not committed by default: 50 MiB keeps build artefacts and
 /// datasets an agent leaves behind out of the result, and fits any source file.
@@ -138,7 +138,6 @@ struct Layered {
     #[serde(default)]
     container: ContainerSection,
 }
-
 
 /// The runner's settings after all layers are merged and checked.
 #[derive(Clone, Debug)]
