@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use kiln_tests::control_plane::stdout_lines;
 use kiln_tests::docker::{self, containers_matching, docker_ok, Compose, TAG};
-use kiln_tests::{bins, git, wait, ControlPlane, Runner};
-use serde_json::Value;
+use kiln_tests::{bins, git, raw, wait, ControlPlane, Runner};
+use serde_json::{json, Value};
 
 /// Time for a task in a fresh container: forging the box and connecting take seconds.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -379,4 +379,71 @@ async fn the_deb_installs_in_a_clean_container_and_runs() {
     );
     assert!(output.contains(&format!("kiln {version}")), "{output}");
     assert!(output.trim_end().ends_with("installed"), "{output}");
+}
+
+#[tokio::test]
+async fn a_sandbox_token_opens_only_its_own_sandbox_runner() {
+    docker::images();
+    let control_plane = ControlPlane::start_with(&["--sandbox-image", &sandbox_image()]).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    open_up(&control_plane.scratch());
+    let task = control_plane.submit(&repo, &["--sandbox", "docker"], "echo started; sleep 600");
+    let sandbox = sandbox_of(&control_plane, &task).await;
+    let container = wait::until("the sandbox container", TIMEOUT, || async {
+        containers_matching(&format!("label=kiln.sandbox={sandbox}")).pop()
+    })
+    .await;
+    let env = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &container,
+    ]);
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let token = var("KILN_RUNNER_TOKEN");
+    assert!(token.starts_with("kiln_sbx_"), "a sandbox-scoped token");
+    wait::until("the agent to start in its box", TIMEOUT, || async {
+        stdout_lines(&control_plane.events(&task, 1).await)
+            .contains(&"started".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(var("KILN_SANDBOX_ID"), sandbox);
+
+    // Claiming another sandbox, or none, is refused at hello.
+    for claimed in [json!("01a208c7-0000-7000-8000-000000000001"), Value::Null] {
+        let mut socket = raw::connect(&control_plane.url, &token).await.unwrap();
+        let mut hello = raw::hello(1, json!([]));
+        hello["sandbox_id"] = claimed.clone();
+        raw::send(&mut socket, hello.to_string()).await;
+        let closed = tokio::time::timeout(Duration::from_secs(20), raw::next(&mut socket)).await;
+        assert_eq!(
+            closed.unwrap().err(),
+            Some(Some(4002)),
+            "claiming {claimed}"
+        );
+    }
+    // It is no operator token.
+    let api = reqwest::Client::new()
+        .get(format!("{}/v1/tasks", control_plane.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    // The task still runs in its box, untouched by the refused connections.
+    assert_eq!(control_plane.task(&task).await["state"], "running");
+    control_plane.kiln_ok(&["cancel", &task]);
+    let ended = control_plane.wait_terminal(&task, TIMEOUT).await;
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+    wait_box_gone(&sandbox).await;
+    assert!(
+        !control_plane.log().contains(&token),
+        "the sandbox token is never logged"
+    );
 }
