@@ -423,6 +423,13 @@ pub struct SandboxRecord {
     pub reason: Option<String>,
 }
 
+impl SandboxRecord {
+    /// True while it is being forged or runs.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, SandboxState::Forging | SandboxState::Running)
+    }
+}
+
 /// A registration token's stored facts (never its clear text).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationTokenRecord {

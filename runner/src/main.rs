@@ -18,6 +18,12 @@ fn main() -> ExitCode {
     if args.nth(1).is_some_and(|a| a == shim::SUBCOMMAND) {
         return shim::main(args.collect());
     }
+    // The token may sit in this process's environment (sandbox mode): make /proc/PID/environ
+    // and ptrace off-limits to agents running as the same user. Children (the shim, the
+    // agent) get the attribute back on exec.
+    if let Err(error) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("warning: cannot make the runner undumpable: {error}");
+    }
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {

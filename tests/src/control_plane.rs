@@ -30,6 +30,16 @@ pub struct ControlPlane {
     extra_args: Vec<String>,
     /// The CA to trust when the server speaks TLS.
     pub ca: Option<PathBuf>,
+    profile: Profile,
+}
+
+/// How the control plane is set up for its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    /// Tests: 1 s heartbeats (liveness tests are quick), debug logs (failures are readable).
+    Test,
+    /// Benchmarks: default heartbeats, warnings only, no sandbox provider.
+    Bench,
 }
 
 impl ControlPlane {
@@ -40,6 +50,16 @@ impl ControlPlane {
 
     /// Starts a control plane with extra `kiln serve` flags (kept for restarts).
     pub async fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_profile(extra_args, Profile::Test).await
+    }
+
+    /// Starts a control plane as an operator would run it: default heartbeat, warnings
+    /// only, no sandboxes; for benchmarks.
+    pub async fn start_bench(extra_args: &[&str]) -> Self {
+        Self::start_profile(extra_args, Profile::Bench).await
+    }
+
+    async fn start_profile(extra_args: &[&str], profile: Profile) -> Self {
         let root = tempfile::tempdir().expect("temp dir");
         let mut control_plane = Self {
             root,
@@ -49,6 +69,7 @@ impl ControlPlane {
             http: reqwest::Client::new(),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             ca: None,
+            profile,
         };
         control_plane.launch().await;
         control_plane
@@ -73,6 +94,7 @@ impl ControlPlane {
             http,
             extra_args: vec!["--tls-cert".into(), cert, "--tls-key".into(), key],
             ca: Some(files.ca),
+            profile: Profile::Test,
         };
         control_plane.launch().await;
         control_plane
@@ -107,20 +129,25 @@ impl ControlPlane {
             .append(true)
             .open(self.log_path())
             .expect("open serve log");
+        let (heartbeat, log_filter, sandbox_provider) = match self.profile {
+            Profile::Test => (TEST_HEARTBEAT, "info,kiln_control_plane=debug", "docker"),
+            Profile::Bench => ("5s", "warn", "none"),
+        };
         let child = Command::new(bins::path("kiln"))
             .args([
                 "serve",
                 "--listen",
                 &listen,
                 "--heartbeat-interval",
-                TEST_HEARTBEAT,
+                heartbeat,
             ])
+            .args(["--sandbox-provider", sandbox_provider])
             .args(&self.extra_args)
             .arg("--data-dir")
             .arg(&data)
             .env_remove("KILN_ADMIN_TOKEN")
             .env_remove("KILN_SERVER_URL")
-            .env("KILN_LOG", "info,kiln_control_plane=debug")
+            .env("KILN_LOG", log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -148,6 +175,11 @@ impl ControlPlane {
             .expect("admin token file")
             .trim()
             .to_owned();
+    }
+
+    /// The server's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server with SIGKILL (no graceful shutdown) and reaps it.

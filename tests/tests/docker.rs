@@ -178,7 +178,8 @@ async fn a_sandbox_task_runs_in_its_own_container_which_is_burned_after_success_
     let succeeds = control_plane.submit(
         &repo,
         &["--sandbox", "docker", "--sandbox-ttl", "10m"],
-        "test -f /.dockerenv && echo in-a-container; id -un; echo sandboxed > proof.txt",
+        "test -f /.dockerenv && echo in-a-container; id -un; echo sandboxed > proof.txt; \
+         for f in /proc/[0-9]*/environ; do grep -qs kiln_sbx_ \"$f\" && echo SAW-SANDBOX-TOKEN; done; true",
     );
     let fails = control_plane.submit(&repo, &["--sandbox", "docker"], "echo failing; exit 3");
     let (succeeds_box, fails_box) = (
@@ -194,6 +195,10 @@ async fn a_sandbox_task_runs_in_its_own_container_which_is_burned_after_success_
     assert!(
         lines.contains(&"kiln".to_owned()),
         "ran as the image's user: {lines:?}"
+    );
+    assert!(
+        !lines.contains(&"SAW-SANDBOX-TOKEN".to_owned()),
+        "the agent read the box's token: {lines:?}"
     );
     let diff = control_plane.kiln_ok(&["diff", &succeeds]);
     assert!(diff.contains("+sandboxed"), "{diff}");
@@ -216,6 +221,58 @@ async fn a_sandbox_task_runs_in_its_own_container_which_is_burned_after_success_
             .len();
         assert_eq!(attempts, 1, "task {task} ran once");
     }
+    let retry = control_plane.kiln(&["retry", &fails]);
+    assert!(!retry.status.success());
+    assert!(
+        String::from_utf8_lossy(&retry.stderr).contains("burned"),
+        "{retry:?}"
+    );
+}
+
+#[tokio::test]
+async fn sandbox_requests_that_cannot_work_are_refused_naming_the_field() {
+    let control_plane = ControlPlane::start_with(&["--sandbox-image", &sandbox_image()]).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let repo = repo.to_string_lossy();
+    let refusals = [
+        (
+            vec!["--sandbox", "docker", "--image=-privileged"],
+            "sandbox.image",
+        ),
+        (
+            vec!["--sandbox", "docker", "--container-image", "agent:1"],
+            "container",
+        ),
+        (vec!["--sandbox", "kubernetes"], "sandbox.provider"),
+    ];
+    for (flags, field) in refusals {
+        let mut args = vec!["submit", "--repo", &repo];
+        args.extend(flags.iter().copied());
+        args.extend(["--", "true"]);
+        let output = control_plane.kiln(&args);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(field),
+            "{flags:?}: {output:?}"
+        );
+    }
+    let not_a_repo = control_plane.kiln(&[
+        "submit",
+        "--repo",
+        "file:///var/run",
+        "--sandbox",
+        "docker",
+        "--",
+        "true",
+    ]);
+    assert_eq!(not_a_repo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_a_repo.stderr).contains("not a git repository"));
+    let tasks: Value = serde_json::from_str(&control_plane.kiln_ok(&["tasks", "--json"])).unwrap();
+    assert_eq!(
+        tasks["tasks"].as_array().unwrap().len(),
+        0,
+        "nothing half-made: {tasks}"
+    );
 }
 
 #[tokio::test]

@@ -24,8 +24,18 @@ pub struct DockerProvider {
 }
 
 async fn docker(args: &[String]) -> Result<String, ProviderError> {
+    docker_with_env(args, &[]).await
+}
+
+/// Runs docker with `env` set on the client, so values (the sandbox token) never appear
+/// on a command line; `--env NAME` forwards them.
+async fn docker_with_env(
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<String, ProviderError> {
     let output = Command::new("docker")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -59,7 +69,8 @@ impl Provider for DockerProvider {
             "run".into(),
             "--detach".into(),
             "--rm".into(),
-            "--init".into(),
+            // No init process: the runner is PID 1, undumpable, so an agent in the box
+            // cannot read the token from PID 1's environment.
             "--name".into(),
             name.clone(),
             "--label".into(),
@@ -71,15 +82,26 @@ impl Provider for DockerProvider {
             "--network".into(),
             self.network.clone(),
         ];
-        for (key, value) in &spec.env {
-            args.extend(["--env".into(), format!("{key}={value}")]);
+        for (key, _) in &spec.env {
+            args.extend(["--env".into(), key.clone()]);
         }
         for path in &spec.read_only_mounts {
-            let path = path.to_string_lossy();
-            args.extend(["--volume".into(), format!("{path}:{path}:ro")]);
+            let path = path
+                .to_str()
+                .filter(|p| !p.contains([',', '"', '\n']))
+                .ok_or_else(|| {
+                    ProviderError(format!(
+                        "cannot mount {} into a container: its path has a comma, quote or newline",
+                        path.display()
+                    ))
+                })?;
+            args.extend([
+                "--mount".into(),
+                format!("type=bind,source={path},target={path},readonly"),
+            ]);
         }
         args.push(spec.image.clone());
-        docker(&args).await?;
+        docker_with_env(&args, &spec.env).await?;
         Ok(name)
     }
 

@@ -119,14 +119,25 @@ impl Sandboxes {
                 expires_at: sandbox.expires_at,
                 read_only_mounts: mounts,
             };
+            // The TTL counts from submit, forging included.
+            this.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
             match this.provider.forge(&spec).await {
-                Ok(handle) => {
-                    tracing::info!(sandbox = %sandbox.id, task = %sandbox.task_id, %handle, "sandbox forged");
-                    if let Err(error) = state.store.sandbox_forged(sandbox.id, &handle).await {
-                        tracing::error!(sandbox = %sandbox.id, error = %error, "cannot record a forged sandbox");
+                Ok(handle) => match state.store.sandbox_forged(sandbox.id, &handle).await {
+                    Ok(true) => {
+                        tracing::info!(sandbox = %sandbox.id, task = %sandbox.task_id, %handle, "sandbox forged");
                     }
-                    this.watch_ttl(state, sandbox.id, sandbox.expires_at);
-                }
+                    outcome => {
+                        // Burned while it was being forged, or not recordable: do not
+                        // leave a box nobody will burn.
+                        if let Err(error) = outcome {
+                            tracing::error!(sandbox = %sandbox.id, error = %error, "cannot record a forged sandbox");
+                        }
+                        tracing::info!(sandbox = %sandbox.id, %handle, "sandbox ended while it was forged; burning its box");
+                        if let Err(error) = this.provider.burn(&handle).await {
+                            tracing::error!(sandbox = %sandbox.id, %handle, error = %error, "burning the sandbox failed");
+                        }
+                    }
+                },
                 Err(error) => {
                     tracing::error!(sandbox = %sandbox.id, error = %error, "sandbox could not be forged");
                     let message = format!("its sandbox could not be forged: {error}");
@@ -192,7 +203,10 @@ impl Sandboxes {
                 .watchers
                 .publish(sandbox.task_id, TaskUpdate::StateChanged);
         }
-        if let Some(handle) = &sandbox.handle {
+        // Read again: the forge may have recorded the handle since the first read (if it
+        // had not, it sees the sandbox ended and burns the box itself).
+        let handle = state.store.sandbox(id).await?.and_then(|s| s.handle);
+        if let Some(handle) = &handle {
             if let Err(error) = self.provider.burn(handle).await {
                 tracing::error!(sandbox = %id, %handle, error = %error, "burning the sandbox failed");
             }
@@ -223,38 +237,54 @@ impl Sandboxes {
     /// After a start: burn boxes that are not live sandboxes any more (or expired), and
     /// watch the TTL of the rest; sandboxes whose box is gone are burned in the store.
     pub async fn reap(&self, state: &AppState) -> Result<(), StoreError> {
-        let live = state.store.live_sandboxes().await?;
+        let started = now_millis();
+        // Only sandboxes from before this start: newer ones are this process's own forges.
+        let live: Vec<SandboxRecord> = state
+            .store
+            .live_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.created_at < started)
+            .collect();
+        // Every live sandbox gets its TTL timer back, whatever the provider says.
+        for sandbox in &live {
+            self.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
+        }
         let boxes = match self.provider.live().await {
             Ok(boxes) => boxes,
             Err(error) => {
-                tracing::warn!(error = %error, "cannot list sandboxes to reap");
+                tracing::warn!(error = %error, "cannot list sandboxes to reap; their TTLs still apply");
                 return Ok(());
             }
         };
-        let now = now_millis();
         for found in &boxes {
-            let wanted = found
-                .sandbox_id
-                .and_then(|id| live.iter().find(|s| s.id == id))
-                .filter(|s| s.expires_at > now);
-            if wanted.is_none() {
-                tracing::warn!(handle = %found.handle, "reaping an orphaned sandbox");
-                if let Err(error) = self.provider.burn(&found.handle).await {
-                    tracing::error!(handle = %found.handle, error = %error, "cannot reap a sandbox");
+            // Read again: a sandbox submitted since the list was read is wanted too.
+            let record = match found.sandbox_id {
+                Some(id) => state.store.sandbox(id).await?,
+                None => None,
+            };
+            match record {
+                Some(sandbox) if sandbox.is_live() && sandbox.expires_at > now_millis() => {
+                    if sandbox.handle.is_none() && sandbox.created_at < started {
+                        // Forged by the previous process, which died before recording it.
+                        state
+                            .store
+                            .sandbox_forged(sandbox.id, &found.handle)
+                            .await?;
+                    }
+                }
+                _ => {
+                    tracing::warn!(handle = %found.handle, "reaping an orphaned sandbox");
+                    if let Err(error) = self.provider.burn(&found.handle).await {
+                        tracing::error!(handle = %found.handle, error = %error, "cannot reap a sandbox");
+                    }
                 }
             }
         }
         for sandbox in live {
             let has_box = boxes.iter().any(|b| b.sandbox_id == Some(sandbox.id));
-            if has_box && sandbox.expires_at > now {
-                self.watch_ttl(state.clone(), sandbox.id, sandbox.expires_at);
-            } else {
-                let reason = if sandbox.expires_at <= now {
-                    BurnReason::Expired
-                } else {
-                    BurnReason::BoxGone
-                };
-                self.burn(state, sandbox.id, reason).await?;
+            if !has_box && sandbox.expires_at > now_millis() {
+                self.burn(state, sandbox.id, BurnReason::BoxGone).await?;
             }
         }
         Ok(())

@@ -153,8 +153,9 @@ pub trait Store: Send + Sync + 'static {
     async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError>;
     /// Sandboxes being forged or running.
     async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
-    /// Records that a sandbox is up, under the provider's `handle`.
-    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<(), StoreError>;
+    /// Records that a sandbox is up, under the provider's `handle`. False if it ended (was
+    /// burned) meanwhile.
+    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError>;
     /// Ends a live sandbox (burned or failed) and revokes its runner. False if it had ended.
     async fn end_sandbox(
         &self,

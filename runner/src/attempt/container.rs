@@ -2,7 +2,7 @@
 //! (at /workspace) and its prompt, with resource limits, no capabilities, and none of the
 //! runner's token, config or environment.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use kiln_protocol::ContainerSpec;
@@ -57,7 +57,7 @@ impl Default for ContainerLimits {
 /// One agent run in a container.
 #[derive(Debug)]
 pub struct AgentContainer<'a> {
-    /// Container name, unique per attempt and iteration.
+    /// Container name, unique per attempt and run.
     pub name: String,
     /// The runner, for the cleanup label.
     pub runner: &'a str,
@@ -67,19 +67,42 @@ pub struct AgentContainer<'a> {
     pub limits: &'a ContainerLimits,
     /// The worktree on this machine.
     pub worktree: &'a Path,
-    /// The prompt file on this machine.
-    pub prompt_file: &'a Path,
+    /// The prompt file on this machine, if the run has one.
+    pub prompt_file: Option<&'a Path>,
+    /// Where the agent's environment is written for `docker run --env-file` (0600, outside
+    /// the worktree, removed after the run).
+    pub env_file: PathBuf,
 }
 
 impl AgentContainer<'_> {
-    /// The `docker run` argv that runs `argv` inside the container, and the environment to
-    /// give the docker client: values travel as `--env NAME` (never on the command line),
-    /// and paths point inside the container.
-    pub fn wrap(
-        &self,
-        argv: &[String],
-        env: Vec<(String, String)>,
-    ) -> (Vec<String>, Vec<(String, String)>) {
+    /// Writes the agent's environment (paths pointing inside the container) to the env
+    /// file, and returns the `docker run` argv that runs `argv` inside the container. The
+    /// docker client itself keeps the runner's environment: task variables cannot steer it
+    /// (`DOCKER_HOST`, `HOME`), and values never appear on a command line.
+    pub fn wrap(&self, argv: &[String], env: Vec<(String, String)>) -> Result<Vec<String>, String> {
+        let (program, args) = argv.split_first().ok_or("the agent command is empty")?;
+        let mut file = String::new();
+        for (key, value) in env {
+            let value = match key.as_str() {
+                "KILN_WORKTREE" => WORKSPACE.to_owned(),
+                "KILN_PROMPT_FILE" => PROMPT.to_owned(),
+                _ => value,
+            };
+            if value.contains(['\n', '\r']) {
+                return Err(format!(
+                    "env {key} has a line break, which the docker executor cannot pass"
+                ));
+            }
+            file.push_str(&format!("{key}={value}\n"));
+        }
+        // No passwd entry for the runner's uid in the image: give it a writable home.
+        file.push_str("HOME=/tmp\n");
+        crate::atomic_file::write(
+            &self.env_file,
+            file.as_bytes(),
+            crate::atomic_file::SECRET_MODE,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", self.env_file.display()))?;
         let user = format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid());
         let mut command: Vec<String> = [
             "docker",
@@ -105,37 +128,58 @@ impl AgentContainer<'_> {
             &self.limits.pids.to_string(),
             "--network",
             &self.limits.network,
-            "--volume",
-            &format!("{}:{WORKSPACE}", self.worktree.display()),
-            "--volume",
-            &format!("{}:{PROMPT}:ro", self.prompt_file.display()),
+            "--env-file",
+            &self.env_file.to_string_lossy(),
+            "--mount",
+            &bind(self.worktree, WORKSPACE, Access::ReadWrite)?,
             "--workdir",
             WORKSPACE,
         ]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        let mut inner_env: Vec<(String, String)> = env
-            .into_iter()
-            .map(|(key, value)| match key.as_str() {
-                "KILN_WORKTREE" => (key, WORKSPACE.to_owned()),
-                "KILN_PROMPT_FILE" => (key, PROMPT.to_owned()),
-                _ => (key, value),
-            })
-            .collect();
-        // No passwd entry for the runner's uid in the image: give it a writable home.
-        inner_env.push(("HOME".to_owned(), "/tmp".to_owned()));
-        for (key, _) in &inner_env {
-            command.extend(["--env".to_owned(), key.clone()]);
+        if let Some(prompt) = self.prompt_file {
+            command.extend([
+                "--mount".to_owned(),
+                bind(prompt, PROMPT, Access::ReadOnly)?,
+            ]);
         }
         // The agent is the program, whatever the image's own entrypoint is.
-        if let Some((program, args)) = argv.split_first() {
-            command.extend(["--entrypoint".to_owned(), program.clone()]);
-            command.push(self.spec.image.clone());
-            command.extend(args.iter().cloned());
-        }
-        (command, inner_env)
+        command.extend([
+            "--entrypoint".to_owned(),
+            program.clone(),
+            self.spec.image.clone(),
+        ]);
+        command.extend(args.iter().cloned());
+        Ok(command)
     }
+}
+
+/// How a bind mount may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+fn bind(source: &Path, target: &str, access: Access) -> Result<String, String> {
+    let source = source
+        .to_str()
+        .filter(|s| !s.contains([',', '"', '\n']))
+        .ok_or_else(|| {
+            format!(
+                "cannot mount {}: its path has a comma, quote or newline",
+                source.display()
+            )
+        })?;
+    let readonly = if access == Access::ReadOnly {
+        ",readonly"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "type=bind,source={source},target={target}{readonly}"
+    ))
 }
 
 /// Removes a container, whether it still runs or not (its client may have been killed).
@@ -182,7 +226,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_stay_off_the_command_line_and_paths_point_inside() {
+    fn values_go_to_the_env_file_and_paths_point_inside() {
+        let dir = tempfile::tempdir().unwrap();
         let spec = ContainerSpec {
             image: "agent:1".into(),
         };
@@ -193,23 +238,34 @@ mod tests {
             spec: &spec,
             limits: &limits,
             worktree: Path::new("/w/t"),
-            prompt_file: Path::new("/w/t.prompt"),
+            prompt_file: Some(Path::new("/w/t.prompt")),
+            env_file: dir.path().join("t.env"),
         };
         let env = vec![
             ("API_KEY".to_owned(), "s3cr3t".to_owned()),
             ("KILN_WORKTREE".to_owned(), "/w/t".to_owned()),
         ];
-        let (argv, env) = container.wrap(&["make".into(), "fix".into()], env);
+        let argv = container.wrap(&["make".into(), "fix".into()], env).unwrap();
         assert!(!argv.iter().any(|a| a.contains("s3cr3t")), "{argv:?}");
-        assert!(argv.windows(2).any(|w| w == ["--env", "API_KEY"]));
         assert!(argv
             .windows(2)
-            .any(|w| w == ["--volume", "/w/t:/workspace"]));
+            .any(|w| w == ["--mount", "type=bind,source=/w/t,target=/workspace"]));
         assert_eq!(
             &argv[argv.len() - 4..],
             ["--entrypoint", "make", "agent:1", "fix"]
         );
-        assert!(env.contains(&("KILN_WORKTREE".to_owned(), WORKSPACE.to_owned())));
-        assert!(env.contains(&("API_KEY".to_owned(), "s3cr3t".to_owned())));
+        let file = std::fs::read_to_string(dir.path().join("t.env")).unwrap();
+        assert!(
+            file.contains("API_KEY=s3cr3t\n") && file.contains("KILN_WORKTREE=/workspace\n"),
+            "{file}"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("t.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let broken = container.wrap(&["sh".into()], vec![("X".into(), "a\nb".into())]);
+        assert!(broken.unwrap_err().contains("env X"));
     }
 }

@@ -16,18 +16,27 @@ use super::{blocking, Attempt};
 use crate::presets::Invocation;
 use crate::workspace::result;
 
+/// A container started for one run, to clean up after it.
+#[derive(Debug)]
+struct Launched {
+    name: String,
+    env_file: std::path::PathBuf,
+}
+
 impl Attempt {
-    fn agent_env(&self, path: &Path, prompt_file: &Path) -> Vec<(String, String)> {
+    fn agent_env(&self, path: &Path, prompt_file: Option<&Path>) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("KILN_TASK_ID".into(), self.spec.task_id.to_string()),
             ("KILN_ATTEMPT".into(), self.number.to_string()),
-            (
-                "KILN_PROMPT_FILE".into(),
-                prompt_file.to_string_lossy().into_owned(),
-            ),
             ("KILN_WORKTREE".into(), path.to_string_lossy().into_owned()),
             ("KILN_BRANCH".into(), self.spec.branch.clone()),
         ];
+        if let Some(prompt_file) = prompt_file {
+            env.push((
+                "KILN_PROMPT_FILE".into(),
+                prompt_file.to_string_lossy().into_owned(),
+            ));
+        }
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(
             self.spec
@@ -39,29 +48,35 @@ impl Attempt {
     }
 
     /// How to run `argv` in the worktree: directly, or through the docker executor (then
-    /// also the container's name, to remove it afterwards).
+    /// also the container to clean up afterwards).
     fn command<'a>(
         &'a self,
         argv: &[String],
         path: &'a Path,
         stdin: Option<&'a Path>,
-        prompt_file: &Path,
+        prompt_file: Option<&Path>,
         run: &str,
-    ) -> (AgentCommand<'a>, Option<String>) {
+    ) -> Result<(AgentCommand<'a>, Option<Launched>), String> {
         let env = self.agent_env(path, prompt_file);
-        let (argv, env, container) = match &self.spec.container {
+        let (argv, env, launched) = match &self.spec.container {
             None => (argv.to_vec(), env, None),
             Some(spec) => {
+                let name = format!("kiln-agent-{}-{}-{run}", self.spec.task_id, self.number);
                 let container = AgentContainer {
-                    name: format!("kiln-agent-{}-{}-{run}", self.spec.task_id, self.number),
+                    env_file: self.shared.worktree_base.join(format!("{name}.env")),
+                    name,
                     runner: &self.shared.runner_id,
                     spec,
                     limits: &self.shared.container_limits,
                     worktree: path,
                     prompt_file,
                 };
-                let (argv, env) = container.wrap(argv, env);
-                (argv, env, Some(container.name))
+                let argv = container.wrap(argv, env)?;
+                let launched = Launched {
+                    name: container.name,
+                    env_file: container.env_file,
+                };
+                (argv, Vec::new(), Some(launched))
             }
         };
         let command = AgentCommand {
@@ -83,18 +98,23 @@ impl Attempt {
                 .completion_grace_ms
                 .map_or(DEFAULT_COMPLETION_GRACE, Duration::from_millis),
         };
-        (command, container)
+        Ok((command, launched))
     }
 
     /// Runs one agent command, removing its container (if any) afterwards.
     async fn run_agent(
         &self,
-        (command, container): (AgentCommand<'_>, Option<String>),
+        command: Result<(AgentCommand<'_>, Option<Launched>), String>,
         handle: impl FnMut(kiln_protocol::LogLine) -> Verdict,
     ) -> AgentEnd {
+        let (command, launched) = match command {
+            Ok(prepared) => prepared,
+            Err(reason) => return AgentEnd::SpawnFailed(reason),
+        };
         let end = agent::run(command, &self.cancel, handle).await;
-        if let Some(name) = container {
-            container::remove(&name).await;
+        if let Some(launched) = launched {
+            container::remove(&launched.name).await;
+            let _ = std::fs::remove_file(&launched.env_file);
         }
         end
     }
@@ -103,7 +123,7 @@ impl Attempt {
     pub(super) async fn run_setup(&self, path: &Path, argv: &[String]) -> Result<(), String> {
         let key = self.key();
         let outbox = Arc::clone(&self.shared.outbox);
-        let command = self.command(argv, path, None, path, "setup");
+        let command = self.command(argv, path, None, None, "setup");
         let end = self
             .run_agent(command, |line| {
                 outbox.push(key, EventBody::Log(line));
@@ -181,7 +201,7 @@ impl Attempt {
                 &invocation.argv,
                 path,
                 stdin,
-                &prompt_file,
+                Some(&prompt_file),
                 &iteration.to_string(),
             );
             let end = self.run_agent(command, |line| watcher.on_line(line)).await;

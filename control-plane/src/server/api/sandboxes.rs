@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use kiln_protocol::{now_millis, RunnerId, SandboxId};
+use kiln_protocol::{now_millis, validate, RunnerId, SandboxId};
 
 use crate::api_types::{SandboxRequest, SandboxView};
 use crate::model::{NewTask, RunnerRecord, SandboxRecord, SandboxState};
@@ -30,6 +30,22 @@ pub async fn forge_for(
             sandboxes.provider_name()
         )));
     }
+    if task.workspace_id.is_some() {
+        return Err(ApiError::BadRequest(
+            "sandbox: a task in a workspace session runs on the session's runner, not in a sandbox"
+                .into(),
+        ));
+    }
+    if task.options.container.is_some() {
+        return Err(ApiError::BadRequest(
+            "sandbox: the box is the container; drop container (--container-image)".into(),
+        ));
+    }
+    if let Some(image) = &request.image {
+        validate::image(image)
+            .map_err(|reason| ApiError::BadRequest(format!("sandbox.image {reason}")))?;
+    }
+    let mounts = local_repository(&task.repo)?;
     let ttl = request
         .ttl_ms
         .map_or(DEFAULT_SANDBOX_TTL, std::time::Duration::from_millis);
@@ -84,13 +100,24 @@ pub async fn forge_for(
         .store
         .create_sandbox(&task, &sandbox, &new_runner)
         .await?;
-    let mounts = std::path::Path::new(&task.repo)
-        .is_absolute()
-        .then(|| std::path::PathBuf::from(&task.repo))
-        .into_iter()
-        .collect();
     sandboxes.forge(state.clone(), sandbox, token.expose().to_owned(), mounts);
     Ok(task)
+}
+
+/// A repository on this machine (a path or `file://` URL) is mounted read-only into the
+/// box at the same path; it must be a git repository, so nothing else (a socket, `/`) is.
+fn local_repository(repo: &str) -> Result<Vec<std::path::PathBuf>, ApiError> {
+    let path = std::path::Path::new(repo.strip_prefix("file://").unwrap_or(repo));
+    if !path.is_absolute() {
+        return Ok(Vec::new());
+    }
+    let is_repository = path.join(".git").exists() || path.join("HEAD").is_file();
+    if !path.is_dir() || !is_repository {
+        return Err(ApiError::BadRequest(format!(
+            "repo {repo:?} is not a git repository on the control plane's machine, so it cannot be mounted into a sandbox"
+        )));
+    }
+    Ok(vec![path.to_path_buf()])
 }
 
 pub async fn list(

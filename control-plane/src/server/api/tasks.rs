@@ -188,6 +188,11 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<TaskRecord>, ApiError> {
     let id = parse_task_id(&id)?;
+    if let Some(sandbox) = load(&state, id).await?.spec.sandbox_id {
+        return Err(ApiError::Conflict(format!(
+            "task {id} ran in sandbox {sandbox}, which is burned; submit it again for a new box"
+        )));
+    }
     match state.store.retry_task(id, now_millis()).await? {
         RetryEffect::Queued => {
             tracing::info!(task = %id, "task queued again by retry");

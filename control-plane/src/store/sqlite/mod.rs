@@ -214,7 +214,7 @@ impl Store for SqliteStore {
     async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
         sandboxes::live_sandboxes(&self.reader).await
     }
-    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<(), StoreError> {
+    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError> {
         sandboxes::sandbox_forged(&self.writer, id, handle).await
     }
     async fn end_sandbox(

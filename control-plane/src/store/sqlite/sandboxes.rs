@@ -85,15 +85,15 @@ pub async fn sandbox_forged(
     pool: &SqlitePool,
     id: SandboxId,
     handle: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
         "UPDATE sandboxes SET state = 'running', handle = ? WHERE id = ? AND state = 'forging'",
     )
     .bind(handle)
     .bind(id.to_string())
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
 /// Ends a live sandbox as burned or failed, revoking its runner identity. False if it had
