@@ -16,8 +16,10 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Appended to a line cut at [`MAX_LINE_BYTES`].
 pub const TRUNCATION_MARKER: &str = " [kiln: line truncated]";
 
-/// Most events in one `events` frame. Bounds the work of one store transaction.
-pub const MAX_EVENTS_PER_BATCH: usize = 512;
+/// Most events in one `events` frame. Bounds the work of one store transaction; large
+/// enough that a fast agent needs few transactions (a frame of 4,096 100-byte lines is
+/// about 700 KB, within [`MAX_BATCH_BYTES`] after encoding overhead).
+pub const MAX_EVENTS_PER_BATCH: usize = 4096;
 
 /// Most payload bytes in one `events` frame, so a batch of long lines stays well under
 /// [`MAX_FRAME_BYTES`] even after JSON escaping doubles it.

@@ -3,6 +3,7 @@
 //! conditions with deadlines (never fixed sleeps).
 
 pub mod agents;
+pub mod bench;
 pub mod bins;
 pub mod certs;
 pub mod control_plane;

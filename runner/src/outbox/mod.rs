@@ -21,12 +21,13 @@ use spool::Segment;
 /// An attempt, by task and number.
 pub type AttemptKey = (TaskId, u32);
 
-/// Unacknowledged events an attempt keeps in memory before spilling to disk. Covers
-/// minutes of a chatty agent while the control plane is unreachable.
-const MEMORY_EVENTS_PER_ATTEMPT: usize = 10_000;
+/// Unacknowledged events an attempt keeps in memory before spilling to disk: a quarter
+/// second of the fastest agent output the control plane takes (250k lines/s), so a
+/// connected runner rarely spills, and minutes of a chatty agent while it is unreachable.
+const MEMORY_EVENTS_PER_ATTEMPT: usize = 64 * 1024;
 
-/// Unacknowledged bytes (line text) an attempt keeps in memory before spilling.
-const MEMORY_BYTES_PER_ATTEMPT: usize = 8 * 1024 * 1024;
+/// Unacknowledged bytes (estimated encoded size) an attempt keeps in memory before spilling.
+const MEMORY_BYTES_PER_ATTEMPT: usize = 16 * 1024 * 1024;
 
 /// One attempt's stream. Unacked events are `segments` (older) then `memory` (newer).
 #[derive(Debug)]
@@ -38,6 +39,16 @@ struct Stream {
     memory: VecDeque<Event>,
     memory_bytes: usize,
     held: HeldState,
+    /// The parsed events of the segment being sent, so that a segment is read once, not
+    /// once per batch.
+    loaded: Option<Loaded>,
+}
+
+/// A segment read back from disk.
+#[derive(Debug)]
+struct Loaded {
+    last: u64,
+    events: Vec<Event>,
 }
 
 impl Default for Stream {
@@ -50,6 +61,7 @@ impl Default for Stream {
             memory: VecDeque::new(),
             memory_bytes: 0,
             held: HeldState::Running,
+            loaded: None,
         }
     }
 }
@@ -218,6 +230,9 @@ impl Outbox {
                     let _ = std::fs::remove_file(&segment.path);
                 }
             }
+            if stream.loaded.as_ref().is_some_and(|l| l.last <= seq) {
+                stream.loaded = None;
+            }
         }
         if stream.is_done() {
             streams.remove(&key);
@@ -307,35 +322,47 @@ impl Outbox {
 }
 
 /// The next events after `sent`, from disk segments first, within the batch limits.
-fn next_batch(stream: &Stream) -> Vec<Event> {
+fn next_batch(stream: &mut Stream) -> Vec<Event> {
     let mut events = Vec::new();
     let mut bytes = 0;
-    let from_disk = stream
-        .segments
-        .iter()
-        .filter(|s| s.last > stream.sent)
-        .flat_map(|s| match spool::read(s) {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::error!(file = %s.path.display(), error = %e, "cannot read spooled events");
+    let sent = stream.sent;
+    // The first segment holding unsent events, read once and kept while it is sent.
+    if let Some(segment) = stream.segments.iter().find(|s| s.last > sent) {
+        if stream
+            .loaded
+            .as_ref()
+            .is_none_or(|l| l.last != segment.last)
+        {
+            let read = spool::read(segment).unwrap_or_else(|e| {
+                tracing::error!(file = %segment.path.display(), error = %e, "cannot read spooled events");
                 Vec::new()
-            }
-        });
-    for event in from_disk.chain(stream.memory.iter().cloned()) {
-        if event.seq <= stream.sent + events.len() as u64 {
+            });
+            stream.loaded = Some(Loaded {
+                last: segment.last,
+                events: read,
+            });
+        }
+    }
+    let from_disk = stream
+        .loaded
+        .iter()
+        .filter(|l| l.last > sent)
+        .flat_map(|l| l.events.iter());
+    for event in from_disk.chain(stream.memory.iter()) {
+        if event.seq <= sent + events.len() as u64 {
             continue;
         }
-        if event.seq != stream.sent + events.len() as u64 + 1 {
-            break; // never send past a gap
+        if event.seq != sent + events.len() as u64 + 1 {
+            break; // never send past a gap (the next segment comes in the next batch)
         }
-        let size = event_size(&event);
+        let size = event_size(event);
         if !events.is_empty()
             && (events.len() == MAX_EVENTS_PER_BATCH || bytes + size > MAX_BATCH_BYTES)
         {
             break;
         }
         bytes += size;
-        events.push(event);
+        events.push(event.clone());
     }
     events
 }

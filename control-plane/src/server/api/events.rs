@@ -12,7 +12,6 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
 use super::tasks::parse_task_id;
-use crate::api_types::AttemptEvent;
 use crate::model::TaskRecord;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
@@ -22,8 +21,19 @@ use crate::watchers::TaskUpdate;
 /// Events read from the store per query while catching up.
 const PAGE: u32 = 1000;
 
-/// Encoded lines buffered towards a slow client before the follower waits for it.
+/// Encoded chunks buffered towards a slow client before the follower waits for it.
 const CLIENT_BUFFER: usize = 64;
+
+/// Bytes of NDJSON gathered into one chunk of the response body.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// [`crate::api_types::AttemptEvent`] borrowing its event, to encode without a copy.
+#[derive(serde::Serialize)]
+struct AttemptEventRef<'a> {
+    attempt: u32,
+    #[serde(flatten)]
+    event: &'a Event,
+}
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -180,20 +190,34 @@ impl Follower {
         }
     }
 
+    /// Sends `events` to the client as NDJSON, many lines per chunk: one channel send and
+    /// one body write per chunk, not per line.
     async fn send(&self, cursor: &mut Cursor, events: &[Event]) -> Result<(), Stopped> {
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
         for event in events {
-            let line = AttemptEvent {
+            let line = AttemptEventRef {
                 attempt: cursor.attempt,
-                event: event.clone(),
+                event,
             };
-            let mut json = serde_json::to_vec(&line).unwrap_or_default();
-            json.push(b'\n');
-            self.lines
-                .send(Bytes::from(json))
-                .await
-                .map_err(|_| Stopped)?;
+            if serde_json::to_writer(&mut chunk, &line).is_err() {
+                continue;
+            }
+            chunk.push(b'\n');
             cursor.after_seq = event.seq;
             cursor.finished |= event.is_finished();
+            if chunk.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES));
+                self.lines
+                    .send(Bytes::from(full))
+                    .await
+                    .map_err(|_| Stopped)?;
+            }
+        }
+        if !chunk.is_empty() {
+            self.lines
+                .send(Bytes::from(chunk))
+                .await
+                .map_err(|_| Stopped)?;
         }
         Ok(())
     }

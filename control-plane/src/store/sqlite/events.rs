@@ -3,15 +3,11 @@
 use kiln_protocol::{
     Event, EventBody, LineEncoding, LogLine, Outcome, RunnerId, TaskId, UnixMillis,
 };
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::rows::{self, int, to_json};
+use super::rows::{int, to_json};
 use crate::model::{AttemptState, TaskState};
 use crate::store::{Appended, StoreError};
-
-/// Events stored per statement (four values each, within SQLite's variable limit): each
-/// statement is a round trip to SQLite's worker thread.
-const INSERT_CHUNK: usize = 500;
 
 pub async fn append_events(
     pool: &SqlitePool,
@@ -62,16 +58,23 @@ pub async fn append_events(
             break; // nothing follows `finished`
         }
     }
-    for chunk in appended.stored.chunks(INSERT_CHUNK) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO events (task_id, attempt, seq, body) ");
-        insert.push_values(chunk, |mut row, event| {
-            row.push_bind(task.to_string())
-                .push_bind(i64::from(attempt))
-                .push_bind(int(event.seq))
-                .push_bind(to_json(event));
-        });
-        insert.build().execute(&mut *tx).await?;
+    if let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) {
+        let mut body = String::with_capacity(appended.stored.len() * 160);
+        for event in &appended.stored {
+            body.push_str(&to_json(event));
+            body.push('\n');
+        }
+        sqlx::query(
+            "INSERT INTO event_chunks (task_id, attempt, first_seq, last_seq, body)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .bind(int(first.seq))
+        .bind(int(last.seq))
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(EventBody::Finished { outcome }) = appended.stored.last().map(|e| &e.body) {
         finish_attempt(&mut tx, task, attempt, outcome, now).await?;
@@ -153,6 +156,8 @@ async fn finish_attempt(
     Ok(())
 }
 
+/// Up to `limit` events of an attempt after `after_seq`, in order, read from the chunks
+/// that hold them.
 pub async fn events(
     pool: &SqlitePool,
     task: TaskId,
@@ -160,18 +165,44 @@ pub async fn events(
     after_seq: u64,
     limit: u32,
 ) -> Result<Vec<Event>, StoreError> {
-    let found = sqlx::query(
-        "SELECT body FROM events WHERE task_id = ? AND attempt = ? AND seq > ?
-         ORDER BY seq LIMIT ?",
-    )
-    .bind(task.to_string())
-    .bind(i64::from(attempt))
-    .bind(int(after_seq))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    found.iter().map(rows::event).collect()
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut events = Vec::new();
+    let mut after = after_seq;
+    while events.len() < limit {
+        // Chunks are contiguous and do not overlap: read a few at a time in seq order.
+        let chunks: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT last_seq, body FROM event_chunks
+             WHERE task_id = ? AND attempt = ? AND last_seq > ?
+             ORDER BY first_seq LIMIT ?",
+        )
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .bind(int(after))
+        .bind(CHUNKS_PER_READ)
+        .fetch_all(pool)
+        .await?;
+        let Some((last, _)) = chunks.last() else {
+            break;
+        };
+        let last = u64::try_from(*last).unwrap_or(0);
+        for (_, body) in &chunks {
+            for line in body.lines() {
+                let event: Event = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                    table: "event_chunks",
+                    detail: format!("column body: {e}"),
+                })?;
+                if event.seq > after_seq && events.len() < limit {
+                    events.push(event);
+                }
+            }
+        }
+        after = last;
+    }
+    Ok(events)
 }
+
+/// Chunks read per query while collecting events.
+const CHUNKS_PER_READ: i64 = 16;
 
 pub async fn put_artifact(
     pool: &SqlitePool,

@@ -2,7 +2,6 @@
 
 use std::str::FromStr;
 
-use kiln_protocol::Event;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row as _;
@@ -144,11 +143,6 @@ pub fn runner(row: &SqliteRow) -> Result<RunnerRecord, StoreError> {
         rotation_requested_at: row.try_get("rotation_requested_at")?,
         sandbox_id: optional_parsed(row, T, "sandbox_id")?,
     })
-}
-
-/// An `events` row.
-pub fn event(row: &SqliteRow) -> Result<Event, StoreError> {
-    json(row, "events", "body")
 }
 
 /// Serialises a value for a JSON column.

@@ -1,0 +1,95 @@
+//! Log lines end to end: an agent prints 100-byte lines; the runner streams them; the
+//! control plane stores them; one watcher follows the task.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::reference;
+use super::report::Row;
+use super::setup::{now_nanos, probe_program, Stack};
+use super::stats::{ms, per_second, Samples};
+
+/// Bytes per line, newline included (the target's unit).
+pub const LINE_BYTES: usize = 100;
+
+/// Every Nth line's latency is sampled (all lines are counted).
+const SAMPLE_EVERY: usize = 10;
+
+/// The log rows for `lines` lines.
+pub async fn run(lines: usize) -> Vec<Row> {
+    let stack = Stack::start(1).await;
+    let repo = crate::git::repo(&stack.control_plane.scratch(), "logs");
+    let task = stack
+        .submit(&json!({
+            "repo": repo,
+            "command": [probe_program(), "probe", "lines", lines.to_string()],
+        }))
+        .await;
+    let mut received = 0usize;
+    let mut first: Option<u128> = None;
+    let mut latency = Samples::new();
+    let started = Instant::now();
+    stack
+        .follow(&task, |line| {
+            let Some(sent) = line.split(' ').next().and_then(|t| t.parse::<u128>().ok()) else {
+                return;
+            };
+            let now = now_nanos();
+            first.get_or_insert(sent);
+            if received % SAMPLE_EVERY == 0 {
+                latency.push(Duration::from_nanos(
+                    u64::try_from(now.saturating_sub(sent)).unwrap_or(0),
+                ));
+            }
+            received += 1;
+        })
+        .await;
+    assert_eq!(received, lines, "every line reached the watcher");
+    let span = first.map_or(started.elapsed(), |first| {
+        Duration::from_nanos(u64::try_from(now_nanos().saturating_sub(first)).unwrap_or(0))
+    });
+    let rate = received as f64 / span.as_secs_f64();
+    let tcp = reference::loopback_throughput(256 << 20).await / LINE_BYTES as f64;
+    let rtt = reference::loopback_round_trip(2000).await;
+    vec![
+        Row::new(
+            "log lines end to end (100 B, agent → runner → store → watcher)",
+            "≥ 250,000 lines/s",
+            format!("{} ({} lines)", per_second(rate), lines),
+            Some(rate >= 250_000.0),
+        )
+        .against(
+            format!("loopback TCP {} (100 B units)", per_second(tcp)),
+            rate / tcp,
+        ),
+        Row::new(
+            "line → watcher latency",
+            "p99 ≤ 250 ms",
+            format!("p50 {}, p99 {}", ms(latency.p50()), ms(latency.p99())),
+            Some(latency.p99() <= Duration::from_millis(250)),
+        )
+        .against(
+            format!("loopback TCP round trip p50 {}", ms(rtt.p50())),
+            latency.p99().as_secs_f64() / rtt.p50().as_secs_f64(),
+        ),
+    ]
+}
+
+/// `kiln-bench probe lines N`: prints N lines of exactly [`LINE_BYTES`] bytes, each
+/// starting with the time it was written (ns since the epoch).
+pub fn print_lines(count: usize) {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let pad = "x".repeat(LINE_BYTES);
+    for i in 0..count {
+        let stamp = now_nanos();
+        // 19-digit time, space, padding, newline: LINE_BYTES in all.
+        let _ = writeln!(out, "{stamp:019} {}", &pad[..LINE_BYTES - 21]);
+        if i % 256 == 255 {
+            let _ = out.flush();
+        }
+    }
+    let _ = out.flush();
+}

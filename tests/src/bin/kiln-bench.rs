@@ -1,0 +1,155 @@
+//! `kiln-bench`: runs kiln's benchmark suite against the release binaries and prints the
+//! table of target, measured, reference and ratio (docs/performance.md).
+//!
+//! Usage: `kiln-bench [--smoke] [--only latency|logs|throughput|fleet]`. `--smoke` runs
+//! every section with tiny sizes (CI checks that it completes, never a timing). The binary
+//! is also the probe agent: `kiln-bench probe start` and `kiln-bench probe lines N`.
+//! Exit codes: 0 done (whether or not targets were met); 2 bad usage.
+
+use std::process::ExitCode;
+
+use kiln_tests::bench::{fleet, latency, logs, report, setup, throughput};
+
+/// How much each section does.
+struct Sizes {
+    latency_runs: usize,
+    log_lines: usize,
+    tasks: usize,
+    fleet_levels: &'static [usize],
+}
+
+const FULL: Sizes = Sizes {
+    latency_runs: 50,
+    log_lines: 500_000,
+    tasks: 10_000,
+    fleet_levels: &[1000, 5000, 10_000],
+};
+
+const SMOKE: Sizes = Sizes {
+    latency_runs: 3,
+    log_lines: 2000,
+    tasks: 200,
+    fleet_levels: &[50],
+};
+
+const SECTIONS: [&str; 4] = ["latency", "logs", "throughput", "fleet"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("probe") {
+        return probe(&args[1..]);
+    }
+    let mut smoke = false;
+    let mut only = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--smoke" => smoke = true,
+            "--only" => match rest.next() {
+                Some(section) if SECTIONS.contains(&section.as_str()) => {
+                    only = Some(section.clone())
+                }
+                other => return usage(&format!("--only takes one of {SECTIONS:?}, not {other:?}")),
+            },
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let sizes = if smoke { SMOKE } else { FULL };
+    // One thread: the bench shares the machine's two cores with kiln, and cross-core
+    // wake-ups would cost more than they give.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kiln-bench: cannot start async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(&sizes, only.as_deref(), smoke));
+    ExitCode::SUCCESS
+}
+
+async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool) {
+    let wanted = |section: &str| only.is_none_or(|o| o == section);
+    let started = std::time::Instant::now();
+    let mut rows = Vec::new();
+    let mut levels = Vec::new();
+    if wanted("latency") {
+        eprintln!(
+            "==> latency: submit to agent started ({} runs each)",
+            sizes.latency_runs
+        );
+        rows.extend(latency::run(sizes.latency_runs).await);
+    }
+    if wanted("throughput") {
+        eprintln!(
+            "==> throughput: {} tasks through 50 simulated runners",
+            sizes.tasks
+        );
+        rows.extend(throughput::run(sizes.tasks).await);
+    }
+    if wanted("logs") {
+        eprintln!("==> logs: {} lines agent to watcher", sizes.log_lines);
+        rows.extend(logs::run(sizes.log_lines).await);
+    }
+    if wanted("fleet") {
+        eprintln!(
+            "==> fleet: idle daemons, then {:?} idle simulated runners",
+            sizes.fleet_levels
+        );
+        rows.extend(fleet::idle_daemons().await);
+        let (fleet_rows, measured) = fleet::scale(sizes.fleet_levels).await;
+        rows.extend(fleet_rows);
+        levels = measured;
+    }
+    println!(
+        "kiln-bench{} on {}",
+        if smoke { " --smoke" } else { "" },
+        report::machine()
+    );
+    println!();
+    report::print(&rows);
+    if !levels.is_empty() {
+        println!();
+        println!("| idle runners | control plane RSS | CPU (share of one core) |");
+        println!("|---|---|---|");
+        for level in &levels {
+            println!(
+                "| {} | {:.1} MiB | {:.1}% |",
+                level.runners,
+                level.rss_kib as f64 / 1024.0,
+                level.cpu * 100.0
+            );
+        }
+    }
+    eprintln!(
+        "kiln-bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The probe agent.
+fn probe(args: &[String]) -> ExitCode {
+    match args {
+        [what] if what == "start" => {
+            println!("{}", setup::now_nanos());
+            ExitCode::SUCCESS
+        }
+        [what, count] if what == "lines" => match count.parse() {
+            Ok(count) => {
+                logs::print_lines(count);
+                ExitCode::SUCCESS
+            }
+            Err(_) => usage(&format!("probe lines needs a count, not {count:?}")),
+        },
+        _ => usage("probe takes `start` or `lines N`"),
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("kiln-bench: {message}");
+    eprintln!("usage: kiln-bench [--smoke] [--only latency|logs|throughput|fleet]");
+    ExitCode::from(2)
+}
