@@ -7,17 +7,26 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_protocol::{now_millis, RunnerId, ServerMessage, TaskSpec, WorkspaceId, WorkspaceSpec};
+use kiln_protocol::{
+    now_millis, RunnerId, ServerMessage, TaskSpec, UnixMillis, WorkspaceId, WorkspaceSpec,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{AttemptState, TaskRecord, WorkspaceRecord};
-use crate::scheduler::{self, QueuedTask};
+use crate::model::{AttemptRecord, AttemptState, TaskRecord, WorkspaceRecord};
+use crate::scheduler::{self, Placement, QueuedTask, RunnerSlots};
 use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
 
-/// Queued tasks considered per round. Bounds one round's work; a full round runs again.
+/// Most queued tasks considered per round. Bounds one round's work; a full round runs again.
 const DISPATCH_BATCH: u32 = 2000;
+
+/// Queued tasks read per free slot: room for tasks no free runner can take (capabilities,
+/// refusals) without reading the whole backlog each time a slot frees.
+const WINDOW_PER_FREE_SLOT: u32 = 4;
+
+/// Fewest queued tasks read per round.
+const MIN_WINDOW: u32 = 64;
 
 /// Runs until `shutdown`, dispatching each time the hub asks.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
@@ -86,57 +95,95 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
         if !runners.iter().any(|r| r.free > 0) {
             return Ok(());
         }
-        let queued = state.store.queued_tasks(DISPATCH_BATCH).await?;
-        let workspaces = workspaces_of(state, &queued).await?;
-        // A session runs one task at a time: skip sessions that are busy, and all but the
-        // first queued task of each idle one.
-        let mut busy: HashSet<WorkspaceId> =
-            state.store.busy_workspaces().await?.into_iter().collect();
-        let mut candidates = Vec::with_capacity(queued.len());
-        for task in queued
-            .iter()
-            .filter(|t| t.spec.workspace_id.is_none_or(|w| busy.insert(w)))
-        {
-            let pinned = pin(state, task, &workspaces).await?;
-            candidates.push(candidate(state, task, pinned));
-        }
-        let placements = scheduler::place(&candidates, &runners);
+        // Read the queue head in proportion to the free slots, and further only when none
+        // of what was read could be placed.
+        let free: u32 = runners.iter().map(|r| r.free).sum();
+        let mut window = free
+            .saturating_mul(WINDOW_PER_FREE_SLOT)
+            .clamp(MIN_WINDOW, DISPATCH_BATCH);
+        let (queued, workspaces, placements) = loop {
+            let queued = state.store.queued_tasks(window).await?;
+            let (workspaces, placements) = plan(state, &queued, &runners).await?;
+            let read_all = queued.len() < window as usize;
+            if placements.is_empty() && !read_all && window < DISPATCH_BATCH {
+                window = window
+                    .saturating_mul(WINDOW_PER_FREE_SLOT)
+                    .min(DISPATCH_BATCH);
+                continue;
+            }
+            break (queued, workspaces, placements);
+        };
         if placements.is_empty() {
             return Ok(());
         }
         let pairs: Vec<_> = placements.iter().map(|p| (p.task, p.runner)).collect();
         let now = now_millis();
         let attempts = state.store.assign(&pairs, now).await?;
-        for attempt in attempts {
-            let Some(task) = queued.iter().find(|t| t.spec.id == attempt.task_id) else {
-                continue;
-            };
-            let (runner, key) = (attempt.runner_id, (attempt.task_id, attempt.attempt));
-            state.hub.reserve(runner, key);
-            let workspace = task.spec.workspace_id.and_then(|w| workspaces.get(&w));
-            let assign = ServerMessage::Assign {
-                task: Box::new(spec(task, workspace)),
-                attempt: attempt.attempt,
-            };
-            if state.hub.send(runner, assign) {
-                tracing::info!(task = %attempt.task_id, attempt = attempt.attempt, %runner, "task assigned");
-                expire_unaccepted(state.clone(), attempt.task_id, attempt.attempt, runner);
-            } else {
-                // The runner left between the snapshot and now: undo, keep the task queued.
-                state
-                    .store
-                    .reject_attempt(attempt.task_id, attempt.attempt, runner, now)
-                    .await?;
-                state.hub.release(runner, key, now);
-            }
-            state
-                .watchers
-                .publish(attempt.task_id, TaskUpdate::StateChanged);
-        }
-        if queued.len() < DISPATCH_BATCH as usize {
+        send_assignments(state, &queued, &workspaces, attempts, now).await?;
+        if queued.len() < window as usize {
             return Ok(());
         }
     }
+}
+
+/// The placements the scheduler makes for `queued` on `runners`, with the sessions of the
+/// queued tasks.
+async fn plan(
+    state: &AppState,
+    queued: &[TaskRecord],
+    runners: &[RunnerSlots],
+) -> Result<(HashMap<WorkspaceId, WorkspaceRecord>, Vec<Placement>), StoreError> {
+    let workspaces = workspaces_of(state, queued).await?;
+    // A session runs one task at a time: skip sessions that are busy, and all but the
+    // first queued task of each idle one.
+    let mut busy: HashSet<WorkspaceId> = state.store.busy_workspaces().await?.into_iter().collect();
+    let mut candidates = Vec::with_capacity(queued.len());
+    for task in queued
+        .iter()
+        .filter(|t| t.spec.workspace_id.is_none_or(|w| busy.insert(w)))
+    {
+        let pinned = pin(state, task, &workspaces).await?;
+        candidates.push(candidate(state, task, pinned));
+    }
+    Ok((workspaces, scheduler::place(&candidates, runners)))
+}
+
+/// Sends the recorded attempts to their runners; one whose runner left meanwhile goes back
+/// to the queue.
+async fn send_assignments(
+    state: &AppState,
+    queued: &[TaskRecord],
+    workspaces: &HashMap<WorkspaceId, WorkspaceRecord>,
+    attempts: Vec<AttemptRecord>,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    for attempt in attempts {
+        let Some(task) = queued.iter().find(|t| t.spec.id == attempt.task_id) else {
+            continue;
+        };
+        let (runner, key) = (attempt.runner_id, (attempt.task_id, attempt.attempt));
+        state.hub.reserve(runner, key);
+        let workspace = task.spec.workspace_id.and_then(|w| workspaces.get(&w));
+        let assign = ServerMessage::Assign {
+            task: Box::new(spec(task, workspace)),
+            attempt: attempt.attempt,
+        };
+        if state.hub.send(runner, assign) {
+            tracing::info!(task = %attempt.task_id, attempt = attempt.attempt, %runner, "task assigned");
+            expire_unaccepted(state.clone(), attempt.task_id, attempt.attempt, runner);
+        } else {
+            // The runner left between the snapshot and now: undo, keep the task queued.
+            state
+                .store
+                .reject_attempt(attempt.task_id, attempt.attempt, runner, now)
+                .await?;
+            state.hub.release(runner, key, now);
+        }
+        state
+            .watchers
+            .publish(attempt.task_id, TaskUpdate::StateChanged);
+    }
+    Ok(())
 }
 
 /// Sends the attempt back to the queue if its runner has not accepted it by the deadline.

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::model::RunnerRecord;
-use crate::tokens::{Token, TokenKind};
+use crate::tokens::{Token, TokenHash, TokenKind};
 
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Result<Token, ApiError> {
@@ -44,10 +44,36 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         expect_kind(&token, TokenKind::Admin, "the admin token")?;
-        if !state.store.is_admin_token(&token.hash()).await? {
+        let hash = token.hash();
+        if state.known_admins.contains(&hash) {
+            return Ok(Admin);
+        }
+        if !state.store.is_admin_token(&hash).await? {
             return Err(ApiError::Unauthorized("admin token is not valid".into()));
         }
+        state.known_admins.insert(hash);
         Ok(Admin)
+    }
+}
+
+/// Most admin token hashes remembered: there are a handful; the bound stops growth.
+const KNOWN_ADMINS_LIMIT: usize = 64;
+
+/// Hashes of admin tokens the store confirmed.
+#[derive(Debug, Default)]
+pub struct KnownAdmins(std::sync::Mutex<Vec<TokenHash>>);
+
+impl KnownAdmins {
+    fn contains(&self, hash: &TokenHash) -> bool {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.iter().any(|k| k.matches(hash))
+    }
+
+    fn insert(&self, hash: TokenHash) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() < KNOWN_ADMINS_LIMIT {
+            known.push(hash);
+        }
     }
 }
 

@@ -91,6 +91,9 @@ pub struct AppState {
     pub files: Arc<crate::relay::FileRelay>,
     /// Sandbox forging and burning.
     pub sandboxes: Option<crate::sandbox::Sandboxes>,
+    /// Admin token hashes already checked against the store (admin tokens are never
+    /// revoked), so that an API call costs no store query for it.
+    pub known_admins: Arc<crate::server::auth::KnownAdmins>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -124,6 +127,7 @@ impl AppState {
             handshakes: Arc::default(),
             files: Arc::default(),
             sandboxes: None,
+            known_admins: Arc::default(),
         }
     }
 }

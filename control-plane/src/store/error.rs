@@ -37,6 +37,12 @@ pub enum StoreError {
         /// The runner that asked.
         runner: String,
     },
+    /// The transaction a grouped write was part of could not begin or commit.
+    #[error("database error: {0}")]
+    GroupFailed(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// Why a registration token was refused.

@@ -155,7 +155,7 @@ impl Attempt {
             .shared
             .worktree_base
             .join(format!("{}-{}.prompt", self.spec.task_id, self.number));
-        if let Err(e) = crate::atomic_file::write(
+        if let Err(e) = crate::atomic_file::write_scratch(
             &prompt_file,
             self.spec.prompt.as_bytes(),
             crate::atomic_file::SECRET_MODE,

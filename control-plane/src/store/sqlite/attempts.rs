@@ -3,7 +3,7 @@
 use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows;
 use crate::model::{AttemptRecord, AttemptState, TaskState};
@@ -13,12 +13,13 @@ use crate::store::StoreError;
 /// than the row work, so many rows share one statement (within SQLite's variable limit).
 const ASSIGN_CHUNK: usize = 500;
 
+/// Records the attempts of a dispatch round in `tx`'s open transaction (the group
+/// commit's); tasks no longer queued are skipped.
 pub async fn assign(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     placements: &[(TaskId, RunnerId)],
     now: UnixMillis,
 ) -> Result<Vec<AttemptRecord>, StoreError> {
-    let mut tx = pool.begin().await?;
     let mut assigned = Vec::with_capacity(placements.len());
     for chunk in placements.chunks(ASSIGN_CHUNK) {
         let mut update = QueryBuilder::<Sqlite>::new(
@@ -82,18 +83,18 @@ pub async fn assign(
                 }),
         );
     }
-    tx.commit().await?;
     Ok(assigned)
 }
 
+/// Marks an assigned attempt (and its task) running, in `tx`'s open transaction (the group
+/// commit's). False if it is no longer assigned to this runner and does not run there.
 pub async fn start_attempt(
-    pool: &SqlitePool,
+    tx: &mut SqliteConnection,
     task: TaskId,
     attempt: u32,
     runner: RunnerId,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE attempts SET state = 'running', started_at = ?
          WHERE task_id = ? AND attempt = ? AND runner_id = ? AND state = 'assigned'",
@@ -114,7 +115,6 @@ pub async fn start_attempt(
         .bind(i64::from(attempt))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         return Ok(true);
     }
     // Not assigned any more: fine if it already runs here (a repeated accept).

@@ -141,15 +141,15 @@ pub async fn announce_runner(
     Ok(())
 }
 
-pub async fn touch_runner(
-    pool: &SqlitePool,
+pub async fn touch_runner<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
     id: RunnerId,
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE runners SET last_seen_at = ? WHERE id = ?")
         .bind(now)
         .bind(id.to_string())
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(())
 }

@@ -3,14 +3,16 @@
 use kiln_protocol::{
     Event, EventBody, LineEncoding, LogLine, Outcome, RunnerId, TaskId, UnixMillis,
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::rows::{int, to_json};
 use crate::model::{AttemptState, TaskState};
 use crate::store::{Appended, StoreError};
 
+/// Stores the contiguous new events of an attempt in `conn`'s open transaction (the group
+/// commit's). Refusals (not found, not this runner's) come before any write.
 pub async fn append_events(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     task: TaskId,
     attempt: u32,
     runner: RunnerId,
@@ -18,7 +20,7 @@ pub async fn append_events(
     log_cap: u64,
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
-    let mut tx = pool.begin().await?;
+    let tx = conn;
     let owner: Option<(String, i64, i64)> = sqlx::query_as(
         "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = ? AND attempt = ?",
     )
@@ -77,7 +79,7 @@ pub async fn append_events(
         .await?;
     }
     if let Some(EventBody::Finished { outcome }) = appended.stored.last().map(|e| &e.body) {
-        finish_attempt(&mut tx, task, attempt, outcome, now).await?;
+        finish_attempt(&mut *tx, task, attempt, outcome, now).await?;
     }
     if !appended.stored.is_empty() {
         sqlx::query(
@@ -90,7 +92,6 @@ pub async fn append_events(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(appended)
 }
 
@@ -119,7 +120,7 @@ fn capped(event: &Event, log_bytes: &mut u64, cap: u64) -> Event {
 /// task's current one. An attempt already ended (lost, say) keeps its state: late events
 /// are stored but change nothing.
 async fn finish_attempt(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     task: TaskId,
     attempt: u32,
     outcome: &Outcome,
@@ -136,7 +137,7 @@ async fn finish_attempt(
     .bind(now)
     .bind(task.to_string())
     .bind(i64::from(attempt))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if ended.rows_affected() == 0 {
         return Ok(());
@@ -151,7 +152,7 @@ async fn finish_attempt(
     .bind(now)
     .bind(task.to_string())
     .bind(i64::from(attempt))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

@@ -4,6 +4,7 @@ mod attempts;
 mod auth;
 mod events;
 mod fleet;
+mod group;
 mod rows;
 mod sandboxes;
 mod tasks;
@@ -18,6 +19,8 @@ use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId}
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use group::GroupCommit;
 
 use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
 use crate::model::{
@@ -42,6 +45,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Connections for queries.
     reader: SqlitePool,
+    /// The hot writes, committed in groups on the writer connection.
+    group: GroupCommit,
 }
 
 impl SqliteStore {
@@ -64,7 +69,12 @@ impl SqliteStore {
             .max_connections(READER_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let group = GroupCommit::start(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Closes both pools, waiting for open transactions to end.
@@ -112,13 +122,13 @@ impl Store for SqliteStore {
         auth::announce_runner(&self.writer, id, announcement, now).await
     }
     async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError> {
-        auth::touch_runner(&self.writer, id, now).await
+        self.group.touch_runner(id, now).await
     }
     async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError> {
         auth::runners(&self.reader).await
     }
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError> {
-        tasks::insert_task(&self.writer, task).await
+        self.group.insert_task(task.clone()).await
     }
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
         tasks::task(&self.reader, id).await
@@ -134,7 +144,7 @@ impl Store for SqliteStore {
         placements: &[(TaskId, RunnerId)],
         now: UnixMillis,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        attempts::assign(&self.writer, placements, now).await
+        self.group.assign(placements.to_vec(), now).await
     }
     async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError> {
         tasks::retry_task(&self.writer, task, now).await
@@ -236,7 +246,7 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        attempts::start_attempt(&self.writer, task, attempt, runner, now).await
+        self.group.start_attempt(task, attempt, runner, now).await
     }
     async fn reject_attempt(
         &self,
@@ -288,7 +298,9 @@ impl Store for SqliteStore {
         log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError> {
-        events::append_events(&self.writer, task, attempt, runner, events, log_cap, now).await
+        self.group
+            .append_events((task, attempt), runner, events.to_vec(), log_cap, now)
+            .await
     }
     async fn events(
         &self,
