@@ -246,3 +246,66 @@ async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kiln_protocol::TaskId;
+
+    use crate::model::{NewTask, RunOptions};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Store as _, StoreError};
+
+    fn task(id: TaskId) -> NewTask {
+        NewTask {
+            id,
+            repo: "/tmp/repo".into(),
+            base_ref: None,
+            branch: format!("kiln/{id}"),
+            prompt: "p".into(),
+            command: vec!["true".into()],
+            env: BTreeMap::new(),
+            secret_env: Default::default(),
+            requires: Vec::new(),
+            labels: BTreeMap::new(),
+            priority: 0,
+            timeout_ms: None,
+            idle_timeout_ms: None,
+            max_attempts: 1,
+            created_at: 1,
+            options: RunOptions::default(),
+            workspace_id: None,
+            sandbox_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_rolled_back_alone_and_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("kiln.db")).await.unwrap();
+        let first = task(TaskId::new());
+        store.insert_task(&first).await.unwrap();
+
+        // Submitted together so that they share groups: the duplicate id must fail, the
+        // rest must land.
+        let fresh: Vec<NewTask> = (0..50).map(|_| task(TaskId::new())).collect();
+        let mut writes = Vec::new();
+        for new in fresh.iter().chain(std::iter::once(&first)) {
+            let store = store.clone();
+            let new = new.clone();
+            writes.push(tokio::spawn(async move { store.insert_task(&new).await }));
+        }
+        let mut failures = Vec::new();
+        for write in writes {
+            if let Err(error) = write.await.unwrap() {
+                failures.push(error);
+            }
+        }
+        assert_eq!(failures.len(), 1, "only the duplicate fails: {failures:?}");
+        assert!(matches!(failures[0], StoreError::Database(_)));
+        for new in &fresh {
+            assert!(store.task(new.id).await.unwrap().is_some(), "{} lost", new.id);
+        }
+    }
+}
