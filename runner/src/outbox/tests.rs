@@ -91,6 +91,19 @@ fn announce_lists_open_streams_with_last_seq() {
     assert_eq!(outbox.announce()[0].last_seq, 1);
 }
 
+/// Sends everything, acknowledging each window of batches as the control plane would.
+fn send_all_acking_each_window(outbox: &Outbox, key: AttemptKey) -> Vec<u64> {
+    let mut sent = Vec::new();
+    loop {
+        let window = seqs(&outbox.take_unsent(usize::MAX));
+        let Some(&last) = window.last() else {
+            return sent;
+        };
+        sent.extend(window);
+        outbox.ack(key, last);
+    }
+}
+
 fn segment_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
@@ -109,7 +122,7 @@ fn events_beyond_the_memory_bound_spill_to_disk_and_come_back_in_order() {
         1,
         "the first 10k events went to a segment"
     );
-    let sent = seqs(&outbox.take_unsent(usize::MAX));
+    let sent = send_all_acking_each_window(&outbox, key);
     assert_eq!(sent, (1..=total).collect::<Vec<_>>());
     outbox.push(key, finished());
     outbox.ack(key, total + 1);
@@ -158,4 +171,34 @@ fn a_recovered_finished_attempt_is_announced_as_finished() {
     assert_eq!(outbox.announce()[0].state, HeldState::Finished);
     let batches = outbox.take_unsent(usize::MAX);
     assert!(batches[0].events.last().unwrap().is_finished());
+}
+
+#[test]
+fn a_full_window_holds_new_events_until_an_ack_and_they_go_as_one_batch() {
+    let outbox = Outbox::default();
+    let key = (TaskId::new(), 1);
+    for n in 0..BATCHES_IN_FLIGHT {
+        outbox.push(key, log(&format!("line {n}")));
+        assert_eq!(outbox.take_unsent(usize::MAX).len(), 1);
+    }
+    for n in 0..10 {
+        outbox.push(key, log(&format!("held {n}")));
+    }
+    assert!(
+        outbox.take_unsent(usize::MAX).is_empty(),
+        "nothing is sent while {BATCHES_IN_FLIGHT} batches are unacknowledged"
+    );
+    outbox.ack(key, 1);
+    let batches = outbox.take_unsent(usize::MAX);
+    assert_eq!(batches.len(), 1, "the held events go together");
+    let first_held = BATCHES_IN_FLIGHT as u64 + 1;
+    assert_eq!(
+        seqs(&batches),
+        (first_held..first_held + 10).collect::<Vec<_>>()
+    );
+    // A reconnect resends everything unacknowledged, window or not.
+    outbox.rewind();
+    let resent = outbox.take_unsent(usize::MAX);
+    assert_eq!(seqs(&resent).first(), Some(&2));
+    assert_eq!(seqs(&resent).last(), Some(&(first_held + 9)));
 }

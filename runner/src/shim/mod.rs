@@ -99,8 +99,10 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     let status = supervise(&args);
     let text = serde_json::to_vec(&status).unwrap_or_default();
+    // Read by the runner as soon as the shim exits; a machine crash makes it moot, so it
+    // is not synced.
     if let Err(e) =
-        crate::atomic_file::write(&args.status_file, &text, crate::atomic_file::SECRET_MODE)
+        crate::atomic_file::write_scratch(&args.status_file, &text, crate::atomic_file::SECRET_MODE)
     {
         eprintln!(
             "kiln agent-shim: cannot write {}: {e}",

@@ -19,7 +19,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 const CONNECT_BATCH: usize = 32;
 
 /// One level of the fleet: runners, control-plane RSS, CPU share.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Level {
     /// Connected idle runners.
     pub runners: usize,

@@ -1,7 +1,7 @@
 //! The benchmark's table: target, measured, reference, ratio; and the machine it ran on.
 
 /// One line of the table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Row {
     /// What is measured.
     pub metric: String,

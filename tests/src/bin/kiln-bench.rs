@@ -1,9 +1,10 @@
 //! `kiln-bench`: runs kiln's benchmark suite against the release binaries and prints the
 //! table of target, measured, reference and ratio (docs/performance.md).
 //!
-//! Usage: `kiln-bench [--smoke] [--only latency|logs|throughput|fleet]`. `--smoke` runs
-//! every section with tiny sizes (CI checks that it completes, never a timing). The binary
-//! is also the probe agent: `kiln-bench probe start` and `kiln-bench probe lines N`.
+//! Usage: `kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet]`. `--smoke`
+//! runs every section with tiny sizes (CI checks that it completes, never a timing);
+//! `--json` prints one JSON object instead of the tables. The binary is also the probe
+//! agent: `kiln-bench probe start` and `kiln-bench probe lines N`.
 //! Exit codes: 0 done (whether or not targets were met); 2 bad usage.
 
 use std::process::ExitCode;
@@ -40,11 +41,13 @@ fn main() -> ExitCode {
         return probe(&args[1..]);
     }
     let mut smoke = false;
+    let mut output = Output::Tables;
     let mut only = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--smoke" => smoke = true,
+            "--json" => output = Output::Json,
             "--only" => match rest.next() {
                 Some(section) if SECTIONS.contains(&section.as_str()) => {
                     only = Some(section.clone())
@@ -67,11 +70,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(&sizes, only.as_deref(), smoke));
+    runtime.block_on(run(&sizes, only.as_deref(), smoke, output));
     ExitCode::SUCCESS
 }
 
-async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool) {
+/// How the results are printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Markdown tables, as in docs/performance.md.
+    Tables,
+    /// One JSON object: `machine`, `smoke`, `rows`, `fleet`.
+    Json,
+}
+
+async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool, output: Output) {
     let wanted = |section: &str| only.is_none_or(|o| o == section);
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
@@ -103,6 +115,20 @@ async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool) {
         let (fleet_rows, measured) = fleet::scale(sizes.fleet_levels).await;
         rows.extend(fleet_rows);
         levels = measured;
+    }
+    if output == Output::Json {
+        let report = serde_json::json!({
+            "machine": report::machine(),
+            "smoke": smoke,
+            "rows": rows,
+            "fleet": levels,
+        });
+        println!("{report}");
+        eprintln!(
+            "kiln-bench: done in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
     }
     println!(
         "kiln-bench{} on {}",
@@ -137,19 +163,24 @@ fn probe(args: &[String]) -> ExitCode {
             println!("{}", setup::now_nanos());
             ExitCode::SUCCESS
         }
-        [what, count] if what == "lines" => match count.parse() {
-            Ok(count) => {
-                logs::print_lines(count);
-                ExitCode::SUCCESS
-            }
-            Err(_) => usage(&format!("probe lines needs a count, not {count:?}")),
-        },
-        _ => usage("probe takes `start` or `lines N`"),
+        [what, count, rate @ ..] if what == "lines" && rate.len() <= 1 => {
+            let Ok(count) = count.parse() else {
+                return usage(&format!("probe lines needs a count, not {count:?}"));
+            };
+            let rate = match rate.first().map(|r| r.parse::<usize>()) {
+                None => None,
+                Some(Ok(rate)) if rate > 0 => Some(rate),
+                Some(_) => return usage(&format!("probe lines: bad rate {rate:?}")),
+            };
+            logs::print_lines(count, rate);
+            ExitCode::SUCCESS
+        }
+        _ => usage("probe takes `start` or `lines N [RATE]`"),
     }
 }
 
 fn usage(message: &str) -> ExitCode {
     eprintln!("kiln-bench: {message}");
-    eprintln!("usage: kiln-bench [--smoke] [--only latency|logs|throughput|fleet]");
+    eprintln!("usage: kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet]");
     ExitCode::from(2)
 }

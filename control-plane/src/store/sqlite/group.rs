@@ -283,7 +283,9 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_is_rolled_back_alone_and_its_group_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("kiln.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("kiln.db"))
+            .await
+            .unwrap();
         let first = task(TaskId::new());
         store.insert_task(&first).await.unwrap();
 
@@ -305,7 +307,11 @@ mod tests {
         assert_eq!(failures.len(), 1, "only the duplicate fails: {failures:?}");
         assert!(matches!(failures[0], StoreError::Database(_)));
         for new in &fresh {
-            assert!(store.task(new.id).await.unwrap().is_some(), "{} lost", new.id);
+            assert!(
+                store.task(new.id).await.unwrap().is_some(),
+                "{} lost",
+                new.id
+            );
         }
     }
 }
