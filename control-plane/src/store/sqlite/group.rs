@@ -1,6 +1,7 @@
 //! Group commit: the hot writes (task submits, event batches, heartbeats) that arrive
-//! together share one transaction, so one fsync covers many of them. Each write runs in its
-//! own savepoint: one that fails is rolled back alone and gets its own error.
+//! together share one transaction, so one fsync covers many of them. Each write of several
+//! statements runs in its own savepoint, and SQLite undoes a failed single statement by
+//! itself: a write that fails is rolled back alone and gets its own error.
 
 use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
 use sqlx::{Acquire as _, SqliteConnection, SqlitePool};
@@ -57,6 +58,13 @@ enum Written {
     Started(bool),
     /// The attempts recorded.
     Assigned(Vec<AttemptRecord>),
+}
+
+impl Write {
+    /// Whether the write is a single SQL statement, which SQLite makes atomic by itself.
+    fn is_one_statement(&self) -> bool {
+        matches!(self, Self::InsertTask(_) | Self::TouchRunner { .. })
+    }
 }
 
 type Reply = oneshot::Sender<Result<Written, StoreError>>;
@@ -199,6 +207,10 @@ async fn commit(writer: &SqlitePool, group: &[(Write, Reply)]) -> Vec<Result<Wri
 }
 
 async fn in_savepoint(conn: &mut SqliteConnection, write: &Write) -> Result<Written, StoreError> {
+    if write.is_one_statement() {
+        // Each statement costs a round trip to SQLite's thread; a savepoint costs two more.
+        return perform(conn, write).await;
+    }
     let mut savepoint = conn.begin().await?;
     let result = perform(&mut savepoint, write).await;
     match &result {
