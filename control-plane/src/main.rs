@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
-    init_logging(if is_server { "info" } else { "warn" });
+    kiln_runner::logging::init(cli.log_format, if is_server { "info" } else { "warn" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -36,15 +36,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => exit::report(&error, json),
     }
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod exit;
+pub mod logging;
 pub mod notices;
 pub mod outbox;
 pub mod presets;

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         eprintln!("warning: cannot make the runner undumpable: {error}");
     }
     let cli = Cli::parse();
-    init_logging();
+    kiln_runner::logging::init(cli.log_format, "info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -39,15 +39,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => exit::report(&error, cli.json),
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn config_dir(flag: Option<std::path::PathBuf>) -> ConfigDir {

@@ -55,6 +55,15 @@ pub struct Cli {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Format of the diagnostic log on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: kiln_runner::logging::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
