@@ -59,3 +59,41 @@ pub async fn run(
     shutdown.cancel();
     let _ = dispatcher.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    use super::app;
+    use super::state::{AppState, ServerSettings};
+    use crate::store::SqliteStore;
+
+    async fn status(state: &AppState, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        app(state.clone()).oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn readyz_fails_once_the_store_is_unreachable_and_healthz_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("kiln.db"))
+            .await
+            .unwrap();
+        let state = AppState::new(
+            Arc::new(store.clone()),
+            ServerSettings::default(),
+            Default::default(),
+        );
+        assert_eq!(status(&state, "/readyz").await, StatusCode::OK);
+        store.close().await;
+        assert_eq!(
+            status(&state, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(&state, "/healthz").await, StatusCode::OK);
+    }
+}
