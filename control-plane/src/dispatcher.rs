@@ -169,6 +169,11 @@ async fn send_assignments(
             attempt: attempt.attempt,
         };
         if state.hub.send(runner, assign) {
+            if attempt.attempt == 1 {
+                let waited = now.saturating_sub(task.spec.created_at).max(0);
+                let waited = std::time::Duration::from_millis(waited.unsigned_abs());
+                state.metrics.dispatch_latency.observe(waited);
+            }
             tracing::info!(task = %attempt.task_id, attempt = attempt.attempt, %runner, "task assigned");
             expire_unaccepted(state.clone(), attempt.task_id, attempt.attempt, runner);
         } else {

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod dispatcher;
 pub mod hub;
 pub mod liveness;
+pub mod metrics;
 pub mod model;
 pub mod relay;
 pub mod sandbox;

@@ -27,7 +27,22 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/runners/connect", get(socket::connect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Prometheus text format; counts only, no ids or names, so it needs no token.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), error::ApiError> {
+    let body = crate::metrics::render(&state).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
 }
 
 async fn ready(

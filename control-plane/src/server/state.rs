@@ -94,6 +94,8 @@ pub struct AppState {
     /// Admin token hashes already checked against the store (admin tokens are never
     /// revoked), so that an API call costs no store query for it.
     pub known_admins: Arc<crate::server::auth::KnownAdmins>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -128,6 +130,7 @@ impl AppState {
             files: Arc::default(),
             sandboxes: None,
             known_admins: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

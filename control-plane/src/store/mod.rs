@@ -39,6 +39,17 @@ pub struct NewRunner {
     pub token_hash: TokenHash,
 }
 
+/// Counts for the metrics endpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreStats {
+    /// Tasks per state (states with none are absent).
+    pub tasks_by_state: Vec<(TaskState, u64)>,
+    /// Submission time of the oldest queued task.
+    pub oldest_queued_at: Option<UnixMillis>,
+    /// Size of the database.
+    pub bytes: u64,
+}
+
 /// Which tasks to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct TaskFilter {
@@ -153,6 +164,14 @@ pub trait Store: Send + Sync + 'static {
     async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError>;
     /// Sandboxes being forged or running.
     async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
+
+    /// Tasks per state, the oldest queued task and the database's size.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Time taken by each commit of writes, if the backend measures it.
+    fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
+        None
+    }
     /// Records that a sandbox is up, under the provider's `handle`. False if it ended (was
     /// burned) meanwhile.
     async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError>;

@@ -4,7 +4,7 @@ mod artifacts;
 mod events;
 mod files;
 pub mod fleet;
-mod runners;
+pub mod runners;
 mod sandboxes;
 mod tasks;
 mod workspaces;

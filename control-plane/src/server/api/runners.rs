@@ -9,6 +9,7 @@ use kiln_protocol::{now_millis, validate, RegisterRequest, RegisterResponse, Run
 use crate::api_types::{
     CreateRegistrationToken, RegistrationTokenCreated, RunnerState, RunnerView,
 };
+use crate::hub::LiveRunner;
 use crate::model::{RegistrationTokenRecord, RunnerRecord};
 use crate::server::auth::{Admin, Registration};
 use crate::server::error::ApiError;
@@ -124,6 +125,17 @@ pub async fn create_registration_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Where a registered runner is, from its record and its live connection (if any).
+pub fn runner_state(runner: &RunnerRecord, live: Option<&LiveRunner>) -> RunnerState {
+    match (&runner.revoked_at, live) {
+        (Some(_), _) => RunnerState::Revoked,
+        (None, None) => RunnerState::Offline,
+        (None, Some(live)) if live.draining => RunnerState::Draining,
+        (None, Some(_)) if runner.paused_at.is_some() => RunnerState::Paused,
+        (None, Some(_)) => RunnerState::Online,
+    }
+}
+
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -133,13 +145,7 @@ pub async fn list(
         .into_iter()
         .map(|runner| {
             let live = state.hub.live(runner.id);
-            let runner_state = match (&runner.revoked_at, &live) {
-                (Some(_), _) => RunnerState::Revoked,
-                (None, None) => RunnerState::Offline,
-                (None, Some(live)) if live.draining => RunnerState::Draining,
-                (None, Some(_)) if runner.paused_at.is_some() => RunnerState::Paused,
-                (None, Some(_)) => RunnerState::Online,
-            };
+            let runner_state = runner_state(&runner, live.as_ref());
             RunnerView {
                 running: live.as_ref().map_or(0, |l| l.running),
                 cached_projects: live

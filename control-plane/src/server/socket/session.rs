@@ -66,6 +66,7 @@ struct Session {
 
 /// Runs a runner's session from its first frame to its close.
 pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: HandshakeSlot) {
+    let _counted = state.metrics.connection();
     let (mut sink, mut stream) = socket.split();
     let hello = handshake::read_hello(&mut stream)
         .await
@@ -351,6 +352,10 @@ impl Session {
             Err(e) => return Err(internal(e)),
         };
         if !appended.stored.is_empty() {
+            self.state.metrics.events_ingested.fetch_add(
+                u64::try_from(appended.stored.len()).unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let events = Arc::new(appended.stored);
             self.state
                 .watchers

@@ -3,11 +3,14 @@
 //! statements runs in its own savepoint, and SQLite undoes a failed single statement by
 //! itself: a write that fails is rolled back alone and gets its own error.
 
+use std::sync::Arc;
+
 use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
 use sqlx::{Acquire as _, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{attempts, auth, events, tasks};
+use crate::metrics::Histogram;
 use crate::model::{AttemptRecord, NewTask};
 use crate::store::{Appended, StoreError};
 
@@ -73,14 +76,21 @@ type Reply = oneshot::Sender<Result<Written, StoreError>>;
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
     queue: mpsc::Sender<(Write, Reply)>,
+    latency: Arc<Histogram>,
 }
 
 impl GroupCommit {
     /// Starts the writer task on `writer` (the store's single writing connection).
     pub fn start(writer: SqlitePool) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, rx));
-        Self { queue }
+        let latency = Arc::new(Histogram::default());
+        tokio::spawn(run(writer, rx, Arc::clone(&latency)));
+        Self { queue, latency }
+    }
+
+    /// How long each group took, from its first statement to its commit.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
     }
 
     /// Performs `write` in the next group and waits until it is committed.
@@ -173,10 +183,12 @@ fn mismatched(written: &Written) -> StoreError {
     ))
 }
 
-async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>, latency: Arc<Histogram>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let started = std::time::Instant::now();
         let results = commit(&writer, &group).await;
+        latency.observe(started.elapsed());
         for ((_, reply), result) in group.drain(..).zip(results) {
             let _ = reply.send(result);
         }

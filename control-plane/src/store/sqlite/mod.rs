@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 
 use group::GroupCommit;
 
-use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, TaskFilter};
+use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, StoreStats, TaskFilter};
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
     RunnerRecord, SandboxRecord, SandboxState, TaskRecord, TaskState, WorkspaceRecord,
@@ -88,6 +88,12 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn has_admin_token(&self) -> Result<bool, StoreError> {
         auth::has_admin_token(&self.reader).await
+    }
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        tasks::stats(&self.reader).await
+    }
+    fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
+        Some(self.group.latency())
     }
     async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError> {
         auth::add_admin_token(&self.writer, hash, now).await

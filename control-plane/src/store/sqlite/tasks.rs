@@ -5,7 +5,7 @@ use sqlx::SqlitePool;
 
 use super::rows::{self, int, to_json};
 use crate::model::{CancelEffect, NewTask, RetryEffect, TaskRecord, TaskState};
-use crate::store::{StoreError, TaskFilter};
+use crate::store::{StoreError, StoreStats, TaskFilter};
 
 pub async fn insert_task<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
@@ -241,4 +241,35 @@ pub async fn end_task(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Tasks per state, the oldest queued task and the database's size.
+pub async fn stats(pool: &SqlitePool) -> Result<StoreStats, StoreError> {
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM tasks GROUP BY state")
+            .fetch_all(pool)
+            .await?;
+    let mut tasks_by_state = Vec::with_capacity(counts.len());
+    for (state, count) in counts {
+        let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
+            table: "tasks",
+            detail,
+        })?;
+        tasks_by_state.push((state, u64::try_from(count).unwrap_or(0)));
+    }
+    let oldest_queued_at: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(created_at) FROM tasks WHERE state = 'queued'")
+            .fetch_one(pool)
+            .await?;
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(pool)
+        .await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(pool)
+        .await?;
+    Ok(StoreStats {
+        tasks_by_state,
+        oldest_queued_at,
+        bytes: u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0),
+    })
 }

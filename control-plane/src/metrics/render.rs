@@ -1,0 +1,137 @@
+//! `/metrics` in Prometheus' text format: the fleet and queue read at scrape time, plus
+//! the counters and histograms kept as things happen.
+
+use std::fmt::Write as _;
+
+use kiln_protocol::now_millis;
+
+use crate::api_types::RunnerState;
+use crate::model::TaskState;
+use crate::server::api::runners::runner_state;
+use crate::server::state::AppState;
+use crate::store::StoreError;
+
+/// Every runner state, so that a state with no runners reads 0 rather than vanishing.
+const RUNNER_STATES: [(RunnerState, &str); 5] = [
+    (RunnerState::Online, "online"),
+    (RunnerState::Draining, "draining"),
+    (RunnerState::Paused, "paused"),
+    (RunnerState::Offline, "offline"),
+    (RunnerState::Revoked, "revoked"),
+];
+
+/// Every task state, for the same reason.
+const TASK_STATES: [TaskState; 9] = [
+    TaskState::Queued,
+    TaskState::Assigned,
+    TaskState::Running,
+    TaskState::Succeeded,
+    TaskState::Failed,
+    TaskState::Cancelled,
+    TaskState::TimedOut,
+    TaskState::Error,
+    TaskState::Lost,
+];
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The whole exposition.
+pub async fn render(state: &AppState) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let runners = state.store.runners().await?;
+    header(
+        &mut out,
+        "kiln_runners",
+        "gauge",
+        "Registered runners by state.",
+    );
+    for (wanted, label) in RUNNER_STATES {
+        let count = runners
+            .iter()
+            .filter(|r| runner_state(r, state.hub.live(r.id).as_ref()) == wanted)
+            .count();
+        let _ = writeln!(out, "kiln_runners{{state=\"{label}\"}} {count}");
+    }
+
+    let stats = state.store.stats().await?;
+    header(&mut out, "kiln_tasks", "gauge", "Tasks by state.");
+    for wanted in TASK_STATES {
+        let count = stats
+            .tasks_by_state
+            .iter()
+            .find(|(state, _)| *state == wanted)
+            .map_or(0, |(_, count)| *count);
+        let _ = writeln!(out, "kiln_tasks{{state=\"{wanted}\"}} {count}");
+    }
+    let queued = stats
+        .tasks_by_state
+        .iter()
+        .find(|(state, _)| *state == TaskState::Queued)
+        .map_or(0, |(_, count)| *count);
+    header(
+        &mut out,
+        "kiln_queue_depth",
+        "gauge",
+        "Tasks waiting for a runner.",
+    );
+    let _ = writeln!(out, "kiln_queue_depth {queued}");
+    let age = stats.oldest_queued_at.map_or(0.0, |submitted| {
+        now_millis().saturating_sub(submitted).max(0) as f64 / 1000.0
+    });
+    header(
+        &mut out,
+        "kiln_queue_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest queued task (0 when the queue is empty).",
+    );
+    let _ = writeln!(out, "kiln_queue_oldest_age_seconds {age}");
+    header(
+        &mut out,
+        "kiln_store_bytes",
+        "gauge",
+        "Size of the database.",
+    );
+    let _ = writeln!(out, "kiln_store_bytes {}", stats.bytes);
+
+    let metrics = &state.metrics;
+    header(
+        &mut out,
+        "kiln_events_ingested_total",
+        "counter",
+        "Events from runners stored by this control plane.",
+    );
+    let _ = writeln!(
+        out,
+        "kiln_events_ingested_total {}",
+        metrics
+            .events_ingested
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "kiln_websocket_connections",
+        "gauge",
+        "Open runner connections to this control plane.",
+    );
+    let _ = writeln!(
+        out,
+        "kiln_websocket_connections {}",
+        metrics.websocket_connections()
+    );
+    metrics.dispatch_latency.render(
+        &mut out,
+        "kiln_dispatch_latency_seconds",
+        "Submit to assignment of each task's first attempt.",
+    );
+    if let Some(latency) = state.store.commit_latency() {
+        latency.render(
+            &mut out,
+            "kiln_store_commit_seconds",
+            "Time of each store commit (a group of writes).",
+        );
+    }
+    Ok(out)
+}
