@@ -6,6 +6,7 @@ use clap::{CommandFactory as _, Parser as _};
 use kiln_control_plane::cli::client::ApiClient;
 use kiln_control_plane::cli::{self, exit, Cli, Command, SandboxProviderArg, TokenCommand};
 use kiln_control_plane::data_dir::DataDir;
+use kiln_control_plane::retention::Retention;
 use kiln_control_plane::serve::{self, SandboxOptions, SandboxProviderKind, ServeOptions};
 use kiln_runner::cli_docs;
 use kiln_runner::daemon::Signals;
@@ -51,7 +52,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => {
+            let retention = match args.retention {
+                Some(keep) if keep.is_zero() => {
+                    anyhow::bail!("--retention 0s would delete every finished task's output at once; give an age such as 30d")
+                }
+                Some(keep) => Some(Retention {
+                    keep,
+                    every: args.prune_every,
+                }),
+                None => None,
+            };
             let options = ServeOptions {
+                retention,
                 admin_token: cli.token.clone(),
                 heartbeat_interval: args.heartbeat_interval,
                 lost_after: args.lost_after,

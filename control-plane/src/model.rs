@@ -297,6 +297,9 @@ pub struct TaskRecord {
     /// When an operator asked to cancel it.
     #[serde(default)]
     pub cancel_requested_at: Option<UnixMillis>,
+    /// When retention deleted its events and artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_at: Option<UnixMillis>,
 }
 
 /// What a cancel request did.

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub registration_token: Option<String>,
     /// How sandboxes are forged.
     pub sandbox: SandboxOptions,
+    /// Pruning of finished tasks' output; `None` keeps everything.
+    pub retention: Option<crate::retention::Retention>,
 }
 
 /// How `kiln serve` forges sandboxes.
@@ -103,6 +105,7 @@ impl ServeOptions {
             accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
             registration_token: None,
             sandbox: SandboxOptions::default(),
+            retention: None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub struct Prepared {
     pub state: AppState,
     listener: TcpListener,
     listen: ListenOptions,
+    retention: Option<crate::retention::Retention>,
     _lock: DataDirLock,
 }
 
@@ -167,6 +171,7 @@ pub async fn prepare(
     Ok(Prepared {
         url,
         state,
+        retention: options.retention,
         listener,
         listen: ListenOptions {
             tls,
@@ -187,6 +192,13 @@ impl Prepared {
                     tracing::error!(error = %error, "cannot reap sandboxes");
                 }
             });
+        }
+        if let Some(retention) = self.retention {
+            tokio::spawn(crate::retention::run(
+                self.state.clone(),
+                retention,
+                shutdown.clone(),
+            ));
         }
         crate::server::run(self.listener, self.state, self.listen, shutdown).await;
         Ok(())

@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// URL sandboxes reach this control plane at [default: the URL it listens on].
     #[arg(long, value_name = "URL")]
     pub sandbox_server_url: Option<String>,
+    /// Delete the events and artifacts of tasks finished longer ago than this (such as
+    /// 30d); task records stay. Unset keeps everything.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub retention: Option<std::time::Duration>,
+    /// Time between retention passes.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "retention")]
+    pub prune_every: std::time::Duration,
 }
 
 /// `kiln serve --sandbox-provider`.

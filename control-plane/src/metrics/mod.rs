@@ -19,6 +19,12 @@ pub struct Metrics {
     websocket_connections: AtomicI64,
     /// Submit to assignment of each task's first attempt.
     pub dispatch_latency: Histogram,
+    /// Tasks whose output retention deleted.
+    pub pruned_tasks: AtomicU64,
+    /// Event chunks retention deleted.
+    pub pruned_event_chunks: AtomicU64,
+    /// Artifact bytes retention deleted.
+    pub pruned_artifact_bytes: AtomicU64,
 }
 
 impl Metrics {

@@ -2,6 +2,7 @@
 //! the counters and histograms kept as things happen.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use kiln_protocol::now_millis;
 
@@ -106,9 +107,7 @@ pub async fn render(state: &AppState) -> Result<String, StoreError> {
     let _ = writeln!(
         out,
         "kiln_events_ingested_total {}",
-        metrics
-            .events_ingested
-            .load(std::sync::atomic::Ordering::Relaxed)
+        metrics.events_ingested.load(Ordering::Relaxed)
     );
     header(
         &mut out,
@@ -121,6 +120,26 @@ pub async fn render(state: &AppState) -> Result<String, StoreError> {
         "kiln_websocket_connections {}",
         metrics.websocket_connections()
     );
+    for (name, help, counter) in [
+        (
+            "kiln_pruned_tasks_total",
+            "Finished tasks whose events and artifacts retention deleted.",
+            &metrics.pruned_tasks,
+        ),
+        (
+            "kiln_pruned_event_chunks_total",
+            "Stored event chunks retention deleted.",
+            &metrics.pruned_event_chunks,
+        ),
+        (
+            "kiln_pruned_artifact_bytes_total",
+            "Artifact bytes retention deleted.",
+            &metrics.pruned_artifact_bytes,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+    }
     metrics.dispatch_latency.render(
         &mut out,
         "kiln_dispatch_latency_seconds",

@@ -50,6 +50,17 @@ pub struct StoreStats {
     pub bytes: u64,
 }
 
+/// What one retention pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Tasks whose output was pruned.
+    pub tasks: u64,
+    /// Stored event chunks deleted.
+    pub event_chunks: u64,
+    /// Artifact (bundle, diff) bytes deleted.
+    pub artifact_bytes: u64,
+}
+
 /// Which tasks to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct TaskFilter {
@@ -167,6 +178,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Tasks per state, the oldest queued task and the database's size.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Deletes the events and artifacts of up to `limit` terminal tasks that finished
+    /// before `before`, and marks them pruned at `now`. Never touches a live task.
+    async fn prune_finished(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Pruned, StoreError>;
 
     /// Time taken by each commit of writes, if the backend measures it.
     fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {

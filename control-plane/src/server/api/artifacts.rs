@@ -94,6 +94,11 @@ pub async fn download(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {task_id} not found")))?;
     let attempt = query.attempt.unwrap_or(task.attempt);
+    if let Some(pruned_at) = task.pruned_at {
+        return Err(ApiError::NotFound(format!(
+            "task {task_id}'s events and results were pruned by retention at {pruned_at} (ms since the epoch)"
+        )));
+    }
     let data = state
         .store
         .artifact(task_id, attempt, kind.as_str())

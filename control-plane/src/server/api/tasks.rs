@@ -55,6 +55,7 @@ pub async fn submit(
         outcome: None,
         finished_at: None,
         cancel_requested_at: None,
+        pruned_at: None,
     };
     Ok((StatusCode::CREATED, Json(record)))
 }

@@ -5,6 +5,7 @@ mod auth;
 mod events;
 mod fleet;
 mod group;
+mod retention;
 mod rows;
 mod sandboxes;
 mod tasks;
@@ -22,7 +23,9 @@ use sqlx::sqlite::{
 
 use group::GroupCommit;
 
-use super::{Appended, NewRunner, RegistrationRefusal, Store, StoreError, StoreStats, TaskFilter};
+use super::{
+    Appended, NewRunner, Pruned, RegistrationRefusal, Store, StoreError, StoreStats, TaskFilter,
+};
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
     RunnerRecord, SandboxRecord, SandboxState, TaskRecord, TaskState, WorkspaceRecord,
@@ -91,6 +94,14 @@ impl Store for SqliteStore {
     }
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         tasks::stats(&self.reader).await
+    }
+    async fn prune_finished(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Pruned, StoreError> {
+        retention::prune_finished(&self.writer, before, now, limit).await
     }
     fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
         Some(self.group.latency())

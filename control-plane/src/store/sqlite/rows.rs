@@ -106,6 +106,7 @@ pub fn task(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
         cancel_requested_at: row.try_get("cancel_requested_at")?,
+        pruned_at: row.try_get("pruned_at")?,
     })
 }
 

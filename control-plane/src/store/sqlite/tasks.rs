@@ -98,7 +98,8 @@ pub async fn retry_task(
     }
     sqlx::query(
         "UPDATE tasks SET state = 'queued', outcome = NULL, finished_at = NULL,
-                          cancel_requested_at = NULL, retry_base = attempt, updated_at = ?
+                          cancel_requested_at = NULL, pruned_at = NULL,
+                          retry_base = attempt, updated_at = ?
          WHERE id = ?",
     )
     .bind(now)
