@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Agent output streamed per attempt, such as 256M; later lines are counted, not sent.
     #[arg(long, value_name = "SIZE")]
     pub max_log_size: Option<String>,
+    /// Serve Prometheus `/metrics` and JSON `/status` over HTTP on this address, such as
+    /// 127.0.0.1:9464 (no token: bind it where only the monitoring can reach).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Settings overriding runner.yaml and the environment.
     #[command(flatten)]
     pub settings: RunnerSettings,

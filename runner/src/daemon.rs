@@ -11,6 +11,7 @@ use kiln_protocol::{
     EventBody, FileResult, FileTarget, LogLine, RunnerMessage, ServerMessage, TaskSpec, Welcome,
     WorkspaceId,
 };
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -67,6 +68,14 @@ pub enum DaemonError {
     /// The HTTP or TLS client could not be built.
     #[error("{0}")]
     Http(String),
+    /// `--metrics-listen` could not be bound.
+    #[error("cannot listen on {address} (metrics_listen): {detail}")]
+    MetricsListen {
+        /// The address.
+        address: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// Everything the connection needs to serve the control plane.
@@ -305,6 +314,16 @@ pub async fn run(
         }
     }
     let listener = status::bind(&config.config_dir.status_socket()).await?;
+    let metrics_listener =
+        match config.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|source| {
+                DaemonError::MetricsListen {
+                    address: address.to_string(),
+                    detail: source.to_string(),
+                }
+            })?),
+            None => None,
+        };
     let token = CurrentToken::new(identity.token.clone());
     let tls = crate::tls::client_config(config.ca_cert.as_deref())
         .map_err(|e| DaemonError::Http(e.to_string()))?;
@@ -329,6 +348,10 @@ pub async fn run(
             max_concurrent: config.max_concurrent_agents,
             running: Vec::new(),
             unacked_attempts: 0,
+            metrics_address: metrics_listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| a.to_string()),
         },
         link: Mutex::default(),
         attempts: Arc::clone(&attempts),
@@ -375,6 +398,13 @@ pub async fn run(
         once: config.disconnect_after_task,
     });
     let stop_status = CancellationToken::new();
+    if let Some(metrics_listener) = metrics_listener {
+        tokio::spawn(crate::metrics::serve(
+            metrics_listener,
+            Arc::clone(&board),
+            stop_status.clone(),
+        ));
+    }
     let status_server = tokio::spawn(status::serve(listener, board, stop_status.clone()));
     tracing::info!(name = %runtime.name, server = %runtime.identity.server_url,
         slots = runtime.max_concurrent, "runner starting");

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod daemon;
 pub mod exit;
 pub mod logging;
+pub mod metrics;
 pub mod notices;
 pub mod outbox;
 pub mod presets;

@@ -152,6 +152,9 @@ async fn status(dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
     if report.draining {
         println!("draining: taking no new work");
     }
+    if let Some(address) = &report.metrics_address {
+        println!("metrics: http://{address}/metrics, status: http://{address}/status");
+    }
     println!(
         "attempts: {}/{} running",
         report.running.len(),
@@ -183,6 +186,7 @@ fn registered_config(args: RunArgs, dir: &ConfigDir) -> anyhow::Result<RunnerCon
         disconnect_after_idle: args.disconnect_after_idle,
         ca_cert: args.settings.ca_cert.clone(),
         max_log_size: args.max_log_size,
+        metrics_listen: args.metrics_listen,
     };
     let config = RunnerConfig::load(dir, &flags).map_err(exit::usage)?;
     if nix::unistd::geteuid().is_root() && !allow_root {

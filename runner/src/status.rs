@@ -52,6 +52,9 @@ pub struct StatusReport {
     pub running: Vec<AttemptStatus>,
     /// Attempts with events not yet acknowledged by the control plane.
     pub unacked_attempts: usize,
+    /// Where `/metrics` and `/status` are served over HTTP (`--metrics-listen`), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_address: Option<String>,
 }
 
 /// Live state the status report is made from.

@@ -41,7 +41,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 15] = [
+const ENV_KEYS: [(&str, &str); 16] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -56,6 +56,7 @@ const ENV_KEYS: [(&str, &str); 15] = [
     ("KILN_DISCONNECT_AFTER_IDLE", "disconnect_after_idle"),
     ("KILN_CA_CERT", "ca_cert"),
     ("KILN_MAX_LOG_SIZE", "max_log_size"),
+    ("KILN_METRICS_LISTEN", "metrics_listen"),
     ("KILN_MAX_COMMIT_FILE_SIZE", "max_commit_file_size"),
 ];
 
@@ -88,6 +89,8 @@ pub struct Overrides {
     pub ca_cert: Option<PathBuf>,
     /// `--max-log-size`, such as `256M`.
     pub max_log_size: Option<String>,
+    /// `--metrics-listen`, such as `127.0.0.1:9464`.
+    pub metrics_listen: Option<String>,
 }
 
 /// The runner's configuration is unusable.
@@ -132,6 +135,7 @@ struct Layered {
     disconnect_after_idle: Option<String>,
     ca_cert: Option<PathBuf>,
     max_log_size: Option<String>,
+    metrics_listen: Option<String>,
     max_commit_file_size: Option<String>,
     #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
@@ -180,6 +184,8 @@ pub struct RunnerConfig {
     pub presets: Vec<Preset>,
     /// Limits of agent containers (the docker executor).
     pub container_limits: ContainerLimits,
+    /// Where to serve `/metrics` and `/status` over HTTP, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -245,6 +251,7 @@ impl RunnerConfig {
             .set_override_option("disconnect_after_idle", flags.disconnect_after_idle.clone())?
             .set_override_option("ca_cert", path_text(&flags.ca_cert))?
             .set_override_option("max_log_size", flags.max_log_size.clone())?
+            .set_override_option("metrics_listen", flags.metrics_listen.clone())?
             .build()?
             .try_deserialize()?;
         Self::check(config_dir, layered)
@@ -292,6 +299,18 @@ impl RunnerConfig {
         let max_log_bytes = values::size("max_log_size", layered.max_log_size.as_deref())?
             .unwrap_or(DEFAULT_MAX_LOG_BYTES);
         let container_limits = container::limits(&layered.container)?;
+        let metrics_listen = layered
+            .metrics_listen
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    invalid(
+                        "metrics_listen",
+                        format!("{text:?} is not an address such as 127.0.0.1:9464"),
+                    )
+                })
+            })
+            .transpose()?;
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -316,6 +335,7 @@ impl RunnerConfig {
             max_commit_file_bytes,
             presets,
             container_limits,
+            metrics_listen,
         })
     }
 

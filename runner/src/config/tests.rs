@@ -89,3 +89,22 @@ fn missing_identity_says_what_to_do() {
     let error = config.identity().unwrap_err().to_string();
     assert!(error.contains("kiln-runner register"), "{error}");
 }
+
+#[test]
+fn metrics_listen_must_be_an_address() {
+    let (_temp, dir) = dir_with("metrics_listen: localhost\n");
+    let error = RunnerConfig::load_with_env(&dir, &HashMap::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("metrics_listen"), "{error}");
+    assert!(error.contains("\"localhost\""), "{error}");
+    let env = HashMap::from([(
+        "KILN_METRICS_LISTEN".to_owned(),
+        "127.0.0.1:9464".to_owned(),
+    )]);
+    let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+}
