@@ -106,6 +106,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kiln_control_plane::dev::run(options, args.slots, signals).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate => cli::migrate::migrate(&data_dir, json).await,
         Command::Token(TokenCommand::Create(args)) => {
             cli::token_create(&client()?, args, json).await
         }

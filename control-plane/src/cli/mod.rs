@@ -7,6 +7,7 @@ pub mod exit;
 mod files;
 mod fleet;
 mod logs;
+pub mod migrate;
 mod render;
 mod results;
 mod sandboxes;
@@ -76,6 +77,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a control plane and one local runner, ready to take tasks.
     Dev(DevArgs),
+    /// Apply the database's pending schema migrations (`serve` also applies them).
+    Migrate,
     /// Manage registration tokens.
     #[command(subcommand)]
     Token(TokenCommand),

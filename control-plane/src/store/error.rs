@@ -43,6 +43,14 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+    /// A newer kiln migrated the database: this one would misread it.
+    #[error("the database's schema is version {found}, newer than this kiln knows ({known}): run the newer kiln, or upgrade this one")]
+    NewerSchema {
+        /// The database's version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
 }
 
 /// Why a registration token was refused.

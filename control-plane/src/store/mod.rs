@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 
 pub use error::{RegistrationRefusal, StoreError};
-pub use sqlite::SqliteStore;
+pub use sqlite::{Migrated, SqliteStore};
 
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,

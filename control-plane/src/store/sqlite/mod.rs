@@ -8,6 +8,7 @@ mod group;
 mod retention;
 mod rows;
 mod sandboxes;
+mod schema;
 mod tasks;
 mod workspaces;
 
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
 };
 
 use group::GroupCommit;
+pub use schema::Migrated;
 
 use super::{
     Appended, NewRunner, Pruned, RegistrationRefusal, Store, StoreError, StoreStats, TaskFilter,
@@ -53,21 +55,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations;
+    /// refuses a database that a newer kiln migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged event survives power loss, not only a process crash.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let options = Self::options(path)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        schema::migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .connect_with(options.read_only(true))
@@ -78,6 +74,34 @@ impl SqliteStore {
             reader,
             group,
         })
+    }
+
+    /// Applies pending migrations to the database at `path` (creating it if needed) and
+    /// says what it did; `kiln migrate`.
+    pub async fn migrate(path: &Path) -> Result<Migrated, StoreError> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(Self::options(path)?)
+            .await?;
+        let migrated = schema::migrate(&writer).await;
+        writer.close().await;
+        migrated
+    }
+
+    /// The newest schema version this build knows.
+    pub fn known_version() -> i64 {
+        schema::known_version()
+    }
+
+    fn options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
+        Ok(SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged event survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT))
     }
 
     /// Closes both pools, waiting for open transactions to end.
