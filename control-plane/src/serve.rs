@@ -165,6 +165,7 @@ pub async fn prepare(
         max_upload_bytes: options.max_upload_bytes,
         max_log_bytes: options.max_log_bytes,
         accept_deadline: options.accept_deadline,
+        secure_cookies: tls.is_some(),
     };
     let mut state = AppState::new(Arc::new(store), settings, shutdown);
     state.sandboxes = sandboxes(&options.sandbox, &options.data_dir, &url)?;

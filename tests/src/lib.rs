@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod bench;
 pub mod bins;
+pub mod browser;
 pub mod certs;
 pub mod control_plane;
 pub mod docker;

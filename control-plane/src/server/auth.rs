@@ -1,8 +1,9 @@
 //! Who is calling: extractors that check the bearer token before a handler runs.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::Method;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -42,18 +43,52 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        expect_kind(&token, TokenKind::Admin, "the admin token")?;
-        let hash = token.hash();
-        if state.known_admins.contains(&hash) {
-            return Ok(Admin);
-        }
-        if !state.store.is_admin_token(&hash).await? {
-            return Err(ApiError::Unauthorized("admin token is not valid".into()));
-        }
-        state.known_admins.insert(hash);
+        let token = match (parts.headers.contains_key(AUTHORIZATION), read_only(parts)) {
+            (false, true) => dashboard_cookie(parts).ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer token".into())
+            })?,
+            _ => bearer(parts)?,
+        };
+        check_admin(state, &token).await?;
         Ok(Admin)
     }
+}
+
+/// Name of the dashboard's login cookie (HttpOnly, SameSite=Strict; holds the admin token).
+pub const DASHBOARD_COOKIE: &str = "kiln_admin";
+
+/// GET and HEAD change nothing, so they are the only requests a cookie may authorise:
+/// no cross-site request can make a change in the operator's name.
+fn read_only(parts: &Parts) -> bool {
+    matches!(parts.method, Method::GET | Method::HEAD)
+}
+
+/// The admin token in the dashboard's cookie, if any.
+pub fn dashboard_cookie(parts: &Parts) -> Option<Token> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == DASHBOARD_COOKIE).then(|| Token::from_secret(value))
+        })
+}
+
+/// Accepts `token` if it is a valid admin token.
+pub async fn check_admin(state: &AppState, token: &Token) -> Result<(), ApiError> {
+    expect_kind(token, TokenKind::Admin, "the admin token")?;
+    let hash = token.hash();
+    if state.known_admins.contains(&hash) {
+        return Ok(());
+    }
+    if !state.store.is_admin_token(&hash).await? {
+        return Err(ApiError::Unauthorized("admin token is not valid".into()));
+    }
+    state.known_admins.insert(hash);
+    Ok(())
 }
 
 /// Most admin token hashes remembered: there are a handful; the bound stops growth.

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod auth;
+mod dashboard;
 pub mod error;
 pub mod handshakes;
 pub mod listener;
@@ -24,6 +25,7 @@ use state::AppState;
 /// The whole HTTP surface, without a socket, so handlers can be tested directly.
 pub fn app(state: AppState) -> Router {
     api::routes(&state)
+        .merge(dashboard::routes())
         .route("/v1/runners/connect", get(socket::connect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub accept_deadline: Duration,
     /// Log text stored per attempt; beyond it lines keep their place but lose their text.
     pub max_log_bytes: u64,
+    /// Served over TLS: the dashboard's cookie is marked `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerSettings {
@@ -56,6 +58,7 @@ impl Default for ServerSettings {
             lost_after: DEFAULT_LOST_AFTER,
             accept_deadline: DEFAULT_ACCEPT_DEADLINE,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            secure_cookies: false,
         }
     }
 }

@@ -6,7 +6,7 @@ mod files;
 pub mod fleet;
 pub mod runners;
 mod sandboxes;
-mod tasks;
+pub mod tasks;
 mod workspaces;
 
 use axum::extract::DefaultBodyLimit;
