@@ -20,5 +20,7 @@ fn round_trips(file: &Path) {
 fn a_cost_with_more_digits_than_an_f64_holds_survives_a_round_trip() {
     // serde_json's default float parser may be off by one ulp on long decimals, so the
     // re-encoded (shortest) form parsed to a different f64: float_roundtrip fixes that.
-    round_trips(Path::new("tests/fuzz_regressions/runner_frame_long_float.json"));
+    round_trips(Path::new(
+        "tests/fuzz_regressions/runner_frame_long_float.json",
+    ));
 }
