@@ -17,5 +17,7 @@ pub mod serve;
 pub mod server;
 pub mod store;
 pub mod task_input;
+#[doc(hidden)]
+pub mod testing;
 pub mod tokens;
 pub mod watchers;

@@ -2,35 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use kiln_control_plane::model::{NewTask, RegistrationTokenRecord, RunOptions, RunnerRecord};
+use kiln_control_plane::model::{NewTask, RegistrationTokenRecord, RunnerRecord};
 use kiln_control_plane::store::{NewRunner, Store};
 use kiln_control_plane::tokens::{Token, TokenKind};
-use kiln_protocol::{
-    Event, EventBody, LogLine, Outcome, OutcomeStatus, RunnerId, TaskId, UnixMillis,
-};
+use kiln_protocol::{Event, EventBody, LogLine, Outcome, OutcomeStatus, RunnerId, UnixMillis};
 
 /// A queued task on `repo` created at `at`.
 pub fn task(repo: &str, at: UnixMillis) -> NewTask {
-    let id = TaskId::new();
     NewTask {
-        id,
         repo: repo.to_owned(),
-        base_ref: None,
-        branch: format!("kiln/{id}"),
-        prompt: "p".into(),
-        command: vec!["true".into()],
-        env: BTreeMap::new(),
-        secret_env: Default::default(),
-        requires: Vec::new(),
-        labels: BTreeMap::new(),
-        priority: 0,
-        timeout_ms: None,
-        idle_timeout_ms: None,
-        max_attempts: 2,
         created_at: at,
-        options: RunOptions::default(),
-        workspace_id: None,
-        sandbox_id: None,
+        max_attempts: 2,
+        ..kiln_control_plane::testing::new_task()
     }
 }
 

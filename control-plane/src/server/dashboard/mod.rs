@@ -121,3 +121,102 @@ async fn logout() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use crate::server::app;
+    use crate::server::state::{AppState, ServerSettings};
+    use crate::store::{SqliteStore, Store as _};
+    use crate::tokens::{Token, TokenKind};
+
+    async fn state_with_admin() -> (tempfile::TempDir, AppState, Token) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("kiln.db"))
+            .await
+            .unwrap();
+        let admin = Token::generate(TokenKind::Admin);
+        store.add_admin_token(&admin.hash(), 1).await.unwrap();
+        let state = AppState::new(
+            Arc::new(store),
+            ServerSettings::default(),
+            Default::default(),
+        );
+        (dir, state, admin)
+    }
+
+    async fn get(state: &AppState, path: &str, cookie: Option<&Token>) -> (StatusCode, String) {
+        let mut request = Request::get(path);
+        if let Some(token) = cookie {
+            request = request.header(header::COOKIE, format!("kiln_admin={}", token.expose()));
+        }
+        let response = app(state.clone())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn pages_need_a_login_and_the_cookie_cannot_make_changes() {
+        let (_dir, state, admin) = state_with_admin().await;
+        assert_eq!(get(&state, "/", None).await.0, StatusCode::SEE_OTHER);
+        let forged = Token::generate(TokenKind::Admin);
+        assert_eq!(
+            get(&state, "/", Some(&forged)).await.0,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(get(&state, "/", Some(&admin)).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&state, "/v1/tasks", Some(&admin)).await.0,
+            StatusCode::OK
+        );
+        let post = Request::post("/v1/tasks")
+            .header(header::COOKIE, format!("kiln_admin={}", admin.expose()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"repo":"/tmp/x","command":["true"]}"#))
+            .unwrap();
+        let response = app(state.clone()).oneshot(post).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "a cookie alone changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_task_list_pages_backwards_through_older_tasks() {
+        let (_dir, state, admin) = state_with_admin().await;
+        let mut ids = Vec::new();
+        for n in 0..101 {
+            let mut task = crate::testing::new_task();
+            task.created_at = n;
+            ids.push(task.id);
+            state.store.insert_task(&task).await.unwrap();
+        }
+        let (status, first) = get(&state, "/tasks?state=queued", Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !first.contains(&ids[0].to_string()),
+            "the oldest is on the next page"
+        );
+        let older = format!("/tasks?state=queued&amp;before={}", ids[1]);
+        assert!(first.contains(&older), "link to older tasks: {first}");
+        let (_, second) = get(
+            &state,
+            &format!("/tasks?state=queued&before={}", ids[1]),
+            Some(&admin),
+        )
+        .await;
+        assert!(second.contains(&ids[0].to_string()));
+        assert!(!second.contains("id=older"), "no page after the last");
+    }
+}

@@ -73,6 +73,8 @@ pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<St
 #[derive(Debug, Deserialize)]
 pub struct TasksQuery {
     state: Option<String>,
+    /// Only tasks older than this one: the previous page's last.
+    before: Option<String>,
 }
 
 /// `/tasks[?state=S]`: the newest tasks, filtered by state.
@@ -90,8 +92,15 @@ pub async fn tasks(
                 .map_err(|e| ApiError::BadRequest(format!("state {s:?}: {e}")))
         })
         .transpose()?;
+    let before = query
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(parse_task_id)
+        .transpose()?;
     let filter = TaskFilter {
         state: wanted,
+        before,
         limit: TASKS_PER_PAGE,
         ..TaskFilter::default()
     };
@@ -118,6 +127,18 @@ pub async fn tasks(
         );
     }
     body.push_str("</table>");
+    if let Some(last) = tasks
+        .last()
+        .filter(|_| tasks.len() == TASKS_PER_PAGE as usize)
+    {
+        let state = wanted.map(|s| format!("state={s}&")).unwrap_or_default();
+        let href = format!("/tasks?{state}before={}", last.spec.id);
+        let _ = write!(
+            body,
+            "<p><a id=older href='{}'>Older tasks</a></p>",
+            escape(&href)
+        );
+    }
     Ok(Html(page("Tasks", &body)))
 }
 

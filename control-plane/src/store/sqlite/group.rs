@@ -273,34 +273,17 @@ async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use kiln_protocol::TaskId;
 
-    use crate::model::{NewTask, RunOptions};
+    use crate::model::NewTask;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Store as _, StoreError};
 
     fn task(id: TaskId) -> NewTask {
         NewTask {
             id,
-            repo: "/tmp/repo".into(),
-            base_ref: None,
             branch: format!("kiln/{id}"),
-            prompt: "p".into(),
-            command: vec!["true".into()],
-            env: BTreeMap::new(),
-            secret_env: Default::default(),
-            requires: Vec::new(),
-            labels: BTreeMap::new(),
-            priority: 0,
-            timeout_ms: None,
-            idle_timeout_ms: None,
-            max_attempts: 1,
-            created_at: 1,
-            options: RunOptions::default(),
-            workspace_id: None,
-            sandbox_id: None,
+            ..crate::testing::new_task()
         }
     }
 
