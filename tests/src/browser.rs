@@ -78,7 +78,13 @@ impl Browser {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command; `Err` holds the driver's error answer.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -91,9 +97,36 @@ impl Browser {
             .await
             .expect("webdriver JSON");
         if answer["value"]["error"].is_string() {
-            panic!("webdriver {path}: {answer}");
+            return Err(answer);
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|answer| panic!("webdriver {path}: {answer}"))
+    }
+
+    /// The rendered text of the element matching `css`, or `None` while the page has no
+    /// such element (it may still be loading after a click).
+    async fn try_text(&self, css: &str) -> Option<String> {
+        let query = json!({ "using": "css selector", "value": css });
+        let found = match self
+            .try_call(reqwest::Method::POST, "/element", Some(query))
+            .await
+        {
+            Ok(found) => found,
+            Err(answer) if is_transient(&answer) => return None,
+            Err(answer) => panic!("webdriver /element {css}: {answer}"),
+        };
+        let element = found[ELEMENT_KEY].as_str()?.to_owned();
+        let path = format!("/element/{element}/text");
+        match self.try_call(reqwest::Method::GET, &path, None).await {
+            Ok(text) => Some(text.as_str().unwrap_or_default().to_owned()),
+            Err(answer) if is_transient(&answer) => None,
+            Err(answer) => panic!("webdriver {path}: {answer}"),
+        }
     }
 
     /// Loads `url`.
@@ -149,7 +182,7 @@ impl Browser {
     /// Waits until the element matching `css` shows `wanted`.
     pub async fn wait_for_text(&self, css: &str, wanted: &str, timeout: Duration) -> String {
         wait::until(&format!("{css} to show {wanted:?}"), timeout, || async {
-            let text = self.text(css).await;
+            let text = self.try_text(css).await?;
             text.contains(wanted).then_some(text)
         })
         .await
@@ -168,6 +201,14 @@ impl Browser {
             .expect("decode screenshot");
         std::fs::write(path, png).expect("write screenshot");
     }
+}
+
+/// Errors that mean "not yet": the page is between loads.
+fn is_transient(answer: &Value) -> bool {
+    matches!(
+        answer["value"]["error"].as_str(),
+        Some("no such element" | "stale element reference")
+    )
 }
 
 impl Drop for Browser {
