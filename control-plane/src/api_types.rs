@@ -114,6 +114,13 @@ pub struct TaskDetail {
     pub waiting_reason: Option<String>,
 }
 
+/// `POST /v1/tasks/batch`: tasks to queue together, all or none.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchSubmitRequest {
+    /// The tasks, as for `POST /v1/tasks` (without `sandbox`).
+    pub tasks: Vec<SubmitRequest>,
+}
+
 /// `GET /v1/tasks`: one page of tasks, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskPage {

@@ -45,4 +45,5 @@ backend!(sqlite_backend, super::sqlite:
     cancel_and_retry_follow_the_task_state,
     retention_prunes_only_old_finished_tasks,
     runners_are_touched_paused_and_revoked,
+    a_batch_of_tasks_is_stored_all_or_none,
 );

@@ -208,6 +208,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves a new queued task.
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError>;
+
+    /// Saves new queued tasks, all or none.
+    async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<(), StoreError>;
     /// One task.
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     /// Tasks matching `filter`, newest first.

@@ -361,3 +361,22 @@ pub async fn runners_are_touched_paused_and_revoked(store: &dyn Store) {
         Some(700)
     );
 }
+
+pub async fn a_batch_of_tasks_is_stored_all_or_none(store: &dyn Store) {
+    let first = task("r", 100);
+    store.insert_task(&first).await.unwrap();
+    let batch = [task("r", 101), first.clone(), task("r", 102)];
+    assert!(
+        store.insert_tasks(&batch).await.is_err(),
+        "a duplicate id fails the batch"
+    );
+    for t in [&batch[0], &batch[2]] {
+        assert!(
+            store.task(t.id).await.unwrap().is_none(),
+            "nothing of a failed batch is kept"
+        );
+    }
+    let good = [task("r", 103), task("r", 104)];
+    store.insert_tasks(&good).await.unwrap();
+    assert_eq!(store.queued_tasks(10).await.unwrap().len(), 3);
+}

@@ -22,8 +22,65 @@ const SLOTS: u32 = 4;
 /// Submits in flight at once, as a busy dispatching server would have.
 const SUBMIT_CONCURRENCY: usize = 32;
 
-/// The throughput row for `tasks` tasks.
+/// Batches in flight at once.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Tasks per `POST /v1/tasks/batch` in the batched run.
+const BATCH: usize = 100;
+
+/// How the tasks are submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Submission {
+    /// One `POST /v1/tasks` each, 32 in flight.
+    OneByOne,
+    /// `POST /v1/tasks/batch` of [`BATCH`] tasks, 4 in flight.
+    Batched,
+}
+
+/// The throughput rows for `tasks` tasks: submitted one by one, then in batches.
 pub async fn run(tasks: usize) -> Vec<Row> {
+    vec![
+        measure(tasks, Submission::OneByOne).await,
+        measure(tasks, Submission::Batched).await,
+    ]
+}
+
+/// Submits `tasks` tasks and waits until all have finished.
+async fn submit_all(control_plane: &ControlPlane, tasks: usize, how: Submission) {
+    let http = reqwest::Client::new();
+    let task = json!({ "repo": "https://example.com/bench/app.git", "command": ["true"] });
+    let (path, per_request, in_flight) = match how {
+        Submission::OneByOne => ("/v1/tasks", 1, SUBMIT_CONCURRENCY),
+        Submission::Batched => ("/v1/tasks/batch", BATCH, BATCHES_IN_FLIGHT),
+    };
+    let url = format!("{}{path}", control_plane.url);
+    let requests = tasks.div_ceil(per_request);
+    futures_util::stream::iter(0..requests)
+        .map(|n| {
+            let count = per_request.min(tasks - n * per_request);
+            let body = match how {
+                Submission::OneByOne => task.clone(),
+                Submission::Batched => json!({ "tasks": vec![task.clone(); count] }),
+            };
+            let request = http
+                .post(&url)
+                .bearer_auth(&control_plane.admin_token)
+                .json(&body);
+            async move {
+                let response = request.send().await.expect("submit");
+                assert!(
+                    response.status().is_success(),
+                    "submit: {}",
+                    response.status()
+                );
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+async fn measure(tasks: usize, how: Submission) -> Row {
     let control_plane = ControlPlane::start_bench(&[]).await;
     let registration = control_plane.registration_token(u32::try_from(RUNNERS).unwrap_or(u32::MAX));
     let tokens = sim::register(&control_plane.url, &registration, "worker", RUNNERS, SLOTS).await;
@@ -46,28 +103,8 @@ pub async fn run(tasks: usize) -> Vec<Row> {
     )
     .await;
 
-    let http = reqwest::Client::new();
-    let url = format!("{}/v1/tasks", control_plane.url);
-    let body = json!({ "repo": "https://example.com/bench/app.git", "command": ["true"] });
     let start = Instant::now();
-    futures_util::stream::iter(0..tasks)
-        .map(|_| {
-            let request = http
-                .post(&url)
-                .bearer_auth(&control_plane.admin_token)
-                .json(&body);
-            async move {
-                let response = request.send().await.expect("submit");
-                assert!(
-                    response.status().is_success(),
-                    "submit: {}",
-                    response.status()
-                );
-            }
-        })
-        .buffer_unordered(SUBMIT_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
+    submit_all(&control_plane, tasks, how).await;
     let submitted = start.elapsed();
     wait::until("every task finished", Duration::from_secs(600), || async {
         (counters.finished.load(Ordering::Relaxed) >= tasks as u64).then_some(())
@@ -79,8 +116,14 @@ pub async fn run(tasks: usize) -> Vec<Row> {
     }
     let rate = tasks as f64 / elapsed.as_secs_f64();
     let submit_rate = tasks as f64 / submitted.as_secs_f64();
-    vec![Row::new(
-        &format!("tasks dispatched and finished end to end ({RUNNERS} simulated runners)"),
+    let submitted_how = match how {
+        Submission::OneByOne => "one by one",
+        Submission::Batched => "in batches of 100",
+    };
+    Row::new(
+        &format!(
+            "tasks dispatched and finished end to end ({RUNNERS} simulated runners, submitted {submitted_how})"
+        ),
         "≥ 2,000 tasks/s",
         format!(
             "{} ({tasks} tasks; submits alone {})",
@@ -88,5 +131,5 @@ pub async fn run(tasks: usize) -> Vec<Row> {
             per_second(submit_rate)
         ),
         Some(rate >= 2000.0),
-    )]
+    )
 }

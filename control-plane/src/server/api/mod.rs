@@ -1,6 +1,7 @@
 //! The HTTP API under `/v1`. The CLI is a client of exactly these routes.
 
 mod artifacts;
+mod batch;
 mod events;
 mod files;
 pub mod fleet;
@@ -19,6 +20,10 @@ use super::state::AppState;
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route(
+            "/v1/tasks/batch",
+            post(batch::submit).layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
+        )
         .route("/v1/tasks/{id}", get(tasks::show))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/retry", post(tasks::retry))

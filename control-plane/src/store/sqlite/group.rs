@@ -25,6 +25,8 @@ const MAX_GROUP: usize = 512;
 enum Write {
     /// `Store::insert_task`.
     InsertTask(Box<NewTask>),
+    /// `Store::insert_tasks`: all in one savepoint.
+    InsertTasks(Vec<NewTask>),
     /// `Store::append_events`.
     AppendEvents {
         task: TaskId,
@@ -106,6 +108,14 @@ impl GroupCommit {
     /// `Store::insert_task`.
     pub async fn insert_task(&self, task: NewTask) -> Result<(), StoreError> {
         match self.write(Write::InsertTask(Box::new(task))).await? {
+            Written::Done => Ok(()),
+            other => Err(mismatched(&other)),
+        }
+    }
+
+    /// `Store::insert_tasks`.
+    pub async fn insert_tasks(&self, tasks: Vec<NewTask>) -> Result<(), StoreError> {
+        match self.write(Write::InsertTasks(tasks)).await? {
             Written::Done => Ok(()),
             other => Err(mismatched(&other)),
         }
@@ -234,6 +244,12 @@ async fn in_savepoint(conn: &mut SqliteConnection, write: &Write) -> Result<Writ
 
 async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, StoreError> {
     match write {
+        Write::InsertTasks(tasks) => {
+            for task in tasks {
+                tasks::insert_task(&mut *conn, task).await?;
+            }
+            Ok(Written::Done)
+        }
         Write::InsertTask(task) => {
             tasks::insert_task(&mut *conn, task).await?;
             Ok(Written::Done)

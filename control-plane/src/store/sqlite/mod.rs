@@ -168,6 +168,9 @@ impl Store for SqliteStore {
     async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError> {
         auth::runners(&self.reader).await
     }
+    async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<(), StoreError> {
+        self.group.insert_tasks(tasks.to_vec()).await
+    }
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError> {
         self.group.insert_task(task.clone()).await
     }
