@@ -155,6 +155,28 @@ pub enum RunnerState {
     Revoked,
 }
 
+impl RunnerState {
+    /// Every state.
+    pub const ALL: [RunnerState; 5] = [
+        RunnerState::Online,
+        RunnerState::Draining,
+        RunnerState::Paused,
+        RunnerState::Offline,
+        RunnerState::Revoked,
+    ];
+
+    /// The name used in the API (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerState::Online => "online",
+            RunnerState::Draining => "draining",
+            RunnerState::Paused => "paused",
+            RunnerState::Offline => "offline",
+            RunnerState::Revoked => "revoked",
+        }
+    }
+}
+
 /// `GET /v1/runners`: one runner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerView {

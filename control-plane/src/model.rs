@@ -84,6 +84,21 @@ macro_rules! text_enum {
     };
 }
 
+impl TaskState {
+    /// Every state, in the order a task passes through them.
+    pub const ALL: [TaskState; 9] = [
+        TaskState::Queued,
+        TaskState::Assigned,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+        TaskState::TimedOut,
+        TaskState::Error,
+        TaskState::Lost,
+    ];
+}
+
 text_enum!(TaskState {
     Queued => "queued", Assigned => "assigned", Running => "running",
     Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
@@ -300,6 +315,22 @@ pub struct TaskRecord {
     /// When retention deleted its events and artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned_at: Option<UnixMillis>,
+}
+
+impl TaskRecord {
+    /// The record of a task just queued.
+    pub fn queued(task: NewTask) -> Self {
+        Self {
+            updated_at: task.created_at,
+            spec: task,
+            state: TaskState::Queued,
+            attempt: 0,
+            outcome: None,
+            finished_at: None,
+            cancel_requested_at: None,
+            pruned_at: None,
+        }
+    }
 }
 
 /// What a cancel request did.

@@ -12,28 +12,6 @@ use crate::server::api::runners::runner_state;
 use crate::server::state::AppState;
 use crate::store::StoreError;
 
-/// Every runner state, so that a state with no runners reads 0 rather than vanishing.
-const RUNNER_STATES: [(RunnerState, &str); 5] = [
-    (RunnerState::Online, "online"),
-    (RunnerState::Draining, "draining"),
-    (RunnerState::Paused, "paused"),
-    (RunnerState::Offline, "offline"),
-    (RunnerState::Revoked, "revoked"),
-];
-
-/// Every task state, for the same reason.
-const TASK_STATES: [TaskState; 9] = [
-    TaskState::Queued,
-    TaskState::Assigned,
-    TaskState::Running,
-    TaskState::Succeeded,
-    TaskState::Failed,
-    TaskState::Cancelled,
-    TaskState::TimedOut,
-    TaskState::Error,
-    TaskState::Lost,
-];
-
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -43,35 +21,35 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub async fn render(state: &AppState) -> Result<String, StoreError> {
     let mut out = String::new();
     let runners = state.store.runners().await?;
+    let states: Vec<RunnerState> = runners
+        .iter()
+        .map(|r| runner_state(r, state.hub.live(r.id).as_ref()))
+        .collect();
+    // Every state is listed, so that one with no runners reads 0 rather than vanishing.
     header(
         &mut out,
         "kiln_runners",
         "gauge",
         "Registered runners by state.",
     );
-    for (wanted, label) in RUNNER_STATES {
-        let count = runners
-            .iter()
-            .filter(|r| runner_state(r, state.hub.live(r.id).as_ref()) == wanted)
-            .count();
-        let _ = writeln!(out, "kiln_runners{{state=\"{label}\"}} {count}");
+    for wanted in RunnerState::ALL {
+        let count = states.iter().filter(|&&s| s == wanted).count();
+        let _ = writeln!(out, "kiln_runners{{state=\"{}\"}} {count}", wanted.as_str());
     }
 
     let stats = state.store.stats().await?;
-    header(&mut out, "kiln_tasks", "gauge", "Tasks by state.");
-    for wanted in TASK_STATES {
-        let count = stats
+    let count_of = |wanted: TaskState| {
+        stats
             .tasks_by_state
             .iter()
             .find(|(state, _)| *state == wanted)
-            .map_or(0, |(_, count)| *count);
-        let _ = writeln!(out, "kiln_tasks{{state=\"{wanted}\"}} {count}");
+            .map_or(0, |(_, count)| *count)
+    };
+    header(&mut out, "kiln_tasks", "gauge", "Tasks by state.");
+    for wanted in TaskState::ALL {
+        let _ = writeln!(out, "kiln_tasks{{state=\"{wanted}\"}} {}", count_of(wanted));
     }
-    let queued = stats
-        .tasks_by_state
-        .iter()
-        .find(|(state, _)| *state == TaskState::Queued)
-        .map_or(0, |(_, count)| *count);
+    let queued = count_of(TaskState::Queued);
     header(
         &mut out,
         "kiln_queue_depth",

@@ -7,7 +7,7 @@ use axum::Json;
 use kiln_protocol::now_millis;
 
 use crate::api_types::{BatchSubmitRequest, TaskPage};
-use crate::model::{TaskRecord, TaskState};
+use crate::model::TaskRecord;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -59,19 +59,7 @@ pub async fn submit(
     state.store.insert_tasks(&tasks).await?;
     state.hub.wake_dispatcher();
     tracing::info!(tasks = tasks.len(), "batch of tasks queued");
-    let records = tasks
-        .into_iter()
-        .map(|task| TaskRecord {
-            updated_at: task.created_at,
-            spec: task,
-            state: TaskState::Queued,
-            attempt: 0,
-            outcome: None,
-            finished_at: None,
-            cancel_requested_at: None,
-            pruned_at: None,
-        })
-        .collect();
+    let records = tasks.into_iter().map(TaskRecord::queued).collect();
     Ok((
         StatusCode::CREATED,
         Json(TaskPage {

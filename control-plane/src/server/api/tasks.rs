@@ -47,17 +47,7 @@ pub async fn submit(
     };
     state.hub.wake_dispatcher();
     tracing::info!(task = %task.id, repo = %task.repo, "task queued");
-    let record = TaskRecord {
-        updated_at: task.created_at,
-        spec: task,
-        state: TaskState::Queued,
-        attempt: 0,
-        outcome: None,
-        finished_at: None,
-        cancel_requested_at: None,
-        pruned_at: None,
-    };
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(TaskRecord::queued(task))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,11 +69,7 @@ pub async fn list(
     let bad = |field: &str, value: &str, why: String| {
         ApiError::BadRequest(format!("{field} {value:?}: {why}"))
     };
-    let task_state = query
-        .state
-        .as_deref()
-        .map(|s| s.parse::<TaskState>().map_err(|e| bad("state", s, e)))
-        .transpose()?;
+    let task_state = query.state.as_deref().map(state_param).transpose()?;
     let runner = query
         .runner
         .as_deref()
@@ -216,6 +202,12 @@ async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
 }
 
 /// Parses a task id from a path, naming the bad value.
+/// A `state` query parameter, such as `running`.
+pub fn state_param(text: &str) -> Result<TaskState, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::BadRequest(format!("state {text:?}: {e}")))
+}
+
 pub fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::BadRequest(format!("task id {text:?} is not a valid id")))

@@ -11,26 +11,13 @@ use super::html::{escape, page, time};
 use super::Operator;
 use crate::model::TaskState;
 use crate::server::api::runners::runner_state;
-use crate::server::api::tasks::parse_task_id;
+use crate::server::api::tasks::{parse_task_id, state_param};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::store::TaskFilter;
 
 /// Tasks listed on one page.
 const TASKS_PER_PAGE: u32 = 100;
-
-/// States offered as filters, in the order a task passes through them.
-const STATE_FILTERS: [TaskState; 9] = [
-    TaskState::Queued,
-    TaskState::Assigned,
-    TaskState::Running,
-    TaskState::Succeeded,
-    TaskState::Failed,
-    TaskState::Cancelled,
-    TaskState::TimedOut,
-    TaskState::Error,
-    TaskState::Lost,
-];
 
 /// `/`: every runner, its state, load, capabilities and when it was last seen.
 pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<String>, ApiError> {
@@ -43,10 +30,6 @@ pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<St
     for runner in &runners {
         let live = state.hub.live(runner.id);
         let runner_state = runner_state(runner, live.as_ref());
-        let state_name = serde_json::to_value(runner_state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         let running = live.as_ref().map_or(0, |l| l.running);
         let labels: Vec<String> = runner
             .labels
@@ -58,7 +41,7 @@ pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<St
             "<tr><td>{}</td><td class=state>{}</td><td>{running}/{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             escape(&runner.name),
-            escape(&state_name),
+            runner_state.as_str(),
             runner.max_concurrent,
             escape(&runner.capabilities.join(", ")),
             escape(&labels.join(", ")),
@@ -87,10 +70,7 @@ pub async fn tasks(
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<TaskState>()
-                .map_err(|e| ApiError::BadRequest(format!("state {s:?}: {e}")))
-        })
+        .map(state_param)
         .transpose()?;
     let before = query
         .before
@@ -106,7 +86,7 @@ pub async fn tasks(
     };
     let tasks = state.store.tasks(&filter).await?;
     let mut body = String::from("<h1>Tasks</h1><p class=filters>State: <a href='/tasks'>all</a>");
-    for filter in STATE_FILTERS {
+    for filter in TaskState::ALL {
         let _ = write!(body, "<a href='/tasks?state={filter}'>{filter}</a>");
     }
     body.push_str(
