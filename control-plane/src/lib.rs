@@ -10,6 +10,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod model;
 pub mod relay;
+pub mod replicas;
 pub mod retention;
 pub mod sandbox;
 pub mod scheduler;

@@ -41,10 +41,35 @@ pub fn watch(state: AppState, runner: RunnerId) {
                 break;
             }
         }
+        match heard_from_lately(&state, runner).await {
+            Ok(true) => {
+                // It came back to another replica, which now watches it.
+                state.hub.forget_departure(runner);
+                return;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%runner, error = %error, "cannot read when a runner was last seen");
+                return;
+            }
+        }
         if let Err(error) = declare_lost(&state, runner).await {
             tracing::error!(%runner, error = %error, "could not declare a runner's attempts lost");
         }
     });
+}
+
+/// True when some replica heard from `runner` within `lost_after` (it heartbeats into the
+/// store): it left this replica for another, and is not lost. With one control plane, its
+/// last heartbeat came before it went away, so this is false once the timer is due.
+pub async fn heard_from_lately(state: &AppState, runner: RunnerId) -> Result<bool, StoreError> {
+    let lost_after = i64::try_from(state.settings.lost_after.as_millis()).unwrap_or(i64::MAX);
+    let heard = state
+        .store
+        .runner(runner)
+        .await?
+        .and_then(|record| record.last_seen_at);
+    Ok(heard.is_some_and(|at| now_millis().saturating_sub(at) < lost_after))
 }
 
 /// Ends every open attempt of `runner` as lost (or requeues it if never accepted).

@@ -73,6 +73,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_log_bytes: args.max_log_bytes,
                 accept_deadline: args.accept_deadline,
                 registration_token: args.registration_token,
+                database_url: args.database.url,
                 sandbox: SandboxOptions {
                     provider: match args.sandbox_provider {
                         SandboxProviderArg::Docker => Some(SandboxProviderKind::Docker),
@@ -106,7 +107,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kiln_control_plane::dev::run(options, args.slots, signals).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate => cli::migrate::migrate(&data_dir, json).await,
+        Command::Migrate(args) => {
+            cli::migrate::migrate(&data_dir, args.database.url.as_deref(), json).await
+        }
         Command::Token(TokenCommand::Create(args)) => {
             cli::token_create(&client()?, args, json).await
         }

@@ -16,7 +16,7 @@ use crate::model::RegistrationTokenRecord;
 use crate::sandbox::{DockerProvider, SandboxSettings, Sandboxes};
 use crate::server::listener::ListenOptions;
 use crate::server::state::{AppState, ServerSettings};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Database, Store};
 use crate::tokens::{Token, TokenKind};
 
 /// Shortest secret part of an operator-chosen admin or registration token: 32 hex
@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The data directory.
     pub data_dir: DataDir,
+    /// A PostgreSQL URL to keep the store in instead of the data dir's SQLite file.
+    pub database_url: Option<String>,
     /// Admin token given by the operator (`KILN_ADMIN_TOKEN`), if any.
     pub admin_token: Option<String>,
     /// Heartbeat period for runners.
@@ -95,6 +97,7 @@ impl ServeOptions {
         Self {
             listen,
             data_dir,
+            database_url: None,
             admin_token: None,
             heartbeat_interval: crate::server::state::DEFAULT_HEARTBEAT_INTERVAL,
             lost_after: crate::server::state::DEFAULT_LOST_AFTER,
@@ -123,6 +126,7 @@ pub struct Prepared {
     listener: TcpListener,
     listen: ListenOptions,
     retention: Option<crate::retention::Retention>,
+    database: Database,
     _lock: DataDirLock,
 }
 
@@ -140,13 +144,15 @@ pub async fn prepare(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Prepared> {
     let lock = options.data_dir.lock()?;
-    let database = options.data_dir.database();
-    let store = SqliteStore::open(&database)
+    let database =
+        Database::from_arg(options.database_url.as_deref(), options.data_dir.database())?;
+    let store = database
+        .open()
         .await
-        .with_context(|| format!("cannot open database {}", database.display()))?;
-    ensure_admin_token(&store, &options.data_dir, options.admin_token.as_deref()).await?;
+        .with_context(|| format!("cannot open database {database}"))?;
+    ensure_admin_token(&*store, &options.data_dir, options.admin_token.as_deref()).await?;
     if let Some(given) = &options.registration_token {
-        ensure_registration_token(&store, given).await?;
+        ensure_registration_token(&*store, given).await?;
     }
     let listener = TcpListener::bind(options.listen)
         .await
@@ -167,12 +173,20 @@ pub async fn prepare(
         accept_deadline: options.accept_deadline,
         secure_cookies: tls.is_some(),
     };
-    let mut state = AppState::new(Arc::new(store), settings, shutdown);
+    let mut state = AppState::new(store, settings, shutdown);
     state.sandboxes = sandboxes(&options.sandbox, &options.data_dir, &url)?;
+    if let Database::Postgres(shared) = &database {
+        state.peers = Some(
+            crate::replicas::Peers::connect(shared)
+                .await
+                .with_context(|| format!("cannot connect to database {database}"))?,
+        );
+    }
     Ok(Prepared {
         url,
         state,
         retention: options.retention,
+        database,
         listener,
         listen: ListenOptions {
             tls,
@@ -186,7 +200,10 @@ impl Prepared {
     /// Serves until the shutdown token fires.
     pub async fn run(self) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
-        if let Some(sandboxes) = self.state.sandboxes.clone() {
+        if let Database::Postgres(url) = &self.database {
+            // Replicas share the database: the leader reaps sandboxes, for all of them.
+            crate::replicas::start(&self.state, url);
+        } else if let Some(sandboxes) = self.state.sandboxes.clone() {
             let state = self.state.clone();
             tokio::spawn(async move {
                 if let Err(error) = sandboxes.reap(&state).await {
@@ -226,7 +243,7 @@ fn sandboxes(
 }
 
 /// Saves the operator's registration token (idempotent), refusing one that is not one.
-async fn ensure_registration_token(store: &SqliteStore, given: &str) -> anyhow::Result<()> {
+async fn ensure_registration_token(store: &dyn Store, given: &str) -> anyhow::Result<()> {
     let token = Token::from_secret(given);
     let prefix = TokenKind::Registration.prefix();
     if !token.is_kind(TokenKind::Registration) {
@@ -249,7 +266,7 @@ async fn ensure_registration_token(store: &SqliteStore, given: &str) -> anyhow::
 /// Makes sure an admin token exists: the operator's from `KILN_ADMIN_TOKEN`, or one made
 /// on first start and saved (0600) in the data dir. Only its hash goes in the store.
 async fn ensure_admin_token(
-    store: &SqliteStore,
+    store: &dyn Store,
     data_dir: &DataDir,
     given: Option<&str>,
 ) -> anyhow::Result<()> {

@@ -57,4 +57,12 @@ impl Watchers {
             }
         }
     }
+
+    /// Tells every followed task's followers that it changed, so that they re-read the
+    /// store: for updates that may have been missed (another replica's, while its
+    /// notifications could not be heard).
+    pub fn publish_all_changed(&self) {
+        let mut channels = self.lock();
+        channels.retain(|_, sender| sender.send(TaskUpdate::StateChanged).is_ok());
+    }
 }

@@ -1,5 +1,5 @@
-//! The store conformance suite: every case in `store/cases.rs` runs against each backend
-//! (SQLite here; a new backend adds one `backend!` line).
+//! The store conformance suite: every case in `store/cases.rs` runs against each backend,
+//! SQLite and a real PostgreSQL server (a new backend adds one `backend!` line).
 
 #![expect(
     clippy::unwrap_used,
@@ -10,8 +10,11 @@
 mod cases;
 #[path = "store/fixtures.rs"]
 mod fixtures;
+#[path = "store/sessions.rs"]
+mod sessions;
 
-use kiln_control_plane::store::SqliteStore;
+use kiln_control_plane::store::{PostgresStore, SqliteStore};
+use kiln_control_plane::testing::postgres::TestPostgres;
 
 /// A fresh SQLite store in a temp dir (kept alive by the returned guard).
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
@@ -22,28 +25,54 @@ async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// A fresh database on a throwaway PostgreSQL server (stopped when the guard drops).
+async fn postgres() -> (TestPostgres, PostgresStore) {
+    let server = TestPostgres::start();
+    let store = PostgresStore::open(&server.fresh_database().await)
+        .await
+        .unwrap();
+    (server, store)
+}
+
+/// Every case, whichever file holds it.
+mod all {
+    pub use super::cases::*;
+    pub use super::sessions::*;
+}
+
+/// Runs every case against the backend that `$open` makes, in module `$backend`.
 macro_rules! backend {
-    ($backend:ident, $open:path: $($case:ident),+ $(,)?) => {
+    ($backend:ident, $open:path) => {
         mod $backend {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (_guard, store) = $open().await;
-                    super::cases::$case(&store).await;
-                }
-            )+
+            cases!($open:
+                tasks_round_trip_and_list_newest_first_with_filters,
+                the_queue_is_by_priority_then_age,
+                registration_tokens_spend_their_uses_and_expire,
+                an_attempt_runs_streams_idempotently_and_finishes_the_task,
+                rejected_and_lost_attempts_requeue_until_attempts_run_out,
+                cancel_and_retry_follow_the_task_state,
+                retention_prunes_only_old_finished_tasks,
+                runners_are_touched_paused_and_revoked,
+                a_batch_of_tasks_is_stored_all_or_none,
+                workspaces_bind_to_their_first_runner_and_end_their_queue,
+                sandboxes_forge_and_burn_with_their_runner,
+            );
         }
     };
 }
 
-backend!(sqlite_backend, super::sqlite:
-    tasks_round_trip_and_list_newest_first_with_filters,
-    the_queue_is_by_priority_then_age,
-    registration_tokens_spend_their_uses_and_expire,
-    an_attempt_runs_streams_idempotently_and_finishes_the_task,
-    rejected_and_lost_attempts_requeue_until_attempts_run_out,
-    cancel_and_retry_follow_the_task_state,
-    retention_prunes_only_old_finished_tasks,
-    runners_are_touched_paused_and_revoked,
-    a_batch_of_tasks_is_stored_all_or_none,
-);
+/// One `#[tokio::test]` per case.
+macro_rules! cases {
+    ($open:path: $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (_guard, store) = $open().await;
+                super::all::$case(&store).await;
+            }
+        )+
+    };
+}
+
+backend!(sqlite_backend, super::sqlite);
+backend!(postgres_backend, super::postgres);

@@ -11,6 +11,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArg,
     /// Heartbeat period runners are asked to keep.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: std::time::Duration,
@@ -431,4 +433,25 @@ pub enum FilesCommand {
         /// The file in the worktree.
         path: String,
     },
+}
+
+/// `--database`: where the store lives.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct DatabaseArg {
+    /// PostgreSQL URL (postgres://user:password@host/db) to keep the store in, shared by
+    /// every replica; unset keeps it in the data dir's SQLite file.
+    #[arg(
+        long = "database",
+        env = "KILN_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub url: Option<String>,
+}
+
+/// `kiln migrate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArg,
 }

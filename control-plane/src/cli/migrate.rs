@@ -6,36 +6,44 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::data_dir::DataDir;
-use crate::store::SqliteStore;
+use crate::store::Database;
 
-/// Migrates the data dir's database and reports what was applied.
-pub async fn migrate(data_dir: &DataDir, json: bool) -> anyhow::Result<ExitCode> {
-    let _lock = data_dir
-        .lock()
-        .context("cannot migrate while a control plane runs on this data dir; stop it first")?;
-    let database = data_dir.database();
-    let migrated = SqliteStore::migrate(&database)
+/// Migrates the database (`--database`, else the data dir's SQLite file) and reports what
+/// was applied. SQLite is migrated with the data dir locked; PostgreSQL under the
+/// migrator's advisory lock, so running replicas may stay up for additive migrations.
+pub async fn migrate(
+    data_dir: &DataDir,
+    database_url: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let database = Database::from_arg(database_url, data_dir.database())?;
+    let _lock = match database {
+        Database::Sqlite(_) => Some(data_dir.lock().context(
+            "cannot migrate while a control plane runs on this data dir; stop it first",
+        )?),
+        Database::Postgres(_) => None,
+    };
+    let migrated = database
+        .migrate()
         .await
-        .with_context(|| format!("cannot migrate database {}", database.display()))?;
+        .with_context(|| format!("cannot migrate database {database}"))?;
     if json {
         let report = serde_json::json!({
-            "database": database,
+            "database": database.to_string(),
             "applied": migrated.applied,
             "version": migrated.version,
-            "known": SqliteStore::known_version(),
+            "known": database.known_version(),
         });
         println!("{report}");
     } else if migrated.applied.is_empty() {
         println!(
-            "{}: up to date at schema version {}",
-            database.display(),
+            "{database}: up to date at schema version {}",
             migrated.version
         );
     } else {
         let applied: Vec<String> = migrated.applied.iter().map(i64::to_string).collect();
         println!(
-            "{}: applied {}; schema version {}",
-            database.display(),
+            "{database}: applied {}; schema version {}",
             applied.join(", "),
             migrated.version
         );

@@ -78,7 +78,7 @@ pub enum Command {
     /// Run a control plane and one local runner, ready to take tasks.
     Dev(DevArgs),
     /// Apply the database's pending schema migrations (`serve` also applies them).
-    Migrate,
+    Migrate(args::MigrateArgs),
     /// Manage registration tokens.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -99,6 +99,8 @@ pub struct AppState {
     pub known_admins: Arc<crate::server::auth::KnownAdmins>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The other replicas on the same PostgreSQL database, if the store is shared.
+    pub peers: Option<crate::replicas::Peers>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,6 +136,7 @@ impl AppState {
             sandboxes: None,
             known_admins: Arc::default(),
             metrics: Arc::default(),
+            peers: None,
         }
     }
 }

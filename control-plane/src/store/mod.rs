@@ -3,14 +3,24 @@
 //! Every state change is one transaction inside a backend method, so callers never see
 //! (or leave behind) a half-made change.
 
+mod chunks;
+mod database;
 mod error;
+mod migrated;
+mod outcomes;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 
+pub use database::{Database, UnknownDatabase};
 pub use error::{RegistrationRefusal, StoreError};
-pub use sqlite::{Migrated, SqliteStore};
+pub use migrated::Migrated;
+pub use postgres::notify as postgres_notify;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,

@@ -31,21 +31,7 @@ pub async fn runner(store: &dyn Store, name: &str) -> RunnerRecord {
         .await
         .unwrap();
     let runner = NewRunner {
-        record: RunnerRecord {
-            id: RunnerId::new(),
-            name: name.to_owned(),
-            capabilities: Vec::new(),
-            labels: BTreeMap::new(),
-            max_concurrent: 2,
-            version: None,
-            created_at: 1,
-            last_seen_at: None,
-            revoked_at: None,
-            paused_at: None,
-            drain_requested_at: None,
-            rotation_requested_at: None,
-            sandbox_id: None,
-        },
+        record: runner_record(name),
         token_hash: Token::generate(TokenKind::Runner).hash(),
     };
     store
@@ -81,5 +67,24 @@ pub fn finished(seq: u64) -> Event {
                 usage: None,
             },
         },
+    }
+}
+
+/// A runner's record as registration makes it.
+pub fn runner_record(name: &str) -> RunnerRecord {
+    RunnerRecord {
+        id: RunnerId::new(),
+        name: name.to_owned(),
+        capabilities: Vec::new(),
+        labels: BTreeMap::new(),
+        max_concurrent: 2,
+        version: None,
+        created_at: 1,
+        last_seen_at: None,
+        revoked_at: None,
+        paused_at: None,
+        drain_requested_at: None,
+        rotation_requested_at: None,
+        sandbox_id: None,
     }
 }

@@ -158,8 +158,13 @@ pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), Ap
                 attempt,
                 reason,
             };
-            if !state.hub.send(runner, message) {
-                tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects");
+            if !state.hub.send(runner, message.clone()) {
+                match &state.peers {
+                    Some(peers) => peers.relay(runner, message).await?,
+                    None => {
+                        tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects")
+                    }
+                }
             }
         }
         CancelEffect::Cancelled => state.task_ended(id),

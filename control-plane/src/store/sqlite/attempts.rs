@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::rows;
 use crate::model::{AttemptRecord, AttemptState, TaskState};
+use crate::store::rows;
 use crate::store::StoreError;
 
 /// Placements persisted per statement: each round trip to SQLite's worker thread costs more

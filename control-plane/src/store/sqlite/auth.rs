@@ -3,8 +3,8 @@
 use kiln_protocol::{RunnerId, UnixMillis};
 use sqlx::SqlitePool;
 
-use super::rows::{self, to_json};
 use crate::model::{RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord};
+use crate::store::rows::{self, to_json};
 use crate::store::{NewRunner, RegistrationRefusal, StoreError};
 use crate::tokens::TokenHash;
 

@@ -1,13 +1,11 @@
 //! SQLite queries for attempt events and uploaded artifacts.
 
-use kiln_protocol::{
-    Event, EventBody, LineEncoding, LogLine, Outcome, RunnerId, TaskId, UnixMillis,
-};
+use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::rows::{int, to_json};
 use crate::model::{AttemptState, TaskState};
-use crate::store::{Appended, StoreError};
+use crate::store::rows::{int, to_json};
+use crate::store::{chunks, Appended, StoreError};
 
 /// Stores the contiguous new events of an attempt in `conn`'s open transaction (the group
 /// commit's). Refusals (not found, not this runner's) come before any write.
@@ -41,31 +39,15 @@ pub async fn append_events(
             runner: runner.to_string(),
         });
     }
-    let mut appended = Appended {
-        acked_seq: u64::try_from(acked).unwrap_or(0),
-        ..Appended::default()
-    };
-    let mut log_bytes = u64::try_from(log_bytes).unwrap_or(0);
-    for event in events {
-        if event.seq <= appended.acked_seq {
-            continue; // already stored: a resend after reconnect
-        }
-        if event.seq != appended.acked_seq + 1 {
-            break; // a gap: keep the stored prefix contiguous; the runner resends the rest
-        }
-        appended.acked_seq = event.seq;
-        appended.stored.push(capped(event, &mut log_bytes, log_cap));
-        if event.is_finished() {
-            appended.finished = true;
-            break; // nothing follows `finished`
-        }
-    }
+    let accepted = chunks::accept(
+        events,
+        u64::try_from(acked).unwrap_or(0),
+        u64::try_from(log_bytes).unwrap_or(0),
+        log_cap,
+    );
+    let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
     if let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) {
-        let mut body = String::with_capacity(appended.stored.len() * 160);
-        for event in &appended.stored {
-            body.push_str(&to_json(event));
-            body.push('\n');
-        }
+        let body = chunks::encode(&appended.stored);
         sqlx::query(
             "INSERT INTO event_chunks (task_id, attempt, first_seq, last_seq, body)
              VALUES (?, ?, ?, ?, ?)",
@@ -93,27 +75,6 @@ pub async fn append_events(
         .await?;
     }
     Ok(appended)
-}
-
-/// The event as stored: a log line past the attempt's byte cap keeps its place (seq) but
-/// not its text.
-fn capped(event: &Event, log_bytes: &mut u64, cap: u64) -> Event {
-    let EventBody::Log(line) = &event.body else {
-        return event.clone();
-    };
-    let size = line.line.len() as u64;
-    if *log_bytes + size <= cap {
-        *log_bytes += size;
-        return event.clone();
-    }
-    let mut dropped = event.clone();
-    dropped.body = EventBody::Log(LogLine {
-        stream: line.stream,
-        line: format!("[kiln: line dropped: the attempt's log is over {cap} bytes]"),
-        encoding: LineEncoding::Utf8,
-        truncated: true,
-    });
-    dropped
 }
 
 /// Ends the attempt as its runner reported, and the task with it when this attempt is the
@@ -179,7 +140,7 @@ pub async fn events(
         .bind(task.to_string())
         .bind(i64::from(attempt))
         .bind(int(after))
-        .bind(CHUNKS_PER_READ)
+        .bind(chunks::CHUNKS_PER_READ)
         .fetch_all(pool)
         .await?;
         let Some((last, _)) = chunks.last() else {
@@ -187,23 +148,12 @@ pub async fn events(
         };
         let last = u64::try_from(*last).unwrap_or(0);
         for (_, body) in &chunks {
-            for line in body.lines() {
-                let event: Event = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
-                    table: "event_chunks",
-                    detail: format!("column body: {e}"),
-                })?;
-                if event.seq > after_seq && events.len() < limit {
-                    events.push(event);
-                }
-            }
+            chunks::decode_into(body, after_seq, limit, &mut events)?;
         }
         after = last;
     }
     Ok(events)
 }
-
-/// Chunks read per query while collecting events.
-const CHUNKS_PER_READ: i64 = 16;
 
 pub async fn put_artifact(
     pool: &SqlitePool,

@@ -3,8 +3,8 @@
 use kiln_protocol::{RunnerId, UnixMillis};
 use sqlx::SqlitePool;
 
-use super::rows;
 use crate::model::RunnerRecord;
+use crate::store::rows;
 use crate::store::StoreError;
 use crate::tokens::TokenHash;
 

@@ -6,7 +6,6 @@ mod events;
 mod fleet;
 mod group;
 mod retention;
-mod rows;
 mod sandboxes;
 mod schema;
 mod tasks;
@@ -23,10 +22,10 @@ use sqlx::sqlite::{
 };
 
 use group::GroupCommit;
-pub use schema::Migrated;
 
 use super::{
-    Appended, NewRunner, Pruned, RegistrationRefusal, Store, StoreError, StoreStats, TaskFilter,
+    Appended, Migrated, NewRunner, Pruned, RegistrationRefusal, Store, StoreError, StoreStats,
+    TaskFilter,
 };
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,

@@ -3,9 +3,9 @@
 use kiln_protocol::{SandboxId, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
-use super::rows::{self, to_json};
 use super::tasks::insert_task;
 use crate::model::{NewTask, SandboxRecord, SandboxState};
+use crate::store::rows::{self, to_json};
 use crate::store::{NewRunner, StoreError};
 
 /// Saves a sandboxed task, the sandbox's runner identity and the sandbox, atomically.

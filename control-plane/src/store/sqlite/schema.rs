@@ -4,19 +4,10 @@
 use sqlx::migrate::Migrator;
 use sqlx::SqlitePool;
 
-use crate::store::StoreError;
+use crate::store::{Migrated, StoreError};
 
 /// The migrations this build knows, in `migrations/sqlite/`.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// What a migration run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Migrated {
-    /// Versions applied by this run, oldest first.
-    pub applied: Vec<i64>,
-    /// The schema version now.
-    pub version: i64,
-}
 
 /// The newest version this build knows.
 pub fn known_version() -> i64 {
@@ -43,18 +34,7 @@ async fn applied(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
 /// Applies pending migrations, refusing first if the database is newer than this build.
 pub async fn migrate(pool: &SqlitePool) -> Result<Migrated, StoreError> {
     let before = applied(pool).await?;
-    let known = known_version();
-    if let Some(&found) = before.last().filter(|&&found| found > known) {
-        return Err(StoreError::NewerSchema { found, known });
-    }
+    Migrated::refuse_newer(&before, known_version())?;
     MIGRATOR.run(pool).await?;
-    let after = applied(pool).await?;
-    Ok(Migrated {
-        applied: after
-            .iter()
-            .copied()
-            .filter(|v| !before.contains(v))
-            .collect(),
-        version: after.last().copied().unwrap_or(0),
-    })
+    Ok(Migrated::between(&before, &applied(pool).await?))
 }

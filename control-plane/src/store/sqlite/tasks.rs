@@ -1,10 +1,11 @@
 //! SQLite queries for tasks: submit, list, cancel, retry.
 
-use kiln_protocol::{Outcome, OutcomeStatus, TaskId, UnixMillis};
+use kiln_protocol::{OutcomeStatus, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
-use super::rows::{self, int, to_json};
 use crate::model::{CancelEffect, NewTask, RetryEffect, TaskRecord, TaskState};
+use crate::store::outcomes::{ended_as, ended_unrun};
+use crate::store::rows::{self, int, to_json};
 use crate::store::{StoreError, StoreStats, TaskFilter};
 
 pub async fn insert_task<'e>(
@@ -187,20 +188,6 @@ pub async fn request_cancel(
     Ok(effect)
 }
 
-/// The outcome of a task that ended without running.
-pub fn ended_unrun(status: OutcomeStatus, message: &str) -> Outcome {
-    Outcome {
-        status,
-        exit_code: None,
-        signal: None,
-        message: message.to_owned(),
-        result: None,
-        stop: None,
-        iterations: None,
-        usage: None,
-    }
-}
-
 /// Ends a task that has not ended (its open attempts are lost): for tasks whose box or
 /// session is gone. False if it had already ended.
 pub async fn end_task(
@@ -211,19 +198,12 @@ pub async fn end_task(
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    let status = match state {
-        TaskState::TimedOut => OutcomeStatus::TimedOut,
-        TaskState::Cancelled => OutcomeStatus::Cancelled,
-        TaskState::Succeeded => OutcomeStatus::Succeeded,
-        TaskState::Failed => OutcomeStatus::Failed,
-        _ => OutcomeStatus::Error,
-    };
     let ended = sqlx::query(
         "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
          WHERE id = ? AND state IN ('queued', 'assigned', 'running')",
     )
     .bind(state.as_str())
-    .bind(to_json(&ended_unrun(status, message)))
+    .bind(to_json(&ended_as(state, message)))
     .bind(now)
     .bind(now)
     .bind(task.to_string())

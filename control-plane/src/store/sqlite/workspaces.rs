@@ -1,11 +1,11 @@
 //! SQLite queries for workspace sessions.
 
-use kiln_protocol::{OutcomeStatus, RunnerId, UnixMillis, WorkspaceId};
+use kiln_protocol::{RunnerId, UnixMillis, WorkspaceId};
 use sqlx::SqlitePool;
 
-use super::rows::{self, to_json};
-use super::tasks::ended_unrun;
 use crate::model::{WorkspaceRecord, WorkspaceState};
+use crate::store::outcomes::queued_of_ended_workspace;
+use crate::store::rows::{self, to_json};
 use crate::store::StoreError;
 
 pub async fn create_workspace(
@@ -57,24 +57,12 @@ pub async fn end_workspace(
     if ended.rows_affected() == 0 {
         return Ok(false);
     }
-    let (task_state, outcome) = match state {
-        WorkspaceState::Lost => (
-            "error",
-            ended_unrun(
-                OutcomeStatus::Error,
-                "its workspace session was lost with its runner",
-            ),
-        ),
-        _ => (
-            "cancelled",
-            ended_unrun(OutcomeStatus::Cancelled, "its workspace session was closed"),
-        ),
-    };
+    let (task_state, outcome) = queued_of_ended_workspace(state);
     sqlx::query(
         "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
          WHERE workspace_id = ? AND state = 'queued'",
     )
-    .bind(task_state)
+    .bind(task_state.as_str())
     .bind(to_json(&outcome))
     .bind(now)
     .bind(now)

@@ -1,4 +1,7 @@
-//! Records for tests (the unit tests and the store conformance suite); not API.
+//! Helpers for tests (the unit tests, the store conformance suite, the end-to-end tests):
+//! records and a throwaway PostgreSQL server; not API.
+
+pub mod postgres;
 
 use std::collections::BTreeMap;
 

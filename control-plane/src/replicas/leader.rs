@@ -1,0 +1,99 @@
+//! Leadership among replicas: the replica holding a PostgreSQL advisory lock (on a
+//! connection of its own, so the lock goes when the replica dies) runs the fleet-wide
+//! duties: the sweep for runners no replica has heard from, and the sandbox reaper.
+//!
+//! Each duty's effect is also a conditional write (an attempt is lost only while open, a
+//! sandbox ends only while live), so a leader that has just lost its lock and still
+//! sweeps once more cannot make anything happen twice.
+
+use std::time::Duration;
+
+use sqlx::{Connection as _, PgConnection};
+
+use crate::server::state::AppState;
+use crate::store::StoreError;
+
+/// The advisory lock's key: "kiln" in ASCII, unlikely to collide with another
+/// application's lock on a shared server.
+const LEADER_LOCK: i64 = 0x6b69_6c6e;
+
+/// Time between attempts to become leader: how long the fleet goes without a leader after
+/// one dies (plus the time PostgreSQL takes to notice its connection dropped).
+const CAMPAIGN_EVERY: Duration = Duration::from_secs(2);
+
+/// Fewest and most time between sweeps: a quarter of `lost_after` (so a runner is declared
+/// lost at most 25% late), within these bounds.
+const MIN_SWEEP_EVERY: Duration = Duration::from_millis(250);
+const MAX_SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Campaigns until shutdown; leads while it holds the lock.
+pub async fn run(state: AppState, url: String) {
+    loop {
+        match campaign(&url).await {
+            Ok(Some(conn)) => {
+                tracing::info!(
+                    "this replica leads: it sweeps for lost runners and reaps sandboxes"
+                );
+                lead(&state, conn).await;
+                tracing::warn!("this replica no longer leads");
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, "cannot campaign to lead"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(CAMPAIGN_EVERY) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// A connection holding the leader lock, or `None` if another replica holds it.
+async fn campaign(url: &str) -> Result<Option<PgConnection>, sqlx::Error> {
+    let mut conn = PgConnection::connect(url).await?;
+    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(won.then_some(conn))
+}
+
+/// Runs the duties until the lock's connection fails or the server shuts down.
+async fn lead(state: &AppState, mut conn: PgConnection) {
+    if let Some(sandboxes) = state.sandboxes.clone() {
+        if let Err(error) = sandboxes.reap(state).await {
+            tracing::error!(error = %error, "cannot reap sandboxes");
+        }
+    }
+    let every = (state.settings.lost_after / 4).clamp(MIN_SWEEP_EVERY, MAX_SWEEP_EVERY);
+    let mut sweeps = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = sweeps.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        // Still holding the lock is still having its connection.
+        if let Err(error) = conn.ping().await {
+            tracing::warn!(error = %error, "lost the leader lock's connection");
+            return;
+        }
+        if let Err(error) = sweep(state).await {
+            tracing::error!(error = %error, "sweep for lost runners failed");
+        }
+    }
+}
+
+/// Declares lost the runners that hold open attempts and that no replica has heard from
+/// for `lost_after`: those whose replica died and that did not come back to another.
+async fn sweep(state: &AppState) -> Result<(), StoreError> {
+    for runner in state.store.runners_with_open_attempts().await? {
+        if state.hub.live(runner).is_some() {
+            continue;
+        }
+        if crate::liveness::heard_from_lately(state, runner).await? {
+            continue;
+        }
+        tracing::warn!(%runner, "no replica has heard from this runner; its attempts are lost");
+        crate::liveness::declare_lost(state, runner).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! PostgreSQL queries for attempt events and uploaded artifacts.
+
+use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
+use sqlx::{PgConnection, PgPool};
+
+use crate::model::{AttemptState, TaskState};
+use crate::store::rows::{int, to_json};
+use crate::store::{chunks, Appended, StoreError};
+
+/// Stores the contiguous new events of an attempt in `conn`'s open transaction, holding the
+/// attempt's row so that two replicas never store the same seq twice. Refusals (not found,
+/// not this runner's) come before any write.
+pub async fn append_events(
+    pool: &PgPool,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    events: &[Event],
+    log_cap: u64,
+    now: UnixMillis,
+) -> Result<Appended, StoreError> {
+    let mut tx = pool.begin().await?;
+    let appended = append_in(&mut tx, task, attempt, runner, events, log_cap, now).await?;
+    if !appended.stored.is_empty() {
+        super::notify::task_changed(&mut tx, task).await?;
+    }
+    tx.commit().await?;
+    Ok(appended)
+}
+
+async fn append_in(
+    conn: &mut PgConnection,
+    task: TaskId,
+    attempt: u32,
+    runner: RunnerId,
+    events: &[Event],
+    log_cap: u64,
+    now: UnixMillis,
+) -> Result<Appended, StoreError> {
+    let tx = conn;
+    let owner: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = $1 AND attempt = $2
+         FOR UPDATE",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((owner, acked, log_bytes)) = owner else {
+        return Err(StoreError::NotFound {
+            what: "attempt",
+            id: format!("{task}/{attempt}"),
+        });
+    };
+    if owner != runner.to_string() {
+        return Err(StoreError::NotYours {
+            task: task.to_string(),
+            attempt,
+            runner: runner.to_string(),
+        });
+    }
+    let accepted = chunks::accept(
+        events,
+        u64::try_from(acked).unwrap_or(0),
+        u64::try_from(log_bytes).unwrap_or(0),
+        log_cap,
+    );
+    let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
+    if let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) {
+        let body = chunks::encode(&appended.stored);
+        sqlx::query(
+            "INSERT INTO event_chunks (task_id, attempt, first_seq, last_seq, body)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .bind(int(first.seq))
+        .bind(int(last.seq))
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(EventBody::Finished { outcome }) = appended.stored.last().map(|e| &e.body) {
+        finish_attempt(&mut *tx, task, attempt, outcome, now).await?;
+    }
+    if !appended.stored.is_empty() {
+        sqlx::query(
+            "UPDATE attempts SET acked_seq = $1, log_bytes = $2 WHERE task_id = $3 AND attempt = $4",
+        )
+        .bind(int(appended.acked_seq))
+        .bind(int(log_bytes))
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(appended)
+}
+
+/// Ends the attempt as its runner reported, and the task with it when this attempt is the
+/// task's current one. An attempt already ended (lost, say) keeps its state: late events
+/// are stored but change nothing.
+async fn finish_attempt(
+    tx: &mut PgConnection,
+    task: TaskId,
+    attempt: u32,
+    outcome: &Outcome,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let attempt_state = AttemptState::from(outcome.status);
+    let outcome_json = to_json(outcome);
+    let ended = sqlx::query(
+        "UPDATE attempts SET state = $1, outcome = $2, finished_at = $3
+         WHERE task_id = $4 AND attempt = $5 AND state IN ('assigned', 'running')",
+    )
+    .bind(attempt_state.as_str())
+    .bind(&outcome_json)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tasks SET state = $1, outcome = $2, finished_at = $3, updated_at = $4
+         WHERE id = $5 AND attempt = $6 AND state IN ('assigned', 'running')",
+    )
+    .bind(TaskState::from(outcome.status).as_str())
+    .bind(&outcome_json)
+    .bind(now)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` events of an attempt after `after_seq`, in order, read from the chunks
+/// that hold them.
+pub async fn events(
+    pool: &PgPool,
+    task: TaskId,
+    attempt: u32,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut events = Vec::new();
+    let mut after = after_seq;
+    while events.len() < limit {
+        // Chunks are contiguous and do not overlap: read a few at a time in seq order.
+        let chunks: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT last_seq, body FROM event_chunks
+             WHERE task_id = $1 AND attempt = $2 AND last_seq > $3
+             ORDER BY first_seq LIMIT $4",
+        )
+        .bind(task.to_string())
+        .bind(i64::from(attempt))
+        .bind(int(after))
+        .bind(chunks::CHUNKS_PER_READ)
+        .fetch_all(pool)
+        .await?;
+        let Some((last, _)) = chunks.last() else {
+            break;
+        };
+        let last = u64::try_from(*last).unwrap_or(0);
+        for (_, body) in &chunks {
+            chunks::decode_into(body, after_seq, limit, &mut events)?;
+        }
+        after = last;
+    }
+    Ok(events)
+}
+
+pub async fn put_artifact(
+    pool: &PgPool,
+    task: TaskId,
+    attempt: u32,
+    kind: &str,
+    data: &[u8],
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (task_id, attempt, kind) DO UPDATE SET data = excluded.data,
+                                                           created_at = excluded.created_at",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(kind)
+    .bind(data)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn artifact(
+    pool: &PgPool,
+    task: TaskId,
+    attempt: u32,
+    kind: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let data = sqlx::query_scalar(
+        "SELECT data FROM artifacts WHERE task_id = $1 AND attempt = $2 AND kind = $3",
+    )
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .bind(kind)
+    .fetch_optional(pool)
+    .await?;
+    Ok(data)
+}
