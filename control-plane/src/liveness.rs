@@ -43,7 +43,7 @@ pub fn watch(state: AppState, runner: RunnerId) {
         }
         match heard_from_lately(&state, runner).await {
             Ok(true) => {
-                // It came back to another replica, which now watches it.
+                tracing::info!(%runner, "runner went to another replica, which watches it now; not lost");
                 state.hub.forget_departure(runner);
                 return;
             }

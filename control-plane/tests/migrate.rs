@@ -4,8 +4,8 @@
 
 use std::process::{Command, Output};
 
-use serde_json::Value;
 use kiln_control_plane::testing::postgres::TestPostgres;
+use serde_json::Value;
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 
 fn kiln(args: &[&str], data_dir: &std::path::Path) -> Output {
@@ -28,7 +28,8 @@ fn migrate_twice(database: &[&str], data_dir: &std::path::Path) -> i64 {
     let args = [&["migrate", "--json"][..], database].concat();
     let first = report(&kiln(&args, data_dir));
     let known = first["known"].as_i64().expect("known version");
-    let applied: Vec<i64> = serde_json::from_value(first["applied"].clone()).unwrap();
+    let applied: Vec<i64> =
+        serde_json::from_value(first["applied"].clone()).expect("applied versions");
     assert_eq!(applied, (1..=known).collect::<Vec<_>>());
     assert_eq!(first["version"], known);
     let again = report(&kiln(&args, data_dir));

@@ -28,6 +28,8 @@ pub struct ControlPlane {
     child: Option<Child>,
     http: reqwest::Client,
     extra_args: Vec<String>,
+    /// The admin token given to it (`KILN_ADMIN_TOKEN`) rather than generated.
+    given_admin_token: Option<String>,
     /// The CA to trust when the server speaks TLS.
     pub ca: Option<PathBuf>,
     profile: Profile,
@@ -68,8 +70,33 @@ impl ControlPlane {
             child: None,
             http: reqwest::Client::new(),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            given_admin_token: None,
             ca: None,
             profile,
+        };
+        control_plane.launch().await;
+        control_plane
+    }
+
+    /// Starts one replica of a control plane whose store is the PostgreSQL database at
+    /// `database`, with extra `kiln serve` flags; replicas share `admin_token` (only the
+    /// first would write a generated one).
+    pub async fn start_replica(database: &str, admin_token: &str, extra_args: &[&str]) -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut control_plane = Self {
+            root,
+            url: String::new(),
+            admin_token: String::new(),
+            child: None,
+            http: reqwest::Client::new(),
+            extra_args: [&["--database", database][..], extra_args]
+                .concat()
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
+            given_admin_token: Some(admin_token.to_owned()),
+            ca: None,
+            profile: Profile::Test,
         };
         control_plane.launch().await;
         control_plane
@@ -93,6 +120,7 @@ impl ControlPlane {
             child: None,
             http,
             extra_args: vec!["--tls-cert".into(), cert, "--tls-key".into(), key],
+            given_admin_token: None,
             ca: Some(files.ca),
             profile: Profile::Test,
         };
@@ -133,7 +161,12 @@ impl ControlPlane {
             Profile::Test => (TEST_HEARTBEAT, "info,kiln_control_plane=debug", "docker"),
             Profile::Bench => ("5s", "warn", "none"),
         };
-        let child = Command::new(bins::path("kiln"))
+        let mut command = Command::new(bins::path("kiln"));
+        match &self.given_admin_token {
+            Some(token) => command.env("KILN_ADMIN_TOKEN", token),
+            None => command.env_remove("KILN_ADMIN_TOKEN"),
+        };
+        let child = command
             .args([
                 "serve",
                 "--listen",
@@ -145,7 +178,6 @@ impl ControlPlane {
             .args(&self.extra_args)
             .arg("--data-dir")
             .arg(&data)
-            .env_remove("KILN_ADMIN_TOKEN")
             .env_remove("KILN_SERVER_URL")
             .env("KILN_LOG", log_filter)
             .stdout(Stdio::null())
@@ -171,10 +203,13 @@ impl ControlPlane {
         })
         .await;
         self.url = url;
-        self.admin_token = std::fs::read_to_string(data.join("admin.token"))
-            .expect("admin token file")
-            .trim()
-            .to_owned();
+        self.admin_token = match &self.given_admin_token {
+            Some(token) => token.clone(),
+            None => std::fs::read_to_string(data.join("admin.token"))
+                .expect("admin token file")
+                .trim()
+                .to_owned(),
+        };
     }
 
     /// The server's pid, while it runs.
@@ -203,12 +238,15 @@ impl ControlPlane {
         } else {
             command.env_remove("KILN_CA_CERT");
         }
+        match &self.given_admin_token {
+            Some(token) => command.env("KILN_ADMIN_TOKEN", token),
+            None => command.env_remove("KILN_ADMIN_TOKEN"),
+        };
         command
             .args(args)
             .current_dir(cwd)
             .env("KILN_DATA_DIR", self.data_dir())
             .env_remove("KILN_SERVER_URL")
-            .env_remove("KILN_ADMIN_TOKEN")
             .output()
             .expect("run kiln")
     }

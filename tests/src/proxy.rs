@@ -17,6 +17,7 @@ pub struct Proxy {
     /// `http://127.0.0.1:PORT`, to give the runner as its server.
     pub url: String,
     paused: watch::Sender<bool>,
+    target: Arc<std::sync::Mutex<String>>,
     connections: Arc<std::sync::Mutex<JoinSet<()>>>,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -24,7 +25,10 @@ pub struct Proxy {
 impl Proxy {
     /// Proxies to `target` (`http://host:port`).
     pub async fn start(target: &str) -> Self {
-        let target = target.trim_start_matches("http://").to_owned();
+        let target = Arc::new(std::sync::Mutex::new(
+            target.trim_start_matches("http://").to_owned(),
+        ));
+        let current = Arc::clone(&target);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let (paused, watch_paused) = watch::channel(false);
@@ -32,7 +36,7 @@ impl Proxy {
         let tracked = Arc::clone(&connections);
         let acceptor = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let target = target.clone();
+                let target = current.lock().expect("lock").clone();
                 let paused = watch_paused.clone();
                 tracked.lock().expect("lock").spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(&target).await {
@@ -44,6 +48,7 @@ impl Proxy {
         Self {
             url,
             paused,
+            target,
             connections,
             acceptor,
         }
@@ -57,6 +62,12 @@ impl Proxy {
     /// Lets traffic flow again.
     pub fn resume(&self) {
         let _ = self.paused.send(false);
+    }
+
+    /// Sends new connections to `target` (`http://host:port`), as a load balancer does when
+    /// a backend dies; open connections stay where they are.
+    pub fn retarget(&self, target: &str) {
+        *self.target.lock().expect("lock") = target.trim_start_matches("http://").to_owned();
     }
 
     /// Closes every open connection at once.

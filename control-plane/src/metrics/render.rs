@@ -23,7 +23,7 @@ pub async fn render(state: &AppState) -> Result<String, StoreError> {
     let runners = state.store.runners().await?;
     let states: Vec<RunnerState> = runners
         .iter()
-        .map(|r| runner_state(r, state.hub.live(r.id).as_ref()))
+        .map(|r| runner_state(state, r, state.hub.live(r.id).as_ref()))
         .collect();
     // Every state is listed, so that one with no runners reads 0 rather than vanishing.
     header(

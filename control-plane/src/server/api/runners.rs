@@ -125,15 +125,37 @@ pub async fn create_registration_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Where a registered runner is, from its record and its live connection (if any).
-pub fn runner_state(runner: &RunnerRecord, live: Option<&LiveRunner>) -> RunnerState {
+/// Heartbeats a runner on another replica may miss before this replica shows it offline.
+const HEARTBEATS_MISSED_ELSEWHERE: u32 = 3;
+
+/// Where a registered runner is, from its record and its live connection to this replica
+/// (if any); with replicas, a runner another replica heard from lately is online there.
+pub fn runner_state(
+    state: &AppState,
+    runner: &RunnerRecord,
+    live: Option<&LiveRunner>,
+) -> RunnerState {
     match (&runner.revoked_at, live) {
         (Some(_), _) => RunnerState::Revoked,
+        (None, None) if connected_elsewhere(state, runner) => match runner.paused_at {
+            Some(_) => RunnerState::Paused,
+            None => RunnerState::Online,
+        },
         (None, None) => RunnerState::Offline,
         (None, Some(live)) if live.draining => RunnerState::Draining,
         (None, Some(_)) if runner.paused_at.is_some() => RunnerState::Paused,
         (None, Some(_)) => RunnerState::Online,
     }
+}
+
+/// True when the store is shared and the runner heartbeated lately (to another replica).
+fn connected_elsewhere(state: &AppState, runner: &RunnerRecord) -> bool {
+    let window = state.settings.heartbeat_interval * HEARTBEATS_MISSED_ELSEWHERE;
+    let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    state.peers.is_some()
+        && runner
+            .last_seen_at
+            .is_some_and(|at| now_millis().saturating_sub(at) < window)
 }
 
 pub async fn list(
@@ -145,7 +167,7 @@ pub async fn list(
         .into_iter()
         .map(|runner| {
             let live = state.hub.live(runner.id);
-            let runner_state = runner_state(&runner, live.as_ref());
+            let runner_state = runner_state(&state, &runner, live.as_ref());
             RunnerView {
                 running: live.as_ref().map_or(0, |l| l.running),
                 cached_projects: live

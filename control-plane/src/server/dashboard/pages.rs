@@ -29,7 +29,7 @@ pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<St
     );
     for runner in &runners {
         let live = state.hub.live(runner.id);
-        let runner_state = runner_state(runner, live.as_ref());
+        let runner_state = runner_state(&state, runner, live.as_ref());
         let running = live.as_ref().map_or(0, |l| l.running);
         let labels: Vec<String> = runner
             .labels

@@ -1,0 +1,264 @@
+//! Two `kiln serve` replicas on one real PostgreSQL database: a task submitted to one runs
+//! on a runner connected to the other; a watcher on either sees every line; a replica
+//! killed mid-task loses and repeats nothing; a lost runner is declared lost once.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_control_plane::testing::postgres::TestPostgres;
+use kiln_tests::control_plane::stdout_lines;
+use kiln_tests::{bins, git, wait, ControlPlane, Proxy, Runner};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The operator's admin token, shared by the replicas.
+const ADMIN_TOKEN: &str = "kiln_adm_0123456789abcdef0123456789abcdef";
+
+/// An agent that prints `per_phase` numbered lines, then waits for gate file `<phase>`
+/// before the next phase, and commits a file at the end.
+fn gated_printer(per_phase: u32, phases: u32) -> String {
+    format!(
+        r#"
+        n=0
+        for phase in $(seq 1 {phases}); do
+            for i in $(seq 1 {per_phase}); do n=$((n+1)); echo "line $n"; done
+            if [ $phase -lt {phases} ]; then
+                while [ ! -e "$GATES/$phase" ]; do sleep 0.02; done
+            fi
+        done
+        echo done > result.txt && git add result.txt && git commit -qm "agent result"
+        "#
+    )
+}
+
+fn numbered(count: u32) -> Vec<String> {
+    (1..=count).map(|n| format!("line {n}")).collect()
+}
+
+/// Two replicas on a fresh database of a throwaway server.
+async fn two_replicas(extra: &[&str]) -> (TestPostgres, ControlPlane, ControlPlane) {
+    let server = TestPostgres::start();
+    let database = server.fresh_database().await;
+    let first = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
+    let second = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
+    (server, first, second)
+}
+
+/// `kiln logs -f --json` against one replica, its stdout lines collected as they come.
+struct Follower {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(replica: &ControlPlane, id: &str) -> Self {
+        let mut child = Command::new(bins::path("kiln"))
+            .args(["logs", "--json", "-f", id])
+            .env("KILN_DATA_DIR", replica.data_dir())
+            .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("KILN_SERVER_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kiln logs -f");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let collected = Arc::clone(&events);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event = serde_json::from_str(&line).expect("JSON event");
+                collected.lock().expect("lock").push(event);
+            }
+        });
+        Self {
+            child,
+            events,
+            reader,
+        }
+    }
+
+    /// The stdout lines it printed so far.
+    fn lines(&self) -> Vec<String> {
+        stdout_lines(&self.events.lock().expect("lock"))
+    }
+
+    /// Waits until it printed at least `count` stdout lines.
+    async fn wait_lines(&self, count: usize) {
+        wait::until(
+            &format!("the follower to print {count} lines"),
+            TIMEOUT,
+            || async { (self.lines().len() >= count).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Waits for it to end (it ends with the task, or with its replica); its lines.
+    fn finish(mut self) -> Vec<String> {
+        let _ = self.child.wait();
+        self.reader.join().expect("reader thread");
+        stdout_lines(&self.events.lock().expect("lock"))
+    }
+}
+
+/// Runner connections `replica` holds, from its `/metrics`.
+async fn connections(replica: &ControlPlane) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", replica.url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("kiln_websocket_connections "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("kiln_websocket_connections")
+}
+
+async fn wait_stdout_lines(replica: &ControlPlane, id: &str, count: usize) {
+    wait::until(&format!("{count} stdout lines stored"), TIMEOUT, || async {
+        (stdout_lines(&replica.events(id, 1).await).len() >= count).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_task_loses_and_repeats_nothing() {
+    let (_server, mut a, b) = two_replicas(&[]).await;
+    // The runner reaches the replicas through a balancer: first A, then (A dead) B.
+    let balancer = Proxy::start(&a.url).await;
+    let mut runner = Runner::register(&b, "box-1", &[]);
+    runner.start_with(&["--server", &balancer.url]);
+    runner.wait_online(&a).await;
+    assert_eq!(
+        (connections(&a).await, connections(&b).await),
+        (1, 0),
+        "on A"
+    );
+    let runners = b.get("/v1/runners").await;
+    assert_eq!(
+        runners[0]["state"], "online",
+        "B sees it online on A: {runners}"
+    );
+
+    let repo = git::repo(&b.scratch(), "app");
+    let gates = b.scratch().join("gates");
+    std::fs::create_dir_all(&gates).unwrap();
+    let env = format!("GATES={}", gates.display());
+    // Submitted to B; dispatched by A, where the runner is.
+    let id = b.submit(&repo, &["--env", &env], &gated_printer(400, 3));
+    let on_b = Follower::start(&b, &id);
+    let on_a = Follower::start(&a, &id);
+    wait_stdout_lines(&b, &id, 400).await;
+    // Lines A stored reach a watcher on B while they stream.
+    on_b.wait_lines(400).await;
+    on_a.wait_lines(400).await;
+
+    a.kill();
+    balancer.retarget(&b.url);
+    balancer.cut();
+    std::fs::write(gates.join("1"), "").unwrap();
+    wait_stdout_lines(&b, &id, 800).await;
+    std::fs::write(gates.join("2"), "").unwrap();
+
+    let task = b.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(
+        task["attempts"].as_array().unwrap().len(),
+        1,
+        "nothing ran twice"
+    );
+    let events = b.events(&id, 1).await;
+    assert_eq!(
+        stdout_lines(&events),
+        numbered(1200),
+        "every line once, in order"
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    let diff = b.kiln_ok(&["diff", &id]);
+    assert!(diff.contains("result.txt"), "the result arrived: {diff}");
+
+    // The watcher on B saw every line once; the one on A, the lines until A died.
+    let on_b = tokio::task::spawn_blocking(move || on_b.finish())
+        .await
+        .expect("join");
+    assert_eq!(on_b, numbered(1200));
+    let on_a = tokio::task::spawn_blocking(move || on_a.finish())
+        .await
+        .expect("join");
+    assert_eq!(on_a, numbered(on_a.len() as u32), "in order, none twice");
+}
+
+#[tokio::test]
+async fn a_runner_that_dies_is_declared_lost_once_across_replicas() {
+    let (_server, a, b) = two_replicas(&["--lost-after", "2s"]).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_connected(&a).await;
+    let repo = git::repo(&a.scratch(), "app");
+    let id = a.submit(&repo, &["--max-attempts", "2"], "echo started; sleep 300");
+    wait_stdout_lines(&a, &id, 1).await;
+
+    runner.kill();
+    let task = wait::until("the task to be queued again", TIMEOUT, || async {
+        let task = b.task(&id).await;
+        (task["attempts"][0]["state"] == "lost").then_some(task)
+    })
+    .await;
+    assert_eq!(task["state"], "queued", "{task}");
+    assert_eq!(task["attempts"].as_array().unwrap().len(), 1, "{task}");
+    // Both replicas were watching for it; one declared it lost.
+    let said = |replica: &ControlPlane| replica.log().matches("attempt lost").count();
+    assert_eq!(
+        said(&a) + said(&b),
+        1,
+        "declared lost once:\nA:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
+}
+
+#[tokio::test]
+async fn a_runner_that_moves_to_another_replica_is_not_lost_by_the_one_it_left() {
+    let (_server, a, b) = two_replicas(&["--lost-after", "2s"]).await;
+    let balancer = Proxy::start(&a.url).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_with(&["--server", &balancer.url]);
+    wait::until("the runner on A", TIMEOUT, || async {
+        (connections(&a).await == 1).then_some(())
+    })
+    .await;
+    let repo = git::repo(&a.scratch(), "app");
+    let gates = a.scratch().join("gates");
+    std::fs::create_dir_all(&gates).unwrap();
+    let env = format!("GATES={}", gates.display());
+    let id = a.submit(&repo, &["--env", &env], &gated_printer(100, 2));
+    wait_stdout_lines(&a, &id, 100).await;
+
+    // The balancer moves the runner to B; A still runs and its timer for it is due in 2 s.
+    balancer.retarget(&b.url);
+    balancer.cut();
+    wait::until("the runner on B", TIMEOUT, || async {
+        (connections(&b).await == 1).then_some(())
+    })
+    .await;
+    wait::until("A's timer for the runner to fire", TIMEOUT, || async {
+        a.log()
+            .contains("runner went to another replica")
+            .then_some(())
+    })
+    .await;
+    std::fs::write(gates.join("1"), "").unwrap();
+
+    let task = b.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(
+        task["attempts"].as_array().unwrap().len(),
+        1,
+        "not lost: {task}"
+    );
+    assert_eq!(stdout_lines(&b.events(&id, 1).await), numbered(200));
+}
