@@ -262,3 +262,45 @@ async fn a_runner_that_moves_to_another_replica_is_not_lost_by_the_one_it_left()
     );
     assert_eq!(stdout_lines(&b.events(&id, 1).await), numbered(200));
 }
+
+#[tokio::test]
+async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
+    let (_server, a, b) = two_replicas(&[]).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_connected(&a).await;
+    assert_eq!(
+        (connections(&a).await, connections(&b).await),
+        (1, 0),
+        "on A"
+    );
+    let repo = git::repo(&a.scratch(), "app");
+
+    // A cancel given to B stops the agent running on A's runner.
+    let id = a.submit(&repo, &[], "echo started; sleep 300");
+    wait_stdout_lines(&a, &id, 1).await;
+    b.kiln_ok(&["cancel", &id]);
+    let task = b.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "cancelled", "{task}");
+
+    // A rotation asked of B: A makes the token, the runner saves it and confirms.
+    b.kiln_ok(&["runners", "rotate", &runner.id]);
+    wait::until("the runner to confirm its new token", TIMEOUT, || async {
+        let runners = b.get("/v1/runners").await;
+        runners[0]["rotation_requested_at"].is_null().then_some(())
+    })
+    .await;
+    assert!(
+        a.log().contains("the old one is retired"),
+        "rotated through A"
+    );
+
+    // A drain asked of B: the runner stops taking work and exits.
+    b.kiln_ok(&["runners", "drain", &runner.id]);
+    let status = runner.wait_exit(TIMEOUT).await;
+    assert!(status.success(), "drained and exited: {status}");
+    let record = &b.get("/v1/runners").await[0];
+    assert!(
+        record["drain_requested_at"].is_null(),
+        "delivered: {record}"
+    );
+}

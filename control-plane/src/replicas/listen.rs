@@ -7,8 +7,9 @@ use std::time::Duration;
 use kiln_protocol::TaskId;
 use sqlx::postgres::{PgListener, PgNotification};
 
+use super::{RunnerAction, RunnerControl};
 use crate::server::state::AppState;
-use crate::store::postgres_notify::{RunnerMessage, QUEUE, RUNNER, TASK};
+use crate::store::postgres_notify::{QUEUE, RUNNER, TASK};
 use crate::watchers::TaskUpdate;
 
 /// Wait before listening again after the database connection failed: long enough not to
@@ -36,7 +37,7 @@ async fn listen(state: &AppState, url: &str) -> Result<(), sqlx::Error> {
     loop {
         tokio::select! {
             received = listener.try_recv() => match received? {
-                Some(notification) => handle(state, &notification),
+                Some(notification) => handle(state, &notification).await,
                 // The connection dropped and was re-established: notifications of the gap
                 // are lost, their effects are not.
                 None => catch_up(state),
@@ -52,7 +53,7 @@ fn catch_up(state: &AppState) {
     state.watchers.publish_all_changed();
 }
 
-fn handle(state: &AppState, notification: &PgNotification) {
+async fn handle(state: &AppState, notification: &PgNotification) {
     let payload = notification.payload();
     match notification.channel() {
         QUEUE => state.hub.wake_dispatcher(),
@@ -60,12 +61,46 @@ fn handle(state: &AppState, notification: &PgNotification) {
             Ok(task) => state.watchers.publish(task, TaskUpdate::StateChanged),
             Err(error) => tracing::warn!(%payload, %error, "unreadable events notification"),
         },
-        RUNNER => match serde_json::from_str::<RunnerMessage>(payload) {
-            Ok(relayed) => {
-                state.hub.send(relayed.runner, relayed.message);
+        RUNNER => match serde_json::from_str::<RunnerControl>(payload) {
+            Ok(control) if state.hub.live(control.runner).is_some() => {
+                if let Err(error) = carry_out(state, control.runner, control.action).await {
+                    tracing::error!(runner = %control.runner, %error, "cannot carry out a relayed control");
+                }
             }
-            Err(error) => tracing::warn!(%error, "unreadable relayed runner frame"),
+            Ok(_) => {} // another replica holds the runner, or none does
+            Err(error) => tracing::warn!(%error, "unreadable relayed runner control"),
         },
         other => tracing::warn!(channel = %other, "notification on an unknown channel"),
     }
+}
+
+/// Does what another replica's operator asked, to a runner connected here.
+async fn carry_out(
+    state: &AppState,
+    runner: kiln_protocol::RunnerId,
+    action: RunnerAction,
+) -> Result<(), crate::store::StoreError> {
+    match action {
+        RunnerAction::Send { message } => {
+            state.hub.send(runner, message);
+        }
+        RunnerAction::Drain => {
+            if state.hub.send(runner, kiln_protocol::ServerMessage::Drain) {
+                state.hub.set_draining(runner);
+                // Delivered: it must not drain again on its next start, as with a local drain.
+                state.store.set_drain_requested(runner, None).await?;
+            }
+        }
+        RunnerAction::Pause => state.hub.set_paused(runner, true),
+        RunnerAction::Resume => state.hub.set_paused(runner, false),
+        RunnerAction::Revoke => {
+            state.hub.close(
+                runner,
+                kiln_protocol::CloseCode::Revoked,
+                "runner token revoked",
+            );
+        }
+        RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
+    }
+    Ok(())
 }

@@ -6,7 +6,8 @@
 //!   task itself is claimed with `FOR UPDATE SKIP LOCKED`, so exactly one replica's runner
 //!   gets it);
 //! - stored events wake log followers on every replica, which read on from the store;
-//! - a frame for a runner held by another replica (a cancel) is relayed to it.
+//! - an operator's control of a runner held by another replica (cancel, drain, pause,
+//!   resume, revoke, rotate) is carried out by the replica that holds it.
 //!
 //! One replica at a time leads (a PostgreSQL advisory lock held on its own connection): it
 //! sweeps for runners that no replica has heard from and reaps expired sandboxes.
@@ -15,14 +16,46 @@ mod leader;
 mod listen;
 
 use kiln_protocol::{RunnerId, ServerMessage};
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::server::state::AppState;
-use crate::store::postgres_notify::{RunnerMessage, RUNNER};
+use crate::store::postgres_notify::RUNNER;
 use crate::store::StoreError;
 
-/// Connections for relaying frames: relays are rare (cancels), one connection serves them.
+/// Connections for relaying controls: operators' commands are rare; one connection serves.
 const RELAY_CONNECTIONS: u32 = 1;
+
+/// What the replica holding a runner's socket is asked to do with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RunnerAction {
+    /// Send this frame (a cancel).
+    Send {
+        /// The frame.
+        message: ServerMessage,
+    },
+    /// Send `drain` and stop placing work on it.
+    Drain,
+    /// Stop placing work on it.
+    Pause,
+    /// Place work on it again.
+    Resume,
+    /// Close its socket: its token is revoked.
+    Revoke,
+    /// Send it a new token (made there: a token never travels between replicas).
+    Rotate,
+}
+
+/// The payload of a relayed control.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunnerControl {
+    /// The runner.
+    pub runner: RunnerId,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: RunnerAction,
+}
 
 /// This replica's link to the others.
 #[derive(Clone, Debug)]
@@ -40,11 +73,11 @@ impl Peers {
         Ok(Self { pool })
     }
 
-    /// Sends `message` to `runner` through whichever replica holds its socket. Like a
-    /// local send, it is lost if no replica does: what must survive that is in the store
-    /// (a cancel is re-sent when the runner reconnects).
-    pub async fn relay(&self, runner: RunnerId, message: ServerMessage) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(&RunnerMessage { runner, message }).unwrap_or_default();
+    /// Asks whichever replica holds `runner`'s socket to carry out `action`. Like a local
+    /// send, it does nothing if no replica does: what must survive that is in the store
+    /// (a cancel, a drain, a pause, a rotation reach the runner when it connects).
+    pub async fn relay(&self, runner: RunnerId, action: RunnerAction) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(&RunnerControl { runner, action }).unwrap_or_default();
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(RUNNER)
             .bind(payload)

@@ -119,6 +119,19 @@ impl AppState {
         }
     }
 
+    /// Asks the other replicas, if any, to carry out `action` on `runner` (it is not
+    /// connected here).
+    pub async fn relay(
+        &self,
+        runner: kiln_protocol::RunnerId,
+        action: crate::replicas::RunnerAction,
+    ) -> Result<(), crate::store::StoreError> {
+        match &self.peers {
+            Some(peers) => peers.relay(runner, action).await,
+            None => Ok(()),
+        }
+    }
+
     /// State around `store` with fresh hub and watchers.
     pub fn new(
         store: Arc<dyn Store>,

@@ -9,6 +9,7 @@ use kiln_protocol::{now_millis, CloseCode, RunnerId, ServerMessage};
 use super::tasks;
 use crate::api_types::DrainRequest;
 use crate::model::RunnerRecord;
+use crate::replicas::RunnerAction;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -47,6 +48,7 @@ pub async fn drain(
             .store
             .set_drain_requested(id, Some(now_millis()))
             .await?;
+        state.relay(id, RunnerAction::Drain).await?;
     }
     tracing::info!(runner = %id, "drain requested");
     if let Some(deadline) = body.and_then(|Json(b)| b.deadline_ms) {
@@ -88,6 +90,7 @@ pub async fn pause(
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
     state.hub.set_paused(id, true);
+    state.relay(id, RunnerAction::Pause).await?;
     tracing::info!(runner = %id, "runner paused");
     Ok(Json(load(&state, id).await?))
 }
@@ -103,6 +106,7 @@ pub async fn resume(
     }
     state.store.set_drain_requested(id, None).await?;
     state.hub.set_paused(id, false);
+    state.relay(id, RunnerAction::Resume).await?;
     tracing::info!(runner = %id, "runner resumed");
     Ok(Json(load(&state, id).await?))
 }
@@ -118,9 +122,12 @@ pub async fn revoke(
     if !state.store.revoke_runner(id, now_millis()).await? {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    state
+    if !state
         .hub
-        .close(id, CloseCode::Revoked, "runner token revoked");
+        .close(id, CloseCode::Revoked, "runner token revoked")
+    {
+        state.relay(id, RunnerAction::Revoke).await?;
+    }
     crate::liveness::declare_lost(&state, id).await?;
     tracing::warn!(runner = %id, "runner revoked");
     Ok(Json(load(&state, id).await?))
@@ -139,6 +146,8 @@ pub async fn rotate(
     }
     if state.hub.live(id).is_some() {
         send_new_token(&state, id).await?;
+    } else {
+        state.relay(id, RunnerAction::Rotate).await?;
     }
     tracing::info!(runner = %id, "token rotation requested");
     Ok(Json(load(&state, id).await?))

@@ -160,7 +160,10 @@ pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), Ap
             };
             if !state.hub.send(runner, message.clone()) {
                 match &state.peers {
-                    Some(peers) => peers.relay(runner, message).await?,
+                    Some(peers) => {
+                        let action = crate::replicas::RunnerAction::Send { message };
+                        peers.relay(runner, action).await?;
+                    }
                     None => {
                         tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects")
                     }

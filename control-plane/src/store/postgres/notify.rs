@@ -15,18 +15,10 @@ pub const QUEUE: &str = "kiln_queue";
 /// the task id. Log followers on every replica read on from the store.
 pub const TASK: &str = "kiln_task";
 
-/// A frame for a runner that may be connected to another replica; the payload is a
-/// [`RunnerMessage`] as JSON. The replica holding the runner's socket sends it.
+/// An operator's control of a runner that may be connected to another replica; the
+/// payload is a `replicas::RunnerControl` as JSON. The replica holding the runner's socket
+/// carries it out.
 pub const RUNNER: &str = "kiln_runner";
-
-/// Payload of [`RUNNER`].
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RunnerMessage {
-    /// The runner.
-    pub runner: kiln_protocol::RunnerId,
-    /// The frame to send it.
-    pub message: kiln_protocol::ServerMessage,
-}
 
 /// Tells every replica, when the transaction commits, that the queue changed.
 pub async fn queue_changed(conn: &mut PgConnection) -> Result<(), StoreError> {
