@@ -304,3 +304,24 @@ async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
         "delivered: {record}"
     );
 }
+
+#[tokio::test]
+async fn a_replica_whose_database_goes_away_is_not_ready_but_stays_alive() {
+    let (server, a, _b) = two_replicas(&[]).await;
+    let probe = |path: &'static str| {
+        let url = format!("{}{path}", a.url);
+        async move {
+            reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(probe("/readyz").await, 200);
+    drop(server); // the PostgreSQL server stops
+    wait::until("/readyz to fail", TIMEOUT, || async {
+        (probe("/readyz").await == 503).then_some(())
+    })
+    .await;
+    assert_eq!(probe("/healthz").await, 200, "alive, only not ready");
+}

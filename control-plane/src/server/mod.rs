@@ -50,14 +50,22 @@ async fn metrics(
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (StatusCode, &'static str) {
-    match state.store.has_admin_token().await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(error) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.has_admin_token()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        Ok(Err(error)) => {
             tracing::error!(error = %error, "store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+        }
+        Err(_) => {
+            tracing::error!(timeout = ?READY_TIMEOUT, "store did not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
         }
     }
 }
+
+/// How long `/readyz` waits for the store: a load balancer's probe needs an answer within
+/// its own timeout (commonly 5 s), and a store this slow is not serving anyway.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves on `listener` and runs the dispatcher until `shutdown` is cancelled, then closes
 /// every session and waits (briefly) for requests in flight.
