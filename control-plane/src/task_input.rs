@@ -101,6 +101,10 @@ pub fn new_task(
             )),
         )?;
     }
+    if let Some(at) = request.prompt.find('\0') {
+        // No text store keeps NUL (PostgreSQL refuses it), and no agent wants one.
+        check("prompt", Err(format!("has a NUL character at byte {at}")))?;
+    }
     let own_command = request
         .options
         .agent
@@ -276,6 +280,13 @@ mod tests {
                     ..request()
                 },
                 "prompt is",
+            ),
+            (
+                SubmitRequest {
+                    prompt: "fix\0it".into(),
+                    ..request()
+                },
+                "prompt has a NUL character at byte 3",
             ),
             (
                 SubmitRequest {
