@@ -40,11 +40,17 @@ fn numbered(count: u32) -> Vec<String> {
 
 /// Two replicas on a fresh database of a throwaway server.
 async fn two_replicas(extra: &[&str]) -> (TestPostgres, ControlPlane, ControlPlane) {
+    let (server, _, first, second) = two_replicas_on(extra).await;
+    (server, first, second)
+}
+
+/// Two replicas, and the URL of their database.
+async fn two_replicas_on(extra: &[&str]) -> (TestPostgres, String, ControlPlane, ControlPlane) {
     let server = TestPostgres::start();
     let database = server.fresh_database().await;
     let first = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
     let second = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
-    (server, first, second)
+    (server, database, first, second)
 }
 
 /// `kiln logs -f --json` against one replica, its stdout lines collected as they come.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kiln_protocol::TaskId;
 use sqlx::postgres::{PgListener, PgNotification};
 
-use super::{RunnerAction, RunnerControl};
+use super::control::{self, RunnerControl};
 use crate::server::state::AppState;
 use crate::store::postgres_notify::{QUEUE, RUNNER, TASK};
 use crate::watchers::TaskUpdate;
@@ -63,8 +63,9 @@ async fn handle(state: &AppState, notification: &PgNotification) {
         },
         RUNNER => match serde_json::from_str::<RunnerControl>(payload) {
             Ok(control) if state.hub.live(control.runner).is_some() => {
-                if let Err(error) = carry_out(state, control.runner, control.action).await {
-                    tracing::error!(runner = %control.runner, %error, "cannot carry out a relayed control");
+                let runner = control.runner;
+                if let Err(error) = control::carry_out(state, control).await {
+                    tracing::error!(%runner, %error, "cannot carry out a relayed control");
                 }
             }
             Ok(_) => {} // another replica holds the runner, or none does
@@ -72,35 +73,4 @@ async fn handle(state: &AppState, notification: &PgNotification) {
         },
         other => tracing::warn!(channel = %other, "notification on an unknown channel"),
     }
-}
-
-/// Does what another replica's operator asked, to a runner connected here.
-async fn carry_out(
-    state: &AppState,
-    runner: kiln_protocol::RunnerId,
-    action: RunnerAction,
-) -> Result<(), crate::store::StoreError> {
-    match action {
-        RunnerAction::Send { message } => {
-            state.hub.send(runner, message);
-        }
-        RunnerAction::Drain => {
-            if state.hub.send(runner, kiln_protocol::ServerMessage::Drain) {
-                state.hub.set_draining(runner);
-                // Delivered: it must not drain again on its next start, as with a local drain.
-                state.store.set_drain_requested(runner, None).await?;
-            }
-        }
-        RunnerAction::Pause => state.hub.set_paused(runner, true),
-        RunnerAction::Resume => state.hub.set_paused(runner, false),
-        RunnerAction::Revoke => {
-            state.hub.close(
-                runner,
-                kiln_protocol::CloseCode::Revoked,
-                "runner token revoked",
-            );
-        }
-        RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
-    }
-    Ok(())
 }

@@ -12,11 +12,13 @@
 //! One replica at a time leads (a PostgreSQL advisory lock held on its own connection): it
 //! sweeps for runners that no replica has heard from and reaps expired sandboxes.
 
+mod control;
 mod leader;
 mod listen;
 
-use kiln_protocol::{RunnerId, ServerMessage};
-use serde::{Deserialize, Serialize};
+pub use control::{RunnerAction, RunnerControl};
+
+use kiln_protocol::RunnerId;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::server::state::AppState;
@@ -25,37 +27,6 @@ use crate::store::StoreError;
 
 /// Connections for relaying controls: operators' commands are rare; one connection serves.
 const RELAY_CONNECTIONS: u32 = 1;
-
-/// What the replica holding a runner's socket is asked to do with it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum RunnerAction {
-    /// Send this frame (a cancel).
-    Send {
-        /// The frame.
-        message: ServerMessage,
-    },
-    /// Send `drain` and stop placing work on it.
-    Drain,
-    /// Stop placing work on it.
-    Pause,
-    /// Place work on it again.
-    Resume,
-    /// Close its socket: its token is revoked.
-    Revoke,
-    /// Send it a new token (made there: a token never travels between replicas).
-    Rotate,
-}
-
-/// The payload of a relayed control.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunnerControl {
-    /// The runner.
-    pub runner: RunnerId,
-    /// What to do.
-    #[serde(flatten)]
-    pub action: RunnerAction,
-}
 
 /// This replica's link to the others.
 #[derive(Clone, Debug)]

@@ -156,18 +156,16 @@ pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), Ap
             let message = ServerMessage::Cancel {
                 task_id: id,
                 attempt,
-                reason,
+                reason: reason.clone(),
             };
-            if !state.hub.send(runner, message.clone()) {
-                match &state.peers {
-                    Some(peers) => {
-                        let action = crate::replicas::RunnerAction::Send { message };
-                        peers.relay(runner, action).await?;
-                    }
-                    None => {
-                        tracing::info!(task = %id, %runner, "runner offline; it is told to cancel when it reconnects")
-                    }
-                }
+            if !state.hub.send(runner, message) {
+                tracing::info!(task = %id, %runner, "runner not connected here; told through another replica, or when it reconnects");
+                let action = crate::replicas::RunnerAction::Cancel {
+                    task_id: id,
+                    attempt,
+                    reason,
+                };
+                state.relay(runner, action).await?;
             }
         }
         CancelEffect::Cancelled => state.task_ended(id),

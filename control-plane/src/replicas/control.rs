@@ -1,0 +1,109 @@
+//! Operators' controls of a runner that another replica holds: relayed by NOTIFY, and
+//! carried out by the holder only when the store records the operator's request, so a
+//! notification alone (from any role that may NOTIFY on the database) changes nothing.
+
+use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId};
+use serde::{Deserialize, Serialize};
+
+use crate::server::state::AppState;
+use crate::store::StoreError;
+
+/// What the replica holding a runner's socket is asked to do with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RunnerAction {
+    /// Stop an attempt (its task's cancel is recorded).
+    Cancel {
+        /// The task.
+        task_id: TaskId,
+        /// Its attempt on this runner.
+        attempt: u32,
+        /// Why, for the task's log.
+        reason: String,
+    },
+    /// Send `drain` and stop placing work on it (the drain is recorded).
+    Drain,
+    /// Stop placing work on it (it is recorded paused).
+    Pause,
+    /// Place work on it again (it is recorded not paused).
+    Resume,
+    /// Close its socket (its token is recorded revoked).
+    Revoke,
+    /// Send it a new token, made there: a token never travels between replicas (the
+    /// rotation is recorded requested).
+    Rotate,
+}
+
+/// The payload of a relayed control.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunnerControl {
+    /// The runner.
+    pub runner: RunnerId,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: RunnerAction,
+}
+
+/// Does what another replica's operator asked, to a runner connected here, if the store
+/// bears the request out.
+pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), StoreError> {
+    let runner = control.runner;
+    if !recorded(state, &control).await? {
+        tracing::warn!(%runner, action = ?control.action, "relayed control not recorded in the store; ignored");
+        return Ok(());
+    }
+    match control.action {
+        RunnerAction::Cancel {
+            task_id,
+            attempt,
+            reason,
+        } => {
+            let message = ServerMessage::Cancel {
+                task_id,
+                attempt,
+                reason,
+            };
+            state.hub.send(runner, message);
+        }
+        RunnerAction::Drain => {
+            if state.hub.send(runner, ServerMessage::Drain) {
+                state.hub.set_draining(runner);
+                // Delivered: it must not drain again on its next start, as with a local drain.
+                state.store.set_drain_requested(runner, None).await?;
+            }
+        }
+        RunnerAction::Pause => state.hub.set_paused(runner, true),
+        RunnerAction::Resume => state.hub.set_paused(runner, false),
+        RunnerAction::Revoke => {
+            state
+                .hub
+                .close(runner, CloseCode::Revoked, "runner token revoked");
+        }
+        RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
+    }
+    Ok(())
+}
+
+/// True when the store records the request behind `control`.
+async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, StoreError> {
+    if let RunnerAction::Cancel {
+        task_id, attempt, ..
+    } = &control.action
+    {
+        let task = state.store.task(*task_id).await?;
+        let open = state.store.attempt(*task_id, *attempt).await?;
+        return Ok(task.is_some_and(|t| t.cancel_requested_at.is_some())
+            && open.is_some_and(|a| a.runner_id == control.runner));
+    }
+    let Some(record) = state.store.runner(control.runner).await? else {
+        return Ok(false);
+    };
+    Ok(match control.action {
+        RunnerAction::Cancel { .. } => false,
+        RunnerAction::Drain => record.drain_requested_at.is_some(),
+        RunnerAction::Pause => record.paused_at.is_some(),
+        RunnerAction::Resume => record.paused_at.is_none(),
+        RunnerAction::Revoke => record.revoked_at.is_some(),
+        RunnerAction::Rotate => record.rotation_requested_at.is_some(),
+    })
+}
