@@ -16,6 +16,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// quick.
 pub const TEST_HEARTBEAT: &str = "1s";
 
+/// The admin token benchmark control planes on PostgreSQL use.
+const BENCH_ADMIN_TOKEN: &str = "kiln_adm_bench0123456789abcdef0123456789ab";
+
 /// A running control plane.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -61,10 +64,29 @@ impl ControlPlane {
         Self::start_profile(extra_args, Profile::Bench).await
     }
 
+    /// Starts a control plane for benchmarks on `database` (a PostgreSQL URL), or on its
+    /// data dir's SQLite file; on PostgreSQL it gets a fixed admin token, since a database
+    /// that a previous run used already has one.
+    pub async fn start_bench_on(database: Option<&str>) -> Self {
+        let Some(url) = database else {
+            return Self::start_bench(&[]).await;
+        };
+        let mut control_plane = Self::unlaunched(&["--database", url], Profile::Bench);
+        control_plane.given_admin_token = Some(BENCH_ADMIN_TOKEN.to_owned());
+        control_plane.launch().await;
+        control_plane
+    }
+
     async fn start_profile(extra_args: &[&str], profile: Profile) -> Self {
-        let root = tempfile::tempdir().expect("temp dir");
-        let mut control_plane = Self {
-            root,
+        let mut control_plane = Self::unlaunched(extra_args, profile);
+        control_plane.launch().await;
+        control_plane
+    }
+
+    /// A control plane in a fresh temp dir, not started yet.
+    fn unlaunched(extra_args: &[&str], profile: Profile) -> Self {
+        Self {
+            root: tempfile::tempdir().expect("temp dir"),
             url: String::new(),
             admin_token: String::new(),
             child: None,
@@ -73,57 +95,33 @@ impl ControlPlane {
             given_admin_token: None,
             ca: None,
             profile,
-        };
-        control_plane.launch().await;
-        control_plane
+        }
     }
 
     /// Starts one replica of a control plane whose store is the PostgreSQL database at
     /// `database`, with extra `kiln serve` flags; replicas share `admin_token` (only the
     /// first would write a generated one).
     pub async fn start_replica(database: &str, admin_token: &str, extra_args: &[&str]) -> Self {
-        let root = tempfile::tempdir().expect("temp dir");
-        let mut control_plane = Self {
-            root,
-            url: String::new(),
-            admin_token: String::new(),
-            child: None,
-            http: reqwest::Client::new(),
-            extra_args: [&["--database", database][..], extra_args]
-                .concat()
-                .iter()
-                .map(|a| (*a).to_owned())
-                .collect(),
-            given_admin_token: Some(admin_token.to_owned()),
-            ca: None,
-            profile: Profile::Test,
-        };
+        let args = [&["--database", database][..], extra_args].concat();
+        let mut control_plane = Self::unlaunched(&args, Profile::Test);
+        control_plane.given_admin_token = Some(admin_token.to_owned());
         control_plane.launch().await;
         control_plane
     }
 
     /// Starts a control plane serving HTTPS and WSS with a certificate from a private CA.
     pub async fn start_tls() -> Self {
-        let root = tempfile::tempdir().expect("temp dir");
-        let files = crate::certs::make(root.path());
+        let mut control_plane = Self::unlaunched(&[], Profile::Test);
+        let files = crate::certs::make(control_plane.root.path());
         let ca_pem = std::fs::read(&files.ca).expect("read CA");
-        let http = reqwest::Client::builder()
+        control_plane.http = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).expect("CA PEM"))
             .build()
             .expect("TLS client");
         let cert = files.cert.to_string_lossy().into_owned();
         let key = files.key.to_string_lossy().into_owned();
-        let mut control_plane = Self {
-            root,
-            url: String::new(),
-            admin_token: String::new(),
-            child: None,
-            http,
-            extra_args: vec!["--tls-cert".into(), cert, "--tls-key".into(), key],
-            given_admin_token: None,
-            ca: Some(files.ca),
-            profile: Profile::Test,
-        };
+        control_plane.extra_args = vec!["--tls-cert".into(), cert, "--tls-key".into(), key];
+        control_plane.ca = Some(files.ca);
         control_plane.launch().await;
         control_plane
     }

@@ -30,8 +30,8 @@ pub struct Level {
 }
 
 /// Idle RSS of a real runner and of a control plane with one runner.
-pub async fn idle_daemons() -> Vec<Row> {
-    let stack = Stack::start(1).await;
+pub async fn idle_daemons(database: Option<&str>) -> Vec<Row> {
+    let stack = Stack::start(1, database).await;
     tokio::time::sleep(SETTLE).await;
     let runner = rss_kib(u32::try_from(stack.runner.pid()).unwrap_or(0));
     let control_plane = rss_kib(stack.control_plane.pid().unwrap_or(0));
@@ -52,10 +52,10 @@ pub async fn idle_daemons() -> Vec<Row> {
 }
 
 /// Grows a fleet of idle simulated runners through `levels`, measuring each.
-pub async fn scale(levels: &[usize]) -> (Vec<Row>, Vec<Level>) {
+pub async fn scale(levels: &[usize], database: Option<&str>) -> (Vec<Row>, Vec<Level>) {
     let limit = raise_open_files();
     let largest = levels.iter().copied().max().unwrap_or(0);
-    let control_plane = ControlPlane::start_bench(&[]).await;
+    let control_plane = ControlPlane::start_bench_on(database).await;
     let pid = control_plane.pid().unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let empty = rss_kib(pid);

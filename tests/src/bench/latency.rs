@@ -48,8 +48,8 @@ async fn one(stack: &Stack, mut body: serde_json::Value) -> Timing {
 }
 
 /// Both latency rows, with `runs` measured runs each.
-pub async fn run(runs: usize) -> Vec<Row> {
-    let stack = Stack::start(1).await;
+pub async fn run(runs: usize, database: Option<&str>) -> Vec<Row> {
+    let stack = Stack::start(1, database).await;
     let scratch = stack.control_plane.scratch();
 
     let small = crate::git::repo(&scratch, "small");

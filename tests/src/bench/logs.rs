@@ -73,8 +73,8 @@ async fn follow_lines(stack: &Stack, repo: &std::path::Path, probe_args: &[Strin
 }
 
 /// The log rows for `lines` lines.
-pub async fn run(lines: usize) -> Vec<Row> {
-    let stack = Stack::start(1).await;
+pub async fn run(lines: usize, database: Option<&str>) -> Vec<Row> {
+    let stack = Stack::start(1, database).await;
     let repo = crate::git::repo(&stack.control_plane.scratch(), "logs");
     let flat_out = follow_lines(&stack, &repo, &[lines.to_string()]).await;
     assert_eq!(flat_out.received, lines, "every line reached the watcher");

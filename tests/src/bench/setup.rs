@@ -20,9 +20,10 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts both, the runner with `slots` agents at once, logging warnings only.
-    pub async fn start(slots: u32) -> Self {
-        let control_plane = ControlPlane::start_bench(&[]).await;
+    /// Starts both, the runner with `slots` agents at once, logging warnings only; the
+    /// control plane on `database` (PostgreSQL) or SQLite.
+    pub async fn start(slots: u32, database: Option<&str>) -> Self {
+        let control_plane = ControlPlane::start_bench_on(database).await;
         let mut runner = Runner::register(
             &control_plane,
             "bench",

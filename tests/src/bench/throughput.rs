@@ -38,10 +38,10 @@ enum Submission {
 }
 
 /// The throughput rows for `tasks` tasks: submitted one by one, then in batches.
-pub async fn run(tasks: usize) -> Vec<Row> {
+pub async fn run(tasks: usize, database: Option<&str>) -> Vec<Row> {
     vec![
-        measure(tasks, Submission::OneByOne).await,
-        measure(tasks, Submission::Batched).await,
+        measure(tasks, Submission::OneByOne, database).await,
+        measure(tasks, Submission::Batched, database).await,
     ]
 }
 
@@ -80,8 +80,8 @@ async fn submit_all(control_plane: &ControlPlane, tasks: usize, how: Submission)
         .await;
 }
 
-async fn measure(tasks: usize, how: Submission) -> Row {
-    let control_plane = ControlPlane::start_bench(&[]).await;
+async fn measure(tasks: usize, how: Submission, database: Option<&str>) -> Row {
+    let control_plane = ControlPlane::start_bench_on(database).await;
     let registration = control_plane.registration_token(u32::try_from(RUNNERS).unwrap_or(u32::MAX));
     let tokens = sim::register(&control_plane.url, &registration, "worker", RUNNERS, SLOTS).await;
     let counters = Arc::new(Counters::default());

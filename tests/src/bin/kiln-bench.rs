@@ -1,9 +1,11 @@
 //! `kiln-bench`: runs kiln's benchmark suite against the release binaries and prints the
 //! table of target, measured, reference and ratio (docs/performance.md).
 //!
-//! Usage: `kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet]`. `--smoke`
-//! runs every section with tiny sizes (CI checks that it completes, never a timing);
-//! `--json` prints one JSON object instead of the tables. The binary is also the probe
+//! Usage: `kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet]
+//! [--database postgres://...]`. `--smoke` runs every section with tiny sizes (CI checks
+//! that it completes, never a timing); `--json` prints one JSON object instead of the
+//! tables; `--database` runs the control planes on that PostgreSQL database instead of
+//! SQLite. The binary is also the probe
 //! agent: `kiln-bench probe start` and `kiln-bench probe lines N`.
 //! Exit codes: 0 done (whether or not targets were met); 2 bad usage.
 
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let mut smoke = false;
     let mut output = Output::Tables;
     let mut only = None;
+    let mut database = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -53,6 +56,12 @@ fn main() -> ExitCode {
                     only = Some(section.clone())
                 }
                 other => return usage(&format!("--only takes one of {SECTIONS:?}, not {other:?}")),
+            },
+            "--database" => match rest.next() {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    database = Some(url.clone())
+                }
+                _ => return usage("--database takes a postgres:// URL"),
             },
             other => return usage(&format!("unknown argument {other:?}")),
         }
@@ -70,7 +79,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(&sizes, only.as_deref(), smoke, output));
+    let plan = Plan {
+        sizes: &sizes,
+        only: only.as_deref(),
+        smoke,
+        output,
+        database: database.as_deref(),
+    };
+    runtime.block_on(run(&plan));
     ExitCode::SUCCESS
 }
 
@@ -83,7 +99,24 @@ enum Output {
     Json,
 }
 
-async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool, output: Output) {
+/// What one run of the suite does.
+struct Plan<'a> {
+    sizes: &'a Sizes,
+    only: Option<&'a str>,
+    smoke: bool,
+    output: Output,
+    /// A PostgreSQL URL for the control planes; `None` is SQLite.
+    database: Option<&'a str>,
+}
+
+async fn run(plan: &Plan<'_>) {
+    let Plan {
+        sizes,
+        only,
+        smoke,
+        output,
+        database,
+    } = *plan;
     let wanted = |section: &str| only.is_none_or(|o| o == section);
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
@@ -93,26 +126,26 @@ async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool, output: Output) {
             "==> latency: submit to agent started ({} runs each)",
             sizes.latency_runs
         );
-        rows.extend(latency::run(sizes.latency_runs).await);
+        rows.extend(latency::run(sizes.latency_runs, database).await);
     }
     if wanted("throughput") {
         eprintln!(
             "==> throughput: {} tasks through 50 simulated runners",
             sizes.tasks
         );
-        rows.extend(throughput::run(sizes.tasks).await);
+        rows.extend(throughput::run(sizes.tasks, database).await);
     }
     if wanted("logs") {
         eprintln!("==> logs: {} lines agent to watcher", sizes.log_lines);
-        rows.extend(logs::run(sizes.log_lines).await);
+        rows.extend(logs::run(sizes.log_lines, database).await);
     }
     if wanted("fleet") {
         eprintln!(
             "==> fleet: idle daemons, then {:?} idle simulated runners",
             sizes.fleet_levels
         );
-        rows.extend(fleet::idle_daemons().await);
-        let (fleet_rows, measured) = fleet::scale(sizes.fleet_levels).await;
+        rows.extend(fleet::idle_daemons(database).await);
+        let (fleet_rows, measured) = fleet::scale(sizes.fleet_levels, database).await;
         rows.extend(fleet_rows);
         levels = measured;
     }
@@ -120,6 +153,7 @@ async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool, output: Output) {
         let report = serde_json::json!({
             "machine": report::machine(),
             "smoke": smoke,
+            "store": if database.is_some() { "postgresql" } else { "sqlite" },
             "rows": rows,
             "fleet": levels,
         });
@@ -131,9 +165,14 @@ async fn run(sizes: &Sizes, only: Option<&str>, smoke: bool, output: Output) {
         return;
     }
     println!(
-        "kiln-bench{} on {}",
+        "kiln-bench{} on {}, store {}",
         if smoke { " --smoke" } else { "" },
-        report::machine()
+        report::machine(),
+        if database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     println!();
     report::print(&rows);
@@ -181,6 +220,6 @@ fn probe(args: &[String]) -> ExitCode {
 
 fn usage(message: &str) -> ExitCode {
     eprintln!("kiln-bench: {message}");
-    eprintln!("usage: kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet]");
+    eprintln!("usage: kiln-bench [--smoke] [--json] [--only latency|logs|throughput|fleet] [--database postgres://...]");
     ExitCode::from(2)
 }
