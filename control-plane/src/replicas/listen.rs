@@ -9,7 +9,7 @@ use sqlx::postgres::{PgListener, PgNotification};
 
 use super::control::{self, RunnerControl};
 use crate::server::state::AppState;
-use crate::store::postgres_notify::{QUEUE, RUNNER, TASK};
+use crate::store::postgres_notify::{self as notify, QUEUE, RUNNER, TASK};
 use crate::watchers::TaskUpdate;
 
 /// Wait before listening again after the database connection failed: long enough not to
@@ -57,9 +57,13 @@ async fn handle(state: &AppState, notification: &PgNotification) {
     let payload = notification.payload();
     match notification.channel() {
         QUEUE => state.hub.wake_dispatcher(),
-        TASK => match payload.parse::<TaskId>() {
-            Ok(task) => state.watchers.publish(task, TaskUpdate::StateChanged),
-            Err(error) => tracing::warn!(%payload, %error, "unreadable events notification"),
+        TASK => match payload.split_once(' ') {
+            Some((origin, _)) if origin == notify::origin() => {} // told from memory
+            Some((_, task)) => match task.parse::<TaskId>() {
+                Ok(task) => state.watchers.publish(task, TaskUpdate::StateChanged),
+                Err(error) => tracing::warn!(%payload, %error, "unreadable task notification"),
+            },
+            None => tracing::warn!(%payload, "unreadable task notification"),
         },
         RUNNER => match serde_json::from_str::<RunnerControl>(payload) {
             Ok(control) if state.hub.live(control.runner).is_some() => {

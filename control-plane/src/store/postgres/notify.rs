@@ -12,8 +12,18 @@ use crate::store::StoreError;
 pub const QUEUE: &str = "kiln_queue";
 
 /// A task changed: events were stored, or its state or attempt changed. The payload is
-/// the task id. Log followers on every replica read on from the store.
+/// `ORIGIN TASK_ID`: log followers on every other replica read on from the store (this
+/// replica's followers were told from memory already).
 pub const TASK: &str = "kiln_task";
+
+/// This process's name in notifications, so that it can skip its own.
+static ORIGIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| uuid::Uuid::now_v7().simple().to_string());
+
+/// This process's name in notifications.
+pub fn origin() -> &'static str {
+    &ORIGIN
+}
 
 /// An operator's control of a runner that may be connected to another replica; the
 /// payload is a `replicas::RunnerControl` as JSON. The replica holding the runner's socket
@@ -36,8 +46,9 @@ pub async fn task_changed(conn: &mut PgConnection, task: TaskId) -> Result<(), S
 
 /// Tells every replica, when the transaction commits, that these tasks changed.
 pub async fn tasks_changed(conn: &mut PgConnection, tasks: &[String]) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::TEXT[]) AS id")
+    sqlx::query("SELECT pg_notify($1, $2 || ' ' || id) FROM unnest($3::TEXT[]) AS id")
         .bind(TASK)
+        .bind(origin())
         .bind(tasks)
         .execute(conn)
         .await?;
