@@ -201,7 +201,8 @@ impl Prepared {
     pub async fn run(self) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         if let Database::Postgres(url) = &self.database {
-            // Replicas share the database: the leader reaps sandboxes, for all of them.
+            // Replicas share the database: the leader burns expired sandboxes for all of
+            // them, and no replica judges another's boxes by what its own engine shows.
             crate::replicas::start(&self.state, url);
         } else if let Some(sandboxes) = self.state.sandboxes.clone() {
             let state = self.state.clone();

@@ -135,3 +135,53 @@ impl Drop for Compose {
         let _ = self.run(&["down", "--volumes", "--timeout", "5"]);
     }
 }
+
+/// Time for a sandbox to come or go: forging the box and connecting take seconds.
+const SANDBOX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The sandbox image built by [`images`].
+pub fn sandbox_image() -> String {
+    format!("kiln-sandbox:{TAG}")
+}
+
+/// Makes `path` and everything under it readable by the unprivileged users of the
+/// containers (temp dirs are 0700).
+pub fn open_up(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut dir = Some(path);
+    while let Some(current) = dir {
+        if current == std::path::Path::new("/") || current == std::env::temp_dir() {
+            break;
+        }
+        let mode = std::fs::metadata(current)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        std::fs::set_permissions(current, std::fs::Permissions::from_mode(mode | 0o755))
+            .expect("chmod");
+        dir = current.parent();
+    }
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(path)
+        .status()
+        .expect("chmod -R");
+    assert!(status.success());
+}
+
+/// The sandbox id of a sandboxed task.
+pub async fn sandbox_of(control_plane: &crate::ControlPlane, task: &str) -> String {
+    let task = control_plane.task(task).await;
+    task["sandbox_id"].as_str().expect("sandbox_id").to_owned()
+}
+
+/// Waits until the container of `sandbox` is gone.
+pub async fn wait_box_gone(sandbox: &str) {
+    let label = format!("label=kiln.sandbox={sandbox}");
+    crate::wait::until(
+        &format!("the container of sandbox {sandbox} to be gone"),
+        SANDBOX_TIMEOUT,
+        || async { containers_matching(&label).is_empty().then_some(()) },
+    )
+    .await;
+}

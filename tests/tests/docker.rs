@@ -7,42 +7,19 @@
 )]
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use kiln_tests::control_plane::stdout_lines;
-use kiln_tests::docker::{self, containers_matching, docker_ok, Compose, TAG};
+use kiln_tests::docker::{
+    self, containers_matching, docker_ok, open_up, sandbox_image, sandbox_of, wait_box_gone,
+    Compose,
+};
 use kiln_tests::{bins, git, raw, wait, ControlPlane, Runner};
 use serde_json::{json, Value};
 
 /// Time for a task in a fresh container: forging the box and connecting take seconds.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn sandbox_image() -> String {
-    format!("kiln-sandbox:{TAG}")
-}
-
-/// Makes `path` and everything under it readable by the unprivileged users of the
-/// containers (temp dirs are 0700).
-fn open_up(path: &Path) {
-    let mut dir = Some(path);
-    while let Some(current) = dir {
-        if current == Path::new("/") || current == std::env::temp_dir() {
-            break;
-        }
-        let mode = std::fs::metadata(current).unwrap().permissions().mode();
-        std::fs::set_permissions(current, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
-        dir = current.parent();
-    }
-    let status = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn random_hex() -> String {
     use std::io::Read as _;
@@ -151,21 +128,6 @@ async fn compose_runs_a_control_plane_and_two_runners_that_take_tasks() {
         assert!(String::from_utf8_lossy(&diff.stdout).contains(&format!("+from-task-{i}")));
     }
     assert_eq!(runners.len(), 2, "both runners should have taken tasks");
-}
-
-async fn sandbox_of(control_plane: &ControlPlane, task: &str) -> String {
-    let task = control_plane.task(task).await;
-    task["sandbox_id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_box_gone(sandbox: &str) {
-    let label = format!("label=kiln.sandbox={sandbox}");
-    wait::until(
-        &format!("the container of sandbox {sandbox} to be gone"),
-        TIMEOUT,
-        || async { containers_matching(&label).is_empty().then_some(()) },
-    )
-    .await;
 }
 
 #[tokio::test]

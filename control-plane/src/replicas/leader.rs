@@ -1,6 +1,11 @@
 //! Leadership among replicas: the replica holding a PostgreSQL advisory lock (on a
 //! connection of its own, so the lock goes when the replica dies) runs the fleet-wide
-//! duties: the sweep for runners no replica has heard from, and the sandbox reaper.
+//! duties: the sweep for runners no replica has heard from, and the sandbox TTL reaper
+//! (every sandbox past its TTL, whichever replica forged it, dead or alive).
+//!
+//! A single control plane's start-up reaper also burns sandboxes whose box it cannot find;
+//! replicas do not: another replica's boxes may live on another Docker engine, out of
+//! sight. A box whose replica died ends itself at its TTL, and the leader burns its record.
 //!
 //! Each duty's effect is also a conditional write (an attempt is lost only while open, a
 //! sandbox ends only while live), so a leader that has just lost its lock and still
@@ -10,6 +15,7 @@ use std::time::Duration;
 
 use sqlx::{Connection as _, PgConnection};
 
+use crate::sandbox::manager::BurnReason;
 use crate::server::state::AppState;
 use crate::store::StoreError;
 
@@ -22,9 +28,10 @@ const LEADER_LOCK: i64 = 0x6b69_6c6e;
 const CAMPAIGN_EVERY: Duration = Duration::from_secs(2);
 
 /// Fewest and most time between sweeps: a quarter of `lost_after` (so a runner is declared
-/// lost at most 25% late), within these bounds.
+/// lost at most 25% late), within these bounds; at most 5 s so that a sandbox is burned at
+/// most 5 s after its TTL. A sweep is two indexed queries.
 const MIN_SWEEP_EVERY: Duration = Duration::from_millis(250);
-const MAX_SWEEP_EVERY: Duration = Duration::from_secs(30);
+const MAX_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Campaigns until shutdown; leads while it holds the lock.
 pub async fn run(state: AppState, url: String) {
@@ -59,11 +66,6 @@ async fn campaign(url: &str) -> Result<Option<PgConnection>, sqlx::Error> {
 
 /// Runs the duties until the lock's connection fails or the server shuts down.
 async fn lead(state: &AppState, mut conn: PgConnection) {
-    if let Some(sandboxes) = state.sandboxes.clone() {
-        if let Err(error) = sandboxes.reap(state).await {
-            tracing::error!(error = %error, "cannot reap sandboxes");
-        }
-    }
     let every = (state.settings.lost_after / 4).clamp(MIN_SWEEP_EVERY, MAX_SWEEP_EVERY);
     let mut sweeps = tokio::time::interval(every);
     loop {
@@ -78,6 +80,9 @@ async fn lead(state: &AppState, mut conn: PgConnection) {
         }
         if let Err(error) = sweep(state).await {
             tracing::error!(error = %error, "sweep for lost runners failed");
+        }
+        if let Err(error) = expire_sandboxes(state).await {
+            tracing::error!(error = %error, "sweep for expired sandboxes failed");
         }
     }
 }
@@ -94,6 +99,23 @@ async fn sweep(state: &AppState) -> Result<(), StoreError> {
         }
         tracing::warn!(%runner, "no replica has heard from this runner; its attempts are lost");
         crate::liveness::declare_lost(state, runner).await?;
+    }
+    Ok(())
+}
+
+/// Burns every live sandbox past its TTL. The replica that forged a sandbox burns it at its
+/// TTL too; whichever is first ends it (a conditional write), the other does nothing.
+async fn expire_sandboxes(state: &AppState) -> Result<(), StoreError> {
+    let Some(sandboxes) = &state.sandboxes else {
+        return Ok(());
+    };
+    let now = kiln_protocol::now_millis();
+    for sandbox in state.store.live_sandboxes().await? {
+        if sandbox.expires_at <= now {
+            sandboxes
+                .burn(state, sandbox.id, BurnReason::Expired)
+                .await?;
+        }
     }
     Ok(())
 }
