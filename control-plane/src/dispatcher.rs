@@ -25,6 +25,9 @@ const DISPATCH_BATCH: u32 = 2000;
 /// refusals) without reading the whole backlog each time a slot frees.
 const WINDOW_PER_FREE_SLOT: u32 = 4;
 
+/// Wait before a failed round (store unreachable, a transaction aborted) runs again.
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Fewest queued tasks read per round.
 const MIN_WINDOW: u32 = 64;
 
@@ -36,7 +39,14 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         if let Err(error) = dispatch(&state).await {
-            tracing::error!(error = %error, "dispatch failed; will retry on the next event");
+            // The wake that started this round is spent: ask again, after a pause so that a
+            // store that is down is not hammered.
+            tracing::error!(error = %error, retry_in = ?RETRY_AFTER_FAILURE, "dispatch failed");
+            let hub = std::sync::Arc::clone(&state.hub);
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+                hub.wake_dispatcher();
+            });
         }
     }
 }

@@ -146,6 +146,13 @@ pub async fn prepare(
     let lock = options.data_dir.lock()?;
     let database =
         Database::from_arg(options.database_url.as_deref(), options.data_dir.database())?;
+    if database.is_shared() && options.lost_after < options.heartbeat_interval * 2 {
+        anyhow::bail!(
+            "--lost-after {} must be at least twice --heartbeat-interval ({}) on a shared database: replicas know a runner on another replica is alive only by its heartbeats",
+            humantime::format_duration(options.lost_after),
+            humantime::format_duration(options.heartbeat_interval)
+        );
+    }
     let store = database
         .open()
         .await

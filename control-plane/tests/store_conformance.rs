@@ -10,6 +10,8 @@
 mod cases;
 #[path = "store/fixtures.rs"]
 mod fixtures;
+#[path = "store/races.rs"]
+mod races;
 #[path = "store/sessions.rs"]
 mod sessions;
 
@@ -37,6 +39,7 @@ async fn postgres() -> (TestPostgres, PostgresStore) {
 /// Every case, whichever file holds it.
 mod all {
     pub use super::cases::*;
+    pub use super::races::*;
     pub use super::sessions::*;
 }
 
@@ -56,6 +59,9 @@ macro_rules! backend {
                 a_batch_of_tasks_is_stored_all_or_none,
                 workspaces_bind_to_their_first_runner_and_end_their_queue,
                 sandboxes_forge_and_burn_with_their_runner,
+                racing_assignments_give_each_task_once,
+                racing_appends_store_each_event_once,
+                ending_a_task_as_its_runner_finishes_it_ends_it_once,
             );
         }
     };

@@ -313,7 +313,9 @@ async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
 
 #[tokio::test]
 async fn a_replica_whose_database_goes_away_is_not_ready_but_stays_alive() {
-    let (server, a, _b) = two_replicas(&[]).await;
+    let server = TestPostgres::start_owned();
+    let database = server.fresh_database().await;
+    let a = ControlPlane::start_replica(&database, ADMIN_TOKEN, &[]).await;
     let probe = |path: &'static str| {
         let url = format!("{}{path}", a.url);
         async move {

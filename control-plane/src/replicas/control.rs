@@ -34,6 +34,25 @@ pub enum RunnerAction {
     Rotate,
 }
 
+/// Longest cancel reason relayed: PostgreSQL refuses NOTIFY payloads of 8,000 bytes or
+/// more, and the rest of the payload is ids.
+const MAX_RELAYED_REASON: usize = 1000;
+
+impl RunnerAction {
+    /// A cancel, its reason cut to what a notification can carry.
+    pub fn cancel(task_id: TaskId, attempt: u32, reason: &str) -> Self {
+        let mut end = reason.len().min(MAX_RELAYED_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::Cancel {
+            task_id,
+            attempt,
+            reason: reason[..end].to_owned(),
+        }
+    }
+}
+
 /// The payload of a relayed control.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunnerControl {

@@ -35,8 +35,10 @@ const MAX_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Campaigns until shutdown; leads while it holds the lock.
 pub async fn run(state: AppState, url: String) {
+    // One connection campaigns until it wins (then it holds the lock) or fails.
+    let mut campaigner = None;
     loop {
-        match campaign(&url).await {
+        match campaign(&url, &mut campaigner).await {
             Ok(Some(conn)) => {
                 tracing::info!(
                     "this replica leads: it sweeps for lost runners and reaps sandboxes"
@@ -45,7 +47,10 @@ pub async fn run(state: AppState, url: String) {
                 tracing::warn!("this replica no longer leads");
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(error = %error, "cannot campaign to lead"),
+            Err(error) => {
+                campaigner = None;
+                tracing::warn!(error = %error, "cannot campaign to lead");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(CAMPAIGN_EVERY) => {}
@@ -54,14 +59,25 @@ pub async fn run(state: AppState, url: String) {
     }
 }
 
-/// A connection holding the leader lock, or `None` if another replica holds it.
-async fn campaign(url: &str) -> Result<Option<PgConnection>, sqlx::Error> {
-    let mut conn = PgConnection::connect(url).await?;
+/// The connection, now holding the leader lock, or `None` if another replica holds it
+/// (the connection stays in `campaigner` for the next try).
+async fn campaign(
+    url: &str,
+    campaigner: &mut Option<PgConnection>,
+) -> Result<Option<PgConnection>, sqlx::Error> {
+    let mut conn = match campaigner.take() {
+        Some(conn) => conn,
+        None => PgConnection::connect(url).await?,
+    };
     let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LEADER_LOCK)
         .fetch_one(&mut conn)
         .await?;
-    Ok(won.then_some(conn))
+    if won {
+        return Ok(Some(conn));
+    }
+    *campaigner = Some(conn);
+    Ok(None)
 }
 
 /// Runs the duties until the lock's connection fails or the server shuts down.

@@ -192,7 +192,11 @@ impl Sandboxes {
         if !burned {
             return Ok(false);
         }
-        state.hub.send(sandbox.runner_id, ServerMessage::Drain);
+        if !state.hub.send(sandbox.runner_id, ServerMessage::Drain) {
+            // Held by another replica (or none): its token is revoked now; close its socket.
+            let revoke = crate::replicas::RunnerAction::Revoke;
+            state.relay(sandbox.runner_id, revoke).await;
+        }
         let message = format!("its sandbox was burned: {}", reason.text());
         let task_ended = state
             .store

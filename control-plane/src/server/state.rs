@@ -120,15 +120,18 @@ impl AppState {
     }
 
     /// Asks the other replicas, if any, to carry out `action` on `runner` (it is not
-    /// connected here).
+    /// connected here). The operator's request is already in the store, so a relay that
+    /// fails is logged, not returned: the runner gets the request when it next connects.
     pub async fn relay(
         &self,
         runner: kiln_protocol::RunnerId,
         action: crate::replicas::RunnerAction,
-    ) -> Result<(), crate::store::StoreError> {
-        match &self.peers {
-            Some(peers) => peers.relay(runner, action).await,
-            None => Ok(()),
+    ) {
+        let Some(peers) = &self.peers else {
+            return;
+        };
+        if let Err(error) = peers.relay(runner, action).await {
+            tracing::error!(%runner, %error, "cannot tell the other replicas; the runner is told when it next connects");
         }
     }
 

@@ -84,18 +84,35 @@ impl fmt::Debug for Database {
     }
 }
 
-/// `scheme://user:secret@host/db` shown as `scheme://user:***@host/db`.
+/// `scheme://user:secret@host/db?password=secret` shown as
+/// `scheme://user:***@host/db?password=***`.
 fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
     };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let mut shown = match head.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _secret)) => format!("{scheme}://{user}:***@{host}"),
+                None => head.to_owned(),
+            },
+            None => head.to_owned(),
+        },
+        None => head.to_owned(),
     };
-    match credentials.split_once(':') {
-        Some((user, _secret)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
@@ -119,6 +136,15 @@ mod tests {
             .unwrap_or_default();
         assert!(refused.contains("mysql://root:***@db/kiln"), "{refused}");
         assert!(!refused.contains("hunter2"), "{refused}");
+        let in_query = Database::from_arg(
+            Some("postgres:///kiln?host=/run/pg&user=kiln&password=hunter2"),
+            PathBuf::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            in_query.to_string(),
+            "postgres:///kiln?host=/run/pg&user=kiln&password=***"
+        );
     }
 
     #[test]

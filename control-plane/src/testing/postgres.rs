@@ -40,6 +40,12 @@ impl TestPostgres {
         if let Ok(base) = std::env::var(URL_VARIABLE) {
             return Self { base, owned: None };
         }
+        Self::start_owned()
+    }
+
+    /// Starts a fresh server of our own, whatever `KILN_TEST_POSTGRES_URL` says: for tests
+    /// that stop it.
+    pub fn start_owned() -> Self {
         let bin = server_bin_dir().unwrap_or_else(|| {
             panic!("PostgreSQL server binaries (initdb, postgres) not found: install Debian's postgresql package, or set {URL_VARIABLE}")
         });
@@ -107,14 +113,18 @@ impl TestPostgres {
         self.url_of(&name)
     }
 
-    /// The URL of database `name` on this server.
+    /// The URL of database `name` on this server: the base URL with its database swapped.
     pub fn url_of(&self, name: &str) -> String {
-        match self.base.split_once("/postgres?") {
-            Some((head, query)) => format!("{head}/{name}?{query}"),
-            None => match self.base.rsplit_once('/') {
-                Some((head, _)) => format!("{head}/{name}"),
-                None => panic!("{URL_VARIABLE} is not a URL ending in /DATABASE"),
-            },
+        let (head, query) = match self.base.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
+            None => (self.base.as_str(), None),
+        };
+        let Some((server, _database)) = head.rsplit_once('/') else {
+            panic!("{URL_VARIABLE} is not a URL ending in /DATABASE");
+        };
+        match query {
+            Some(query) => format!("{server}/{name}?{query}"),
+            None => format!("{server}/{name}"),
         }
     }
 

@@ -48,7 +48,7 @@ pub async fn drain(
             .store
             .set_drain_requested(id, Some(now_millis()))
             .await?;
-        state.relay(id, RunnerAction::Drain).await?;
+        state.relay(id, RunnerAction::Drain).await;
     }
     tracing::info!(runner = %id, "drain requested");
     if let Some(deadline) = body.and_then(|Json(b)| b.deadline_ms) {
@@ -90,7 +90,7 @@ pub async fn pause(
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
     state.hub.set_paused(id, true);
-    state.relay(id, RunnerAction::Pause).await?;
+    state.relay(id, RunnerAction::Pause).await;
     tracing::info!(runner = %id, "runner paused");
     Ok(Json(load(&state, id).await?))
 }
@@ -106,7 +106,7 @@ pub async fn resume(
     }
     state.store.set_drain_requested(id, None).await?;
     state.hub.set_paused(id, false);
-    state.relay(id, RunnerAction::Resume).await?;
+    state.relay(id, RunnerAction::Resume).await;
     tracing::info!(runner = %id, "runner resumed");
     Ok(Json(load(&state, id).await?))
 }
@@ -126,7 +126,7 @@ pub async fn revoke(
         .hub
         .close(id, CloseCode::Revoked, "runner token revoked")
     {
-        state.relay(id, RunnerAction::Revoke).await?;
+        state.relay(id, RunnerAction::Revoke).await;
     }
     crate::liveness::declare_lost(&state, id).await?;
     tracing::warn!(runner = %id, "runner revoked");
@@ -147,7 +147,7 @@ pub async fn rotate(
     if state.hub.live(id).is_some() {
         send_new_token(&state, id).await?;
     } else {
-        state.relay(id, RunnerAction::Rotate).await?;
+        state.relay(id, RunnerAction::Rotate).await;
     }
     tracing::info!(runner = %id, "token rotation requested");
     Ok(Json(load(&state, id).await?))

@@ -160,12 +160,8 @@ pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), Ap
             };
             if !state.hub.send(runner, message) {
                 tracing::info!(task = %id, %runner, "runner not connected here; told through another replica, or when it reconnects");
-                let action = crate::replicas::RunnerAction::Cancel {
-                    task_id: id,
-                    attempt,
-                    reason,
-                };
-                state.relay(runner, action).await?;
+                let action = crate::replicas::RunnerAction::cancel(id, attempt, &reason);
+                state.relay(runner, action).await;
             }
         }
         CancelEffect::Cancelled => state.task_ended(id),

@@ -34,8 +34,9 @@ use crate::model::{
 };
 use crate::tokens::TokenHash;
 
-/// Connections per replica: enough for the dispatcher, event ingestion and API reads to
-/// proceed together, while ten replicas stay under PostgreSQL's default 100 connections.
+/// Store connections per replica: enough for the dispatcher, event ingestion and API reads
+/// to proceed together. With the listener's, the leader campaign's and the relay's, a
+/// replica holds 11: eight replicas fit PostgreSQL's default 100 (97 for non-superusers).
 const POOL_CONNECTIONS: u32 = 8;
 
 /// How long a request waits for a free connection before failing, rather than queueing

@@ -214,6 +214,15 @@ pub async fn end_task(
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    // Attempts before their task, as every other write takes them: no lock-order deadlock
+    // with a replica storing the attempt's last events.
+    sqlx::query(
+        "SELECT attempt FROM attempts
+         WHERE task_id = $1 AND state IN ('assigned', 'running') ORDER BY attempt FOR UPDATE",
+    )
+    .bind(task.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
     let ended = sqlx::query(
         "UPDATE tasks SET state = $1, outcome = $2, finished_at = $3, updated_at = $4
          WHERE id = $5 AND state IN ('queued', 'assigned', 'running')",

@@ -43,6 +43,14 @@ pub async fn end_workspace(
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    // The session's queued tasks before the session, as an assignment takes them: no
+    // lock-order deadlock with a replica assigning one of them.
+    sqlx::query(
+        "SELECT id FROM tasks WHERE workspace_id = $1 AND state = 'queued' ORDER BY id FOR UPDATE",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
     let ended = sqlx::query(
         "UPDATE workspaces SET state = $1, closed_at = $2 WHERE id = $3 AND state = 'open'",
     )
@@ -55,17 +63,18 @@ pub async fn end_workspace(
         return Ok(false);
     }
     let (task_state, outcome) = queued_of_ended_workspace(state);
-    sqlx::query(
+    let ended_tasks: Vec<String> = sqlx::query_scalar(
         "UPDATE tasks SET state = $1, outcome = $2, finished_at = $3, updated_at = $4
-         WHERE workspace_id = $5 AND state = 'queued'",
+         WHERE workspace_id = $5 AND state = 'queued' RETURNING id",
     )
     .bind(task_state.as_str())
     .bind(to_json(&outcome))
     .bind(now)
     .bind(now)
     .bind(id.to_string())
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    super::notify::tasks_changed(&mut tx, &ended_tasks).await?;
     tx.commit().await?;
     Ok(true)
 }
