@@ -300,6 +300,31 @@ async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
         "rotated through A"
     );
 
+    // A session closed on B: the runner on A removes its worktree.
+    let created = a.kiln_ok(&["session", "create", "--repo", &repo.to_string_lossy()]);
+    let session = created.trim().to_owned();
+    let step = a.kiln_ok(&[
+        "submit",
+        "--json",
+        "--session",
+        &session,
+        "--",
+        "touch",
+        "step",
+    ]);
+    let step: Value = serde_json::from_str(&step).expect("submit JSON");
+    let step = a
+        .wait_terminal(step["id"].as_str().expect("id"), TIMEOUT)
+        .await;
+    assert_eq!(step["state"], "succeeded", "{step}");
+    let worktree = runner.worktree_base().join(format!("ws-{session}"));
+    assert!(worktree.join("step").exists(), "the session's worktree");
+    b.kiln_ok(&["session", "close", &session]);
+    wait::until("the session's worktree to be removed", TIMEOUT, || async {
+        (!worktree.exists()).then_some(())
+    })
+    .await;
+
     // A drain asked of B: the runner stops taking work and exits.
     b.kiln_ok(&["runners", "drain", &runner.id]);
     let status = runner.wait_exit(TIMEOUT).await;

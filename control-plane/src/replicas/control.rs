@@ -2,7 +2,7 @@
 //! carried out by the holder only when the store records the operator's request, so a
 //! notification alone (from any role that may NOTIFY on the database) changes nothing.
 
-use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId};
+use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 use crate::server::state::AppState;
@@ -32,6 +32,11 @@ pub enum RunnerAction {
     /// Send it a new token, made there: a token never travels between replicas (the
     /// rotation is recorded requested).
     Rotate,
+    /// Remove a session's worktree (the session is recorded ended).
+    CloseWorkspace {
+        /// The session.
+        workspace_id: WorkspaceId,
+    },
 }
 
 /// Longest cancel reason relayed: PostgreSQL refuses NOTIFY payloads of 8,000 bytes or
@@ -99,12 +104,23 @@ pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), S
                 .close(runner, CloseCode::Revoked, "runner token revoked");
         }
         RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
+        RunnerAction::CloseWorkspace { workspace_id } => {
+            state
+                .hub
+                .send(runner, ServerMessage::CloseWorkspace { workspace_id });
+        }
     }
     Ok(())
 }
 
 /// True when the store records the request behind `control`.
 async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, StoreError> {
+    if let RunnerAction::CloseWorkspace { workspace_id } = &control.action {
+        let session = state.store.workspace(*workspace_id).await?;
+        return Ok(session.is_some_and(|s| {
+            s.state != crate::model::WorkspaceState::Open && s.runner_id == Some(control.runner)
+        }));
+    }
     if let RunnerAction::Cancel {
         task_id, attempt, ..
     } = &control.action
@@ -118,7 +134,7 @@ async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, Sto
         return Ok(false);
     };
     Ok(match control.action {
-        RunnerAction::Cancel { .. } => false,
+        RunnerAction::Cancel { .. } | RunnerAction::CloseWorkspace { .. } => false,
         RunnerAction::Drain => record.drain_requested_at.is_some(),
         RunnerAction::Pause => record.paused_at.is_some(),
         RunnerAction::Resume => record.paused_at.is_none(),

@@ -95,9 +95,11 @@ pub async fn close(
         .await?;
     let busy = state.store.busy_workspaces().await?.contains(&id);
     if let (Some(runner), false) = (workspace.runner_id, busy) {
-        state
-            .hub
-            .send(runner, ServerMessage::CloseWorkspace { workspace_id: id });
+        let close = ServerMessage::CloseWorkspace { workspace_id: id };
+        if !state.hub.send(runner, close) {
+            let action = crate::replicas::RunnerAction::CloseWorkspace { workspace_id: id };
+            state.relay(runner, action).await;
+        }
     }
     tracing::info!(workspace = %id, "workspace session closed");
     Ok(Json(load(&state, id).await?))
