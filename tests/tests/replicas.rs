@@ -319,6 +319,12 @@ async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
     assert_eq!(step["state"], "succeeded", "{step}");
     let worktree = runner.worktree_base().join(format!("ws-{session}"));
     assert!(worktree.join("step").exists(), "the session's worktree");
+    // File contents are not relayed: B says where to ask.
+    let files = b.kiln(&["files", &session, "ls", "."]);
+    assert!(!files.status.success(), "{files:?}");
+    let said = String::from_utf8_lossy(&files.stderr);
+    assert!(said.contains("not relayed between replicas"), "{said}");
+    assert!(a.kiln_ok(&["files", &session, "ls", "."]).contains("step"));
     b.kiln_ok(&["session", "close", &session]);
     wait::until("the session's worktree to be removed", TIMEOUT, || async {
         (!worktree.exists()).then_some(())

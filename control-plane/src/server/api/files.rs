@@ -22,7 +22,13 @@ pub async fn request(
         .files
         .request(&state.hub, runner, target, op)
         .await
-        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        .map_err(|e| match e {
+            // File contents do not fit a notification: with replicas, say where to ask.
+            crate::relay::RelayError::Offline(_) if state.peers.is_some() => ApiError::Conflict(
+                format!("{e} to this replica; file requests are not relayed between replicas: send it to the replica the runner is connected to"),
+            ),
+            e => ApiError::Conflict(e.to_string()),
+        })?;
     Ok(Json(result))
 }
 
