@@ -129,9 +129,14 @@ impl Attempts {
         self.lock().get(&key).map(|r| r.workspace)
     }
 
-    /// Asks an attempt to stop. False if it does not run here.
+    /// Asks an attempt to stop. False if it does not run here or was asked already (a
+    /// control plane may repeat a cancel it is not sure arrived).
     pub fn cancel(&self, key: AttemptKey) -> bool {
-        self.lock().get(&key).map(|r| r.cancel.cancel()).is_some()
+        self.lock().get(&key).is_some_and(|running| {
+            let first = !running.cancel.is_cancelled();
+            running.cancel.cancel();
+            first
+        })
     }
 
     /// Asks every attempt to stop.
@@ -208,6 +213,16 @@ mod tests {
         );
         attempts.release(key);
         assert_eq!(attempts.free_slots(), 1);
+    }
+
+    #[test]
+    fn a_repeated_cancel_is_reported_once() {
+        let attempts = Attempts::new(1);
+        let key = (TaskId::new(), 1);
+        assert!(attempts.claim(key, "r", None).unwrap().is_some());
+        assert!(attempts.cancel(key), "the first cancel");
+        assert!(!attempts.cancel(key), "a repeat changes nothing");
+        assert!(!attempts.cancel((TaskId::new(), 1)), "not here");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use kiln_control_plane::testing::postgres::TestPostgres;
 use kiln_tests::control_plane::stdout_lines;
 use kiln_tests::{bins, git, wait, ControlPlane, Proxy, Runner};
 use serde_json::Value;
+use sqlx::Connection as _;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -271,7 +272,7 @@ async fn a_runner_that_moves_to_another_replica_is_not_lost_by_the_one_it_left()
 
 #[tokio::test]
 async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
-    let (_server, a, b) = two_replicas(&[]).await;
+    let (_server, database, a, b) = two_replicas_on(&[]).await;
     let mut runner = Runner::register(&a, "box-1", &[]);
     runner.start_connected(&a).await;
     assert_eq!(
@@ -280,6 +281,24 @@ async fn an_operator_on_one_replica_controls_a_runner_on_the_other() {
         "on A"
     );
     let repo = git::repo(&a.scratch(), "app");
+
+    // A notification that no operator's request stands behind changes nothing.
+    let mut forger = sqlx::PgConnection::connect(&database)
+        .await
+        .expect("connect");
+    let forged = serde_json::json!({"runner": runner.id, "action": "revoke"});
+    sqlx::query("SELECT pg_notify('kiln_runner', $1)")
+        .bind(forged.to_string())
+        .execute(&mut forger)
+        .await
+        .expect("notify");
+    wait::until("A to ignore the forged control", TIMEOUT, || async {
+        a.log()
+            .contains("not recorded in the store; ignored")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(connections(&a).await, 1, "still connected");
 
     // A cancel given to B stops the agent running on A's runner.
     let id = a.submit(&repo, &[], "echo started; sleep 300");
@@ -363,4 +382,33 @@ async fn a_replica_whose_database_goes_away_is_not_ready_but_stays_alive() {
     })
     .await;
     assert_eq!(probe("/healthz").await, 200, "alive, only not ready");
+}
+
+#[tokio::test]
+async fn a_cancel_whose_notification_was_lost_still_reaches_the_runner() {
+    let (_server, database, a, _b) = two_replicas_on(&[]).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_connected(&a).await;
+    let repo = git::repo(&a.scratch(), "app");
+    let id = a.submit(&repo, &[], "echo started; sleep 300");
+    wait_stdout_lines(&a, &id, 1).await;
+
+    // Another replica recorded the cancel, and its notification never arrived.
+    let mut db = sqlx::PgConnection::connect(&database)
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE tasks SET cancel_requested_at = $1 WHERE id = $2")
+        .bind(kiln_protocol::now_millis())
+        .bind(&id)
+        .execute(&mut db)
+        .await
+        .expect("record the cancel");
+    let task = a.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "cancelled", "{task}");
+    let events = a.events(&id, 1).await;
+    let told = kiln_tests::control_plane::lines_of(&events, "system")
+        .iter()
+        .filter(|line| line.starts_with("cancel requested"))
+        .count();
+    assert_eq!(told, 1, "the runner logs the cancel once: {events:?}");
 }

@@ -270,6 +270,19 @@ pub async fn cancel_and_retry_follow_the_task_state(store: &dyn Store) {
             attempt: 1
         }
     );
+    assert!(
+        store.cancels_unheeded(122).await.unwrap().is_empty(),
+        "not before it was asked"
+    );
+    let unheeded = store.cancels_unheeded(123).await.unwrap();
+    assert_eq!(
+        unheeded
+            .iter()
+            .map(|a| (a.task_id, a.attempt))
+            .collect::<Vec<_>>(),
+        [(running.id, 1)],
+        "the running attempt whose cancel its runner has not acted on"
+    );
     assert_eq!(
         store.retry_task(running.id, 123).await.unwrap(),
         RetryEffect::StillLive(TaskState::Running)

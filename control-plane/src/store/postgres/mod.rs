@@ -353,6 +353,12 @@ impl Store for PostgresStore {
     async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError> {
         attempts::runners_with_open_attempts(&self.pool).await
     }
+    async fn cancels_unheeded(
+        &self,
+        requested_before: UnixMillis,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        attempts::cancels_unheeded(&self.pool, requested_before).await
+    }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::open_attempts(&self.pool, runner).await
     }

@@ -264,3 +264,18 @@ pub async fn open_attempts(
     .await?;
     found.iter().map(rows::attempt).collect()
 }
+
+pub async fn cancels_unheeded(
+    pool: &SqlitePool,
+    requested_before: UnixMillis,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT a.* FROM attempts a JOIN tasks t ON t.id = a.task_id AND t.attempt = a.attempt
+         WHERE a.state IN ('assigned', 'running') AND t.cancel_requested_at < ?
+         ORDER BY a.assigned_at",
+    )
+    .bind(requested_before)
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::attempt).collect()
+}
