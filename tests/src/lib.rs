@@ -9,6 +9,7 @@ pub mod browser;
 pub mod certs;
 pub mod control_plane;
 pub mod docker;
+pub mod follower;
 pub mod git;
 pub mod proxy;
 pub mod raw;

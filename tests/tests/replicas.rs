@@ -2,14 +2,12 @@
 //! on a runner connected to the other; a watcher on either sees every line; a replica
 //! killed mid-task loses and repeats nothing; a lost runner is declared lost once.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_control_plane::testing::postgres::TestPostgres;
 use kiln_tests::control_plane::stdout_lines;
-use kiln_tests::{bins, git, wait, ControlPlane, Proxy, Runner};
+use kiln_tests::follower::Follower;
+use kiln_tests::{git, wait, ControlPlane, Proxy, Runner};
 use serde_json::Value;
 use sqlx::Connection as _;
 
@@ -52,63 +50,6 @@ async fn two_replicas_on(extra: &[&str]) -> (TestPostgres, String, ControlPlane,
     let first = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
     let second = ControlPlane::start_replica(&database, ADMIN_TOKEN, extra).await;
     (server, database, first, second)
-}
-
-/// `kiln logs -f --json` against one replica, its stdout lines collected as they come.
-struct Follower {
-    child: Child,
-    events: Arc<Mutex<Vec<Value>>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Follower {
-    fn start(replica: &ControlPlane, id: &str) -> Self {
-        let mut child = Command::new(bins::path("kiln"))
-            .args(["logs", "--json", "-f", id])
-            .env("KILN_DATA_DIR", replica.data_dir())
-            .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env_remove("KILN_SERVER_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kiln logs -f");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let collected = Arc::clone(&events);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event = serde_json::from_str(&line).expect("JSON event");
-                collected.lock().expect("lock").push(event);
-            }
-        });
-        Self {
-            child,
-            events,
-            reader,
-        }
-    }
-
-    /// The stdout lines it printed so far.
-    fn lines(&self) -> Vec<String> {
-        stdout_lines(&self.events.lock().expect("lock"))
-    }
-
-    /// Waits until it printed at least `count` stdout lines.
-    async fn wait_lines(&self, count: usize) {
-        wait::until(
-            &format!("the follower to print {count} lines"),
-            TIMEOUT,
-            || async { (self.lines().len() >= count).then_some(()) },
-        )
-        .await;
-    }
-
-    /// Waits for it to end (it ends with the task, or with its replica); its lines.
-    fn finish(mut self) -> Vec<String> {
-        let _ = self.child.wait();
-        self.reader.join().expect("reader thread");
-        stdout_lines(&self.events.lock().expect("lock"))
-    }
 }
 
 /// Runner connections `replica` holds, from its `/metrics`.
