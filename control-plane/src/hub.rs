@@ -75,6 +75,8 @@ pub struct LiveRunner {
     pub running: u32,
     /// It takes no new work.
     pub draining: bool,
+    /// An operator paused it.
+    pub paused: bool,
     /// Repositories it mirrors.
     pub cached_projects: BTreeSet<String>,
 }
@@ -169,6 +171,15 @@ impl Hub {
         }
     }
 
+    /// Connected runners that are paused.
+    pub fn paused(&self) -> Vec<RunnerId> {
+        lock(&self.runners)
+            .iter()
+            .filter(|(_, c)| c.paused)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Pauses or resumes a connected runner.
     pub fn set_paused(&self, runner: RunnerId, paused: bool) {
         if let Some(connection) = lock(&self.runners).get_mut(&runner) {
@@ -247,6 +258,7 @@ impl Hub {
             session_id: c.session_id,
             running: u32::try_from(c.active.len()).unwrap_or(u32::MAX),
             draining: c.draining,
+            paused: c.paused,
             cached_projects: c.cached_projects.clone(),
         })
     }

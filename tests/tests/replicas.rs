@@ -353,3 +353,28 @@ async fn a_cancel_whose_notification_was_lost_still_reaches_the_runner() {
         .count();
     assert_eq!(told, 1, "the runner logs the cancel once: {events:?}");
 }
+
+#[tokio::test]
+async fn a_drain_whose_notification_was_lost_still_reaches_the_runner() {
+    let (_server, database, a, _b) = two_replicas_on(&[]).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_connected(&a).await;
+
+    // Another replica recorded the drain, and its notification never arrived.
+    let mut db = sqlx::PgConnection::connect(&database)
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE runners SET drain_requested_at = $1 WHERE id = $2")
+        .bind(kiln_protocol::now_millis())
+        .bind(&runner.id)
+        .execute(&mut db)
+        .await
+        .expect("record the drain");
+    let status = runner.wait_exit(TIMEOUT).await;
+    assert!(status.success(), "drained and exited: {status}");
+    let record = &a.get("/v1/runners").await[0];
+    assert!(
+        record["drain_requested_at"].is_null(),
+        "delivered once: {record}"
+    );
+}

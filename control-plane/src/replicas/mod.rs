@@ -8,15 +8,15 @@
 //! - stored events wake log followers on every replica, which read on from the store;
 //! - an operator's control of a runner held by another replica (cancel, drain, pause,
 //!   resume, revoke, rotate, session close) is carried out by the replica that holds it;
-//!   a cancel that may have been lost on the way is repeated (`cancels.rs`).
+//!   one that may have been lost on the way is made up for (`repeats.rs`).
 //!
 //! One replica at a time leads (a PostgreSQL advisory lock held on its own connection): it
 //! sweeps for runners that no replica has heard from and reaps expired sandboxes.
 
-mod cancels;
 mod control;
 mod leader;
 mod listen;
+mod repeats;
 
 pub use control::{RunnerAction, RunnerControl};
 
@@ -64,5 +64,5 @@ impl Peers {
 pub fn start(state: &AppState, url: &str) {
     tokio::spawn(listen::run(state.clone(), url.to_owned()));
     tokio::spawn(leader::run(state.clone(), url.to_owned()));
-    tokio::spawn(cancels::run(state.clone()));
+    tokio::spawn(repeats::run(state.clone()));
 }

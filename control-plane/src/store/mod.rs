@@ -288,6 +288,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         requested_before: UnixMillis,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Runners an operator paused, asked to drain, or revoked after `revoked_since`: what
+    /// the replica holding each must have acted on.
+    async fn runners_under_control(
+        &self,
+        revoked_since: UnixMillis,
+    ) -> Result<Vec<RunnerRecord>, StoreError>;
     /// Attempts given to `runner` that have not ended.
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
 

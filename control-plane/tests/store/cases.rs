@@ -361,18 +361,36 @@ pub async fn runners_are_touched_paused_and_revoked(store: &dyn Store) {
         store.runner(worker.id).await.unwrap().unwrap().last_seen_at,
         Some(500)
     );
+    let idle = runner(store, "idle").await;
+    let drained = runner(store, "drained").await;
+    let controlled = |since| async move {
+        let found = store.runners_under_control(since).await.unwrap();
+        found.iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert!(controlled(0).await.is_empty(), "nothing asked yet");
     assert!(store.set_paused(worker.id, Some(600)).await.unwrap());
     assert_eq!(
         store.runner(worker.id).await.unwrap().unwrap().paused_at,
         Some(600)
     );
+    assert!(store
+        .set_drain_requested(drained.id, Some(650))
+        .await
+        .unwrap());
+    let mut expected = vec![worker.id, drained.id];
+    expected.sort_by_key(ToString::to_string);
+    assert_eq!(controlled(0).await, expected);
     assert!(store.set_paused(worker.id, None).await.unwrap());
+    assert!(store.set_drain_requested(drained.id, None).await.unwrap());
     assert!(!store.set_paused(RunnerId::new(), None).await.unwrap());
     assert!(store.revoke_runner(worker.id, 700).await.unwrap());
     assert_eq!(
         store.runner(worker.id).await.unwrap().unwrap().revoked_at,
         Some(700)
     );
+    assert_eq!(controlled(699).await, [worker.id], "revoked since 699");
+    assert!(controlled(700).await.is_empty(), "not revoked after 700");
+    assert!(!controlled(0).await.contains(&idle.id));
 }
 
 pub async fn a_batch_of_tasks_is_stored_all_or_none(store: &dyn Store) {

@@ -97,3 +97,18 @@ pub async fn confirm_rotation(pool: &PgPool, id: RunnerId) -> Result<(), StoreEr
     .await?;
     Ok(())
 }
+
+pub async fn runners_under_control(
+    pool: &PgPool,
+    revoked_since: UnixMillis,
+) -> Result<Vec<RunnerRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT * FROM runners
+         WHERE drain_requested_at IS NOT NULL OR paused_at IS NOT NULL OR revoked_at > $1
+         ORDER BY id",
+    )
+    .bind(revoked_since)
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::runner).collect()
+}

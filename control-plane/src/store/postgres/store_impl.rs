@@ -269,6 +269,12 @@ impl Store for PostgresStore {
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::cancels_unheeded(&self.pool, requested_before).await
     }
+    async fn runners_under_control(
+        &self,
+        revoked_since: UnixMillis,
+    ) -> Result<Vec<RunnerRecord>, StoreError> {
+        fleet::runners_under_control(&self.pool, revoked_since).await
+    }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::open_attempts(&self.pool, runner).await
     }

@@ -97,3 +97,18 @@ pub async fn confirm_rotation(pool: &SqlitePool, id: RunnerId) -> Result<(), Sto
     .await?;
     Ok(())
 }
+
+pub async fn runners_under_control(
+    pool: &SqlitePool,
+    revoked_since: UnixMillis,
+) -> Result<Vec<RunnerRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT * FROM runners
+         WHERE drain_requested_at IS NOT NULL OR paused_at IS NOT NULL OR revoked_at > ?
+         ORDER BY id",
+    )
+    .bind(revoked_since)
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::runner).collect()
+}

@@ -335,6 +335,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::cancels_unheeded(&self.reader, requested_before).await
     }
+    async fn runners_under_control(
+        &self,
+        revoked_since: UnixMillis,
+    ) -> Result<Vec<RunnerRecord>, StoreError> {
+        fleet::runners_under_control(&self.reader, revoked_since).await
+    }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::open_attempts(&self.reader, runner).await
     }
