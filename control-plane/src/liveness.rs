@@ -5,7 +5,7 @@
 //! connected) starts a timer for that runner; a reconnect cancels it by clearing the
 //! departure.
 
-use kiln_protocol::{now_millis, RunnerId};
+use kiln_protocol::{millis_ago, now_millis, RunnerId};
 use tokio::time::sleep_until;
 
 use crate::model::AttemptState;
@@ -63,13 +63,9 @@ pub fn watch(state: AppState, runner: RunnerId) {
 /// store): it left this replica for another, and is not lost. With one control plane, its
 /// last heartbeat came before it went away, so this is false once the timer is due.
 pub async fn heard_from_lately(state: &AppState, runner: RunnerId) -> Result<bool, StoreError> {
-    let lost_after = i64::try_from(state.settings.lost_after.as_millis()).unwrap_or(i64::MAX);
-    let heard = state
-        .store
-        .runner(runner)
-        .await?
-        .and_then(|record| record.last_seen_at);
-    Ok(heard.is_some_and(|at| now_millis().saturating_sub(at) < lost_after))
+    let since = millis_ago(state.settings.lost_after);
+    let record = state.store.runner(runner).await?;
+    Ok(record.is_some_and(|r| r.heard_since(since)))
 }
 
 /// Ends every open attempt of `runner` as lost (or requeues it if never accepted).

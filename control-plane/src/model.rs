@@ -416,6 +416,13 @@ pub struct RunnerRecord {
     pub sandbox_id: Option<SandboxId>,
 }
 
+impl RunnerRecord {
+    /// True when some control plane heard from it after `at` (it heartbeats into the store).
+    pub fn heard_since(&self, at: UnixMillis) -> bool {
+        self.last_seen_at.is_some_and(|seen| seen > at)
+    }
+}
+
 /// Where a sandbox is in its short life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -45,3 +45,9 @@ pub fn now_millis() -> UnixMillis {
         .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// The wall-clock time `duration` ago, as [`UnixMillis`].
+pub fn millis_ago(duration: std::time::Duration) -> UnixMillis {
+    let duration = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    now_millis().saturating_sub(duration)
+}

@@ -5,6 +5,7 @@
 use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
+use crate::model::WorkspaceState;
 use crate::server::state::AppState;
 use crate::store::StoreError;
 
@@ -115,30 +116,33 @@ pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), S
 
 /// True when the store records the request behind `control`.
 async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, StoreError> {
-    if let RunnerAction::CloseWorkspace { workspace_id } = &control.action {
-        let session = state.store.workspace(*workspace_id).await?;
-        return Ok(session.is_some_and(|s| {
-            s.state != crate::model::WorkspaceState::Open && s.runner_id == Some(control.runner)
-        }));
-    }
-    if let RunnerAction::Cancel {
-        task_id, attempt, ..
-    } = &control.action
-    {
-        let task = state.store.task(*task_id).await?;
-        let open = state.store.attempt(*task_id, *attempt).await?;
-        return Ok(task.is_some_and(|t| t.cancel_requested_at.is_some())
-            && open.is_some_and(|a| a.runner_id == control.runner));
-    }
-    let Some(record) = state.store.runner(control.runner).await? else {
-        return Ok(false);
-    };
-    Ok(match control.action {
-        RunnerAction::Cancel { .. } | RunnerAction::CloseWorkspace { .. } => false,
-        RunnerAction::Drain => record.drain_requested_at.is_some(),
-        RunnerAction::Pause => record.paused_at.is_some(),
-        RunnerAction::Resume => record.paused_at.is_none(),
-        RunnerAction::Revoke => record.revoked_at.is_some(),
-        RunnerAction::Rotate => record.rotation_requested_at.is_some(),
+    let runner = control.runner;
+    let store = &state.store;
+    Ok(match &control.action {
+        RunnerAction::Cancel {
+            task_id, attempt, ..
+        } => {
+            let asked = store.task(*task_id).await?;
+            let open = store.attempt(*task_id, *attempt).await?;
+            asked.is_some_and(|t| t.cancel_requested_at.is_some())
+                && open.is_some_and(|a| a.runner_id == runner)
+        }
+        RunnerAction::CloseWorkspace { workspace_id } => {
+            let session = store.workspace(*workspace_id).await?;
+            session.is_some_and(|s| s.state != WorkspaceState::Open && s.runner_id == Some(runner))
+        }
+        runner_wide => {
+            let Some(record) = store.runner(runner).await? else {
+                return Ok(false);
+            };
+            match runner_wide {
+                RunnerAction::Drain => record.drain_requested_at.is_some(),
+                RunnerAction::Pause => record.paused_at.is_some(),
+                RunnerAction::Resume => record.paused_at.is_none(),
+                RunnerAction::Revoke => record.revoked_at.is_some(),
+                RunnerAction::Rotate => record.rotation_requested_at.is_some(),
+                RunnerAction::Cancel { .. } | RunnerAction::CloseWorkspace { .. } => false,
+            }
+        }
     })
 }

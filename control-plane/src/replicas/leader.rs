@@ -106,11 +106,13 @@ async fn lead(state: &AppState, mut conn: PgConnection) {
 /// Declares lost the runners that hold open attempts and that no replica has heard from
 /// for `lost_after`: those whose replica died and that did not come back to another.
 async fn sweep(state: &AppState) -> Result<(), StoreError> {
-    for runner in state.store.runners_with_open_attempts().await? {
+    let silent_since = kiln_protocol::millis_ago(state.settings.lost_after);
+    for runner in state
+        .store
+        .silent_runners_with_open_attempts(silent_since)
+        .await?
+    {
         if state.hub.live(runner).is_some() {
-            continue;
-        }
-        if crate::liveness::heard_from_lately(state, runner).await? {
             continue;
         }
         tracing::warn!(%runner, "no replica has heard from this runner; its attempts are lost");

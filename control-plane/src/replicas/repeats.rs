@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kiln_protocol::{now_millis, CloseCode, ServerMessage, UnixMillis};
+use kiln_protocol::{millis_ago, CloseCode, ServerMessage};
 
 use super::control::{self, RunnerAction, RunnerControl};
 use crate::server::state::AppState;
@@ -40,10 +40,6 @@ pub async fn run(state: AppState) {
             tracing::warn!(%error, "cannot compare runners with the store");
         }
     }
-}
-
-fn millis_ago(duration: Duration) -> UnixMillis {
-    now_millis().saturating_sub(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn repeat_cancels(state: &AppState) -> Result<(), StoreError> {

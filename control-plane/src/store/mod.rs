@@ -282,6 +282,12 @@ pub trait Store: Send + Sync + 'static {
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Runners that hold attempts that have not ended.
     async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError>;
+    /// Runners that hold attempts that have not ended and that no control plane heard from
+    /// after `heard_before`.
+    async fn silent_runners_with_open_attempts(
+        &self,
+        heard_before: UnixMillis,
+    ) -> Result<Vec<RunnerId>, StoreError>;
     /// Attempts that have not ended although their task's cancel was requested before
     /// `requested_before`: their runner may not have heard of it.
     async fn cancels_unheeded(

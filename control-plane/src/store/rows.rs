@@ -228,3 +228,13 @@ pub fn sandbox(row: &impl Columns) -> Result<crate::model::SandboxRecord, StoreE
         reason: row.optional_text("reason")?,
     })
 }
+
+/// Runner ids read from `attempts.runner_id`.
+pub fn runner_ids(ids: &[String]) -> Result<Vec<kiln_protocol::RunnerId>, StoreError> {
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|e| corrupt("attempts", "runner_id", format!("{id:?}: {e}")))
+        })
+        .collect()
+}

@@ -142,6 +142,13 @@ pub async fn an_attempt_runs_streams_idempotently_and_finishes_the_task(store: &
         store.task(t.id).await.unwrap().unwrap().state,
         TaskState::Running
     );
+    store.touch_runner(worker.id, 125).await.unwrap();
+    let silent = |before| store.silent_runners_with_open_attempts(before);
+    assert!(
+        silent(124).await.unwrap().is_empty(),
+        "heard from after 124"
+    );
+    assert_eq!(silent(125).await.unwrap(), [worker.id], "not after 125");
 
     let first = [line(1, "one"), line(2, "two")];
     let appended = store

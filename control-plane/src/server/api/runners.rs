@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use kiln_protocol::limits::MAX_CAPABILITIES;
-use kiln_protocol::{now_millis, validate, RegisterRequest, RegisterResponse, RunnerId};
+use kiln_protocol::{
+    millis_ago, now_millis, validate, RegisterRequest, RegisterResponse, RunnerId,
+};
 
 use crate::api_types::{
     CreateRegistrationToken, RegistrationTokenCreated, RunnerState, RunnerView,
@@ -151,11 +153,7 @@ pub fn runner_state(
 /// True when the store is shared and the runner heartbeated lately (to another replica).
 fn connected_elsewhere(state: &AppState, runner: &RunnerRecord) -> bool {
     let window = state.settings.heartbeat_interval * HEARTBEATS_MISSED_ELSEWHERE;
-    let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-    state.peers.is_some()
-        && runner
-            .last_seen_at
-            .is_some_and(|at| now_millis().saturating_sub(at) < window)
+    state.peers.is_some() && runner.heard_since(millis_ago(window))
 }
 
 pub async fn list(

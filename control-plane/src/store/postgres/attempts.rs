@@ -277,14 +277,22 @@ pub async fn runners_with_open_attempts(pool: &PgPool) -> Result<Vec<RunnerId>, 
     )
     .fetch_all(pool)
     .await?;
-    ids.iter()
-        .map(|id| {
-            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                table: "attempts",
-                detail: format!("runner_id {id:?}: {e}"),
-            })
-        })
-        .collect()
+    rows::runner_ids(&ids)
+}
+
+pub async fn silent_runners_with_open_attempts(
+    pool: &PgPool,
+    heard_before: UnixMillis,
+) -> Result<Vec<RunnerId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT a.runner_id FROM attempts a JOIN runners r ON r.id = a.runner_id
+         WHERE a.state IN ('assigned', 'running')
+           AND (r.last_seen_at IS NULL OR r.last_seen_at <= $1)",
+    )
+    .bind(heard_before)
+    .fetch_all(pool)
+    .await?;
+    rows::runner_ids(&ids)
 }
 
 pub async fn open_attempts(

@@ -341,6 +341,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<RunnerRecord>, StoreError> {
         fleet::runners_under_control(&self.reader, revoked_since).await
     }
+    async fn silent_runners_with_open_attempts(
+        &self,
+        heard_before: UnixMillis,
+    ) -> Result<Vec<RunnerId>, StoreError> {
+        attempts::silent_runners_with_open_attempts(&self.reader, heard_before).await
+    }
     async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::open_attempts(&self.reader, runner).await
     }
