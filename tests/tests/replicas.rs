@@ -151,12 +151,14 @@ async fn a_runner_that_dies_is_declared_lost_once_across_replicas() {
     wait_stdout_lines(&a, &id, 1).await;
 
     runner.kill();
-    let task = wait::until("the task to be queued again", TIMEOUT, || async {
+    // The API reads the task, then its attempts: wait on the task, read first.
+    let task = wait::until("the task to stop running", TIMEOUT, || async {
         let task = b.task(&id).await;
-        (task["attempts"][0]["state"] == "lost").then_some(task)
+        (task["state"] != "running").then_some(task)
     })
     .await;
     assert_eq!(task["state"], "queued", "{task}");
+    assert_eq!(task["attempts"][0]["state"], "lost", "{task}");
     assert_eq!(task["attempts"].as_array().unwrap().len(), 1, "{task}");
     // Both replicas were watching for it; one declared it lost.
     let said = |replica: &ControlPlane| replica.log().matches("attempt lost").count();
