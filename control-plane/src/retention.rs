@@ -11,9 +11,6 @@ use tokio_util::sync::CancellationToken;
 use crate::server::state::AppState;
 use crate::store::{Pruned, StoreError};
 
-/// Time between passes by default: pruning is housekeeping, and ten minutes late is fine.
-pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
-
 /// Tasks pruned per transaction: bounds how long one pass holds the store's writer.
 const TASKS_PER_TRANSACTION: u32 = 100;
 
@@ -47,7 +44,7 @@ pub async fn run(state: AppState, retention: Retention, shutdown: CancellationTo
 }
 
 /// One pass: prunes every task that is due, a transaction at a time.
-pub async fn prune_once(state: &AppState, keep: Duration) -> Result<Pruned, StoreError> {
+async fn prune_once(state: &AppState, keep: Duration) -> Result<Pruned, StoreError> {
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let mut total = Pruned::default();
     loop {

@@ -4,30 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kiln_tests::prometheus::samples;
 use kiln_tests::{git, wait, ControlPlane, Runner};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Samples of a Prometheus text exposition, by name with labels (`kiln_tasks{state="x"}`).
-fn parse(text: &str) -> HashMap<String, f64> {
-    let mut samples = HashMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let (name, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("sample without a value: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|e| panic!("bad value in {line:?}: {e}"));
-        assert!(
-            samples.insert(name.to_owned(), value).is_none(),
-            "{name} appears twice"
-        );
-    }
-    samples
-}
 
 async fn scrape(control_plane: &ControlPlane) -> HashMap<String, f64> {
     let response = reqwest::get(format!("{}/metrics", control_plane.url))
@@ -39,7 +19,7 @@ async fn scrape(control_plane: &ControlPlane) -> HashMap<String, f64> {
         .expect("content type")
         .to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
-    parse(&response.text().await.expect("body"))
+    samples(&response.text().await.expect("body"))
 }
 
 fn sample(samples: &HashMap<String, f64>, name: &str) -> f64 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kiln_control_plane::testing::postgres::TestPostgres;
 use kiln_tests::control_plane::stdout_lines;
 use kiln_tests::follower::Follower;
+use kiln_tests::prometheus::samples;
 use kiln_tests::{git, wait, ControlPlane, Proxy, Runner};
 use serde_json::Value;
 use sqlx::Connection as _;
@@ -60,10 +61,8 @@ async fn connections(replica: &ControlPlane) -> u64 {
         .text()
         .await
         .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix("kiln_websocket_connections "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("kiln_websocket_connections")
+    let open = samples(&text)["kiln_websocket_connections"];
+    open as u64
 }
 
 async fn wait_stdout_lines(replica: &ControlPlane, id: &str, count: usize) {

@@ -1,23 +1,13 @@
 //! `kiln-runner run --metrics-listen`: the runner's own gauges and status over HTTP, on
 //! the real daemon, against what it is doing.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use kiln_tests::prometheus::samples;
 use kiln_tests::{git, wait, ControlPlane, Runner};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn gauges(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').expect("a sample has a value");
-            (name.to_owned(), value.parse().expect("a numeric value"))
-        })
-        .collect()
-}
 
 async fn get(address: &str, path: &str) -> String {
     let response = reqwest::get(format!("http://{address}{path}"))
@@ -44,7 +34,7 @@ async fn the_runner_serves_its_gauges_and_status_over_http() {
         .expect("status names the metrics address")
         .to_owned();
 
-    let idle = gauges(&get(&address, "/metrics").await);
+    let idle = samples(&get(&address, "/metrics").await);
     assert_eq!(idle["kiln_runner_connected"], 1.0);
     assert_eq!(idle["kiln_runner_slots"], 3.0);
     assert_eq!(idle["kiln_runner_running_attempts"], 0.0);
@@ -57,7 +47,7 @@ async fn the_runner_serves_its_gauges_and_status_over_http() {
         &format!("while [ ! -e {} ]; do sleep 0.05; done", release.display()),
     );
     wait::until("the attempt to show in the gauges", TIMEOUT, || async {
-        let busy = gauges(&get(&address, "/metrics").await);
+        let busy = samples(&get(&address, "/metrics").await);
         (busy["kiln_runner_running_attempts"] == 1.0).then_some(())
     })
     .await;

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     /// 30d); task records stay. Unset keeps everything.
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub retention: Option<std::time::Duration>,
-    /// Time between retention passes.
+    /// Time between retention passes (pruning is housekeeping: ten minutes late is fine).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "retention")]
     pub prune_every: std::time::Duration,
 }

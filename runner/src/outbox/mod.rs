@@ -165,7 +165,7 @@ impl Outbox {
         {
             return 0;
         }
-        let seq = {
+        let (seq, sendable) = {
             let mut streams = self.lock();
             let stream = streams.entry(key).or_default();
             stream.last_seq += 1;
@@ -184,9 +184,13 @@ impl Outbox {
             {
                 self.spill(key, stream);
             }
-            stream.last_seq
+            (stream.last_seq, stream.in_flight.len() < BATCHES_IN_FLIGHT)
         };
-        self.changed.notify_one();
+        // With the window full, the sender has nothing to take: the ack that opens the
+        // window wakes it (a wake per event would spin it while a fast agent prints).
+        if sendable {
+            self.changed.notify_one();
+        }
         seq
     }
 

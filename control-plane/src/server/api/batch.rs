@@ -1,13 +1,15 @@
 //! `POST /v1/tasks/batch`: many tasks queued in one request and one transaction, all or
 //! none, for servers that dispatch work in bulk.
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use kiln_protocol::now_millis;
+use kiln_protocol::{now_millis, WorkspaceId};
 
 use crate::api_types::{BatchSubmitRequest, TaskPage};
-use crate::model::TaskRecord;
+use crate::model::{TaskRecord, WorkspaceRecord};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -33,6 +35,8 @@ pub async fn submit(
     }
     let now = now_millis();
     let mut tasks = Vec::with_capacity(batch.tasks.len());
+    // A batch's tasks often share one session: read each session once.
+    let mut sessions: HashMap<WorkspaceId, WorkspaceRecord> = HashMap::new();
     for (index, request) in batch.tasks.into_iter().enumerate() {
         let in_batch = |error: InvalidField| InvalidField {
             field: format!("tasks[{index}].{}", error.field),
@@ -46,14 +50,20 @@ pub async fn submit(
             .into());
         }
         let workspace = match request.workspace_id {
-            Some(id) => Some(state.store.workspace(id).await?.ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "tasks[{index}].workspace_id: session {id} not found"
-                ))
-            })?),
+            Some(id) => match sessions.entry(id) {
+                Entry::Occupied(known) => Some(known.into_mut()),
+                Entry::Vacant(slot) => {
+                    let found = state.store.workspace(id).await?.ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "tasks[{index}].workspace_id: session {id} not found"
+                        ))
+                    })?;
+                    Some(slot.insert(found))
+                }
+            },
             None => None,
         };
-        let task = task_input::new_task(request, workspace.as_ref(), now).map_err(in_batch)?;
+        let task = task_input::new_task(request, workspace.as_deref(), now).map_err(in_batch)?;
         tasks.push(task);
     }
     state.store.insert_tasks(&tasks).await?;

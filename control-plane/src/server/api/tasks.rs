@@ -195,7 +195,8 @@ pub async fn retry(
     }
 }
 
-async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
+/// The task, or a not-found error naming it.
+pub async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
     state
         .store
         .task(id)
@@ -203,13 +204,13 @@ async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))
 }
 
-/// Parses a task id from a path, naming the bad value.
 /// A `state` query parameter, such as `running`.
 pub fn state_param(text: &str) -> Result<TaskState, ApiError> {
     text.parse()
         .map_err(|e| ApiError::BadRequest(format!("state {text:?}: {e}")))
 }
 
+/// Parses a task id from a path, naming the bad value.
 pub fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::BadRequest(format!("task id {text:?} is not a valid id")))

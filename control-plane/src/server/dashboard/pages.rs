@@ -129,11 +129,7 @@ pub async fn task(
     Path(id): Path<String>,
 ) -> Result<Html<String>, ApiError> {
     let id = parse_task_id(&id)?;
-    let task = state
-        .store
-        .task(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
+    let task = crate::server::api::tasks::load(&state, id).await?;
     let attempts = state.store.attempts(id).await?;
     let mut body = format!(
         "<h1>Task <code>{id}</code></h1><table><tr><th>State</th><td class=state id=state>{}</td></tr>\

@@ -289,19 +289,10 @@ async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, 
 
 #[cfg(test)]
 mod tests {
-    use kiln_protocol::TaskId;
-
     use crate::model::NewTask;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Store as _, StoreError};
-
-    fn task(id: TaskId) -> NewTask {
-        NewTask {
-            id,
-            branch: format!("kiln/{id}"),
-            ..crate::testing::new_task()
-        }
-    }
+    use crate::testing::new_task;
 
     #[tokio::test]
     async fn a_failing_write_is_rolled_back_alone_and_its_group_commits() {
@@ -309,12 +300,12 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("kiln.db"))
             .await
             .unwrap();
-        let first = task(TaskId::new());
+        let first = new_task();
         store.insert_task(&first).await.unwrap();
 
         // Submitted together so that they share groups: the duplicate id must fail, the
         // rest must land.
-        let fresh: Vec<NewTask> = (0..50).map(|_| task(TaskId::new())).collect();
+        let fresh: Vec<NewTask> = (0..50).map(|_| new_task()).collect();
         let mut writes = Vec::new();
         for new in fresh.iter().chain(std::iter::once(&first)) {
             let store = store.clone();
