@@ -171,6 +171,31 @@ async fn a_runner_that_dies_is_declared_lost_once_across_replicas() {
 }
 
 #[tokio::test]
+async fn a_runner_lost_with_its_replica_is_declared_lost_by_the_leader() {
+    let (_server, mut a, b) = two_replicas(&["--lost-after", "2s"]).await;
+    let mut runner = Runner::register(&a, "box-1", &[]);
+    runner.start_connected(&a).await;
+    let repo = git::repo(&a.scratch(), "app");
+    let id = a.submit(&repo, &["--max-attempts", "2"], "echo started; sleep 300");
+    wait_stdout_lines(&a, &id, 1).await;
+
+    // The runner and the replica holding it die together: no timer of A will fire.
+    runner.kill();
+    a.kill();
+    let task = wait::until("the task to stop running", TIMEOUT, || async {
+        let task = b.task(&id).await;
+        (task["state"] != "running").then_some(task)
+    })
+    .await;
+    assert_eq!(task["state"], "queued", "{task}");
+    assert_eq!(task["attempts"][0]["state"], "lost", "{task}");
+    assert!(
+        b.log().contains("no replica has heard from this runner"),
+        "B's leader sweep declared it"
+    );
+}
+
+#[tokio::test]
 async fn a_runner_that_moves_to_another_replica_is_not_lost_by_the_one_it_left() {
     let (_server, a, b) = two_replicas(&["--lost-after", "2s"]).await;
     let balancer = Proxy::start(&a.url).await;
