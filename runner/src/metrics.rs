@@ -77,7 +77,7 @@ async fn answer(mut stream: TcpStream, board: &Board) -> std::io::Result<()> {
 /// The runner's gauges.
 pub fn render(report: &StatusReport) -> String {
     let mut out = String::new();
-    let gauges: [(&str, &str, u64); 5] = [
+    let gauges: [(&str, &str, u64); 6] = [
         (
             "kiln_runner_connected",
             "1 when connected to the control plane.",
@@ -102,6 +102,11 @@ pub fn render(report: &StatusReport) -> String {
             "kiln_runner_unacked_attempts",
             "Attempts with events the control plane has not acknowledged.",
             report.unacked_attempts as u64,
+        ),
+        (
+            "kiln_runner_spare_worktrees",
+            "Spare worktrees checked out and waiting for a task.",
+            report.spare_worktrees as u64,
         ),
     ];
     for (name, help, value) in gauges {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attempts::{AttemptStatus, Attempts};
 use crate::outbox::Outbox;
+use crate::workspace::spares::Spares;
 
 /// Longest status report read; a report is a few KiB even with many attempts.
 const MAX_REPORT_BYTES: u64 = 4 * 1024 * 1024;
@@ -52,6 +53,9 @@ pub struct StatusReport {
     pub running: Vec<AttemptStatus>,
     /// Attempts with events not yet acknowledged by the control plane.
     pub unacked_attempts: usize,
+    /// Spare worktrees checked out and waiting for a task.
+    #[serde(default)]
+    pub spare_worktrees: usize,
     /// Where `/metrics` and `/status` are served over HTTP (`--metrics-listen`), if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_address: Option<String>,
@@ -68,6 +72,8 @@ pub struct Board {
     pub attempts: Arc<Attempts>,
     /// Unacked events.
     pub outbox: Arc<Outbox>,
+    /// Spare worktrees.
+    pub spares: Arc<Spares>,
 }
 
 impl Board {
@@ -83,6 +89,7 @@ impl Board {
         report.draining = self.attempts.is_draining();
         report.running = self.attempts.snapshot();
         report.unacked_attempts = self.outbox.announce().len();
+        report.spare_worktrees = self.spares.ready();
         report
     }
 }

@@ -38,6 +38,7 @@ async fn the_runner_serves_its_gauges_and_status_over_http() {
     assert_eq!(idle["kiln_runner_connected"], 1.0);
     assert_eq!(idle["kiln_runner_slots"], 3.0);
     assert_eq!(idle["kiln_runner_running_attempts"], 0.0);
+    assert_eq!(idle["kiln_runner_spare_worktrees"], 0.0);
 
     let repo = git::repo(&control_plane.scratch(), "app");
     let release = control_plane.scratch().join("release");
@@ -60,4 +61,9 @@ async fn the_runner_serves_its_gauges_and_status_over_http() {
     assert_eq!(missing.status(), 404);
     std::fs::write(&release, b"").expect("release the task");
     control_plane.wait_terminal(&id, TIMEOUT).await;
+    wait::until("a spare worktree of the repository", TIMEOUT, || async {
+        let idle = samples(&get(&address, "/metrics").await);
+        (idle["kiln_runner_spare_worktrees"] == 1.0).then_some(())
+    })
+    .await;
 }

@@ -245,11 +245,17 @@ async fn concurrent_tasks_on_one_repository_share_its_mirror_safely() {
     let worktrees: Vec<_> = std::fs::read_dir(runner.worktree_base())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && e.file_name() != ".spares")
         .collect();
     assert!(
         worktrees.is_empty(),
         "every worktree removed after its task"
+    );
+    let spares =
+        std::fs::read_dir(runner.worktree_base().join(".spares")).map_or(0, Iterator::count);
+    assert!(
+        spares <= 1,
+        "at most one spare per repository, found {spares}"
     );
 }
 

@@ -23,9 +23,10 @@ use crate::attempts::Attempts;
 use crate::outbox::{AttemptKey, Outbox};
 use crate::presets::{self, Preset};
 use crate::upload::Uploader;
-use crate::workspace::mirror::{Fetched, Mirrors};
+use crate::workspace::mirror::{Fetched, LockedMirror, Mirrors};
 use crate::workspace::sessions::{self, Workspace, Workspaces};
-use crate::workspace::{result, worktree};
+use crate::workspace::spares::Spares;
+use crate::workspace::{result, worktree, GitError};
 use container::ContainerLimits;
 
 /// What an attempt needs from the daemon.
@@ -37,6 +38,8 @@ pub struct Shared {
     pub attempts: Arc<Attempts>,
     /// The mirror cache.
     pub mirrors: Arc<Mirrors>,
+    /// Worktrees checked out ahead of tasks.
+    pub spares: Arc<Spares>,
     /// Where worktrees are made.
     pub worktree_base: PathBuf,
     /// Artifact uploads.
@@ -88,7 +91,8 @@ pub async fn run(shared: Shared, spec: TaskSpec, number: u32, cancel: Cancellati
     attempt.emit(EventBody::Finished { outcome });
     attempt.shared.attempts.release(attempt.key());
     if let Some(limit) = attempt.shared.cache_max_bytes {
-        attempt.shared.mirrors.evict_over(limit).await;
+        let shared = &attempt.shared;
+        shared.mirrors.evict_over(limit, &shared.spares).await;
     }
 }
 
@@ -150,16 +154,52 @@ impl Attempt {
             .await
             .map_err(outcome::error)?;
         self.phase(Phase::CheckingOut);
-        worktree::add(&mirror.path, path, &self.spec.branch, &base, earlier)
-            .await
-            .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
+        let spare = tokio::select! {
+            spare = self.shared.spares.take(&mirror) => spare,
+            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
+        };
+        let from = match spare {
+            Some(spare) => {
+                self.adopt_or_add(&mirror, &spare, path, &base, earlier)
+                    .await
+            }
+            None => worktree::add(&mirror.path, path, &self.spec.branch, &base, earlier)
+                .await
+                .map(|()| ""),
+        }
+        .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
+        self.shared.spares.replenish(&mirror.path, &base);
         self.say(format!(
-            "worktree {} on branch {} at {}",
+            "worktree {} on branch {} at {}{from}",
             path.display(),
             self.spec.branch,
             &base[..12.min(base.len())]
         ));
         Ok(base)
+    }
+
+    /// Makes the worktree from a spare, or the usual way if the spare cannot be used.
+    /// Returns how it was made, for the attempt's log.
+    async fn adopt_or_add(
+        &self,
+        mirror: &LockedMirror,
+        spare: &Path,
+        path: &Path,
+        base: &str,
+        earlier: &[PathBuf],
+    ) -> Result<&'static str, GitError> {
+        let branch = &self.spec.branch;
+        match worktree::adopt(&mirror.path, spare, path, branch, base, earlier).await {
+            Ok(()) => Ok(" (from a spare)"),
+            Err(error) => {
+                tracing::warn!(spare = %spare.display(), %error, "cannot use a spare worktree");
+                if spare.exists() {
+                    worktree::remove(&mirror.path, spare).await;
+                }
+                worktree::add(&mirror.path, path, branch, base, earlier).await?;
+                Ok("")
+            }
+        }
     }
 
     async fn in_fresh_worktree(&self, invocation: &presets::Invocation) -> Outcome {

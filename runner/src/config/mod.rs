@@ -24,6 +24,7 @@ use crate::presets::{Preset, PresetConfig};
 use crate::rotation::TokenSource;
 use crate::secret::Secret;
 use crate::server_url::{BadServerUrl, ServerUrl};
+use crate::workspace::spares::{DEFAULT_SPARE_WORKTREES, MAX_SPARE_WORKTREES};
 use container::ContainerSection;
 
 /// Files larger than this are not committed by default: 50 MiB keeps build artefacts and
@@ -41,7 +42,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 16] = [
+const ENV_KEYS: [(&str, &str); 17] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -58,6 +59,7 @@ const ENV_KEYS: [(&str, &str); 16] = [
     ("KILN_MAX_LOG_SIZE", "max_log_size"),
     ("KILN_METRICS_LISTEN", "metrics_listen"),
     ("KILN_MAX_COMMIT_FILE_SIZE", "max_commit_file_size"),
+    ("KILN_SPARE_WORKTREES", "spare_worktrees"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -137,6 +139,7 @@ struct Layered {
     max_log_size: Option<String>,
     metrics_listen: Option<String>,
     max_commit_file_size: Option<String>,
+    spare_worktrees: Option<u32>,
     #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
     #[serde(default)]
@@ -186,6 +189,8 @@ pub struct RunnerConfig {
     pub container_limits: ContainerLimits,
     /// Where to serve `/metrics` and `/status` over HTTP, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Worktrees checked out ahead of tasks, at most one per repository (0: none).
+    pub spare_worktrees: u32,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -311,6 +316,13 @@ impl RunnerConfig {
                 })
             })
             .transpose()?;
+        let spare_worktrees = layered.spare_worktrees.unwrap_or(DEFAULT_SPARE_WORKTREES);
+        if spare_worktrees > MAX_SPARE_WORKTREES {
+            return Err(invalid(
+                "spare_worktrees",
+                format!("is {spare_worktrees}; it must be 0 to {MAX_SPARE_WORKTREES}"),
+            ));
+        }
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -336,6 +348,7 @@ impl RunnerConfig {
             presets,
             container_limits,
             metrics_listen,
+            spare_worktrees,
         })
     }
 

@@ -108,3 +108,21 @@ fn metrics_listen_must_be_an_address() {
         Some("127.0.0.1:9464".parse().unwrap())
     );
 }
+
+#[test]
+fn spare_worktrees_default_to_two_and_refuse_too_many_naming_the_key() {
+    let (_temp, dir) = dir_with("spare_worktrees: 5\n");
+    let load = |env: &HashMap<String, String>| {
+        RunnerConfig::load_with_env(&dir, env, &Overrides::default())
+    };
+    assert_eq!(load(&HashMap::new()).unwrap().spare_worktrees, 5);
+    let env = |value: &str| HashMap::from([("KILN_SPARE_WORKTREES".to_owned(), value.to_owned())]);
+    assert_eq!(load(&env("0")).unwrap().spare_worktrees, 0);
+    let error = load(&env("65")).unwrap_err().to_string();
+    assert_eq!(error, "spare_worktrees is 65; it must be 0 to 64");
+    let error = load(&env("many")).unwrap_err().to_string();
+    assert!(error.contains("spare_worktrees"), "{error}");
+    let (_empty, defaults) = dir_with("");
+    let config = RunnerConfig::load_with_env(&defaults, &HashMap::new(), &Overrides::default());
+    assert_eq!(config.unwrap().spare_worktrees, DEFAULT_SPARE_WORKTREES);
+}

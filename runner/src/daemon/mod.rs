@@ -26,6 +26,7 @@ use crate::secret::CurrentToken;
 use crate::status::{self, Board, Link, StatusError, StatusReport};
 use crate::upload::Uploader;
 use crate::workspace::mirror::Mirrors;
+use crate::workspace::spares::Spares;
 
 /// After the last attempt ends, how long the daemon waits for the control plane to
 /// acknowledge the remaining events before it writes them to the spool and exits; the next
@@ -164,6 +165,13 @@ pub async fn run(
         })?,
     );
     let attempts = Arc::new(Attempts::new(config.max_concurrent_agents));
+    // A runner that leaves after one task would only waste disk and time on spares.
+    let spare_limit = if config.disconnect_after_task {
+        0
+    } else {
+        config.spare_worktrees
+    };
+    let spares = Spares::new(&config.worktree_base, spare_limit);
     let board = Arc::new(Board {
         template: StatusReport {
             pid: std::process::id(),
@@ -176,6 +184,7 @@ pub async fn run(
             max_concurrent: config.max_concurrent_agents,
             running: Vec::new(),
             unacked_attempts: 0,
+            spare_worktrees: 0,
             metrics_address: metrics_listener
                 .as_ref()
                 .and_then(|l| l.local_addr().ok())
@@ -184,12 +193,14 @@ pub async fn run(
         link: Mutex::default(),
         attempts: Arc::clone(&attempts),
         outbox: Arc::clone(&outbox),
+        spares: Arc::clone(&spares),
     });
     let runtime = Arc::new(Runtime {
         shared: attempt::Shared {
             outbox: Arc::clone(&outbox),
             attempts: Arc::clone(&attempts),
             mirrors: Arc::new(Mirrors::new(&config.cache_dir)),
+            spares,
             worktree_base: config.worktree_base.clone(),
             uploader: Uploader::new(http, identity.server_url.clone(), token.clone()),
             kill_grace: config.kill_grace,

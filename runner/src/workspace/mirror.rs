@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use super::git::{self, GitError};
+use super::spares::Spares;
 
 /// File inside a mirror that records which repository it mirrors.
 const ORIGIN_FILE: &str = "kiln-origin";
@@ -119,7 +120,7 @@ impl Mirrors {
 
     /// Removes the least recently used mirrors that no task is using until the cache is at
     /// most `max_bytes`. Returns the repositories evicted.
-    pub async fn evict_over(&self, max_bytes: u64) -> Vec<String> {
+    pub async fn evict_over(&self, max_bytes: u64, spares: &Spares) -> Vec<String> {
         let root = self.root.clone();
         let mut mirrors = tokio::task::spawn_blocking(move || cached_mirrors(&root))
             .await
@@ -136,9 +137,16 @@ impl Mirrors {
                 Arc::clone(locks.entry(mirror.path.clone()).or_default())
             };
             // In use by a fetch or checkout right now, or holding a task's worktree: keep.
-            let Ok(_guard) = lock.try_lock_owned() else {
+            let Ok(guard) = lock.try_lock_owned() else {
                 continue;
             };
+            let locked = LockedMirror {
+                path: mirror.path.clone(),
+                _guard: guard,
+            };
+            spares.discard_for(&locked).await;
+            // Metadata of worktrees deleted by hand (or by a crash) must not pin the mirror.
+            let _ = git::run(&mirror.path, &["worktree", "prune"]).await;
             if has_worktrees(&mirror.path) {
                 continue;
             }

@@ -5,6 +5,7 @@ mod git;
 pub mod mirror;
 pub mod result;
 pub mod sessions;
+pub mod spares;
 pub mod worktree;
 
 pub use git::{run as git, GitError};

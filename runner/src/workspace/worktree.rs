@@ -19,15 +19,8 @@ pub async fn add(
     base_commit: &str,
     earlier: &[PathBuf],
 ) -> Result<(), GitError> {
-    for stale in earlier.iter().map(PathBuf::as_path).chain([path]) {
-        if stale.exists() {
-            remove(mirror, stale).await;
-        }
-    }
+    clear_the_way(mirror, path, earlier).await?;
     git::run(mirror, &["worktree", "prune"]).await?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| GitError::io("create worktree dir", e))?;
-    }
     let path_text = path.to_string_lossy();
     git::run(
         mirror,
@@ -44,6 +37,50 @@ pub async fn add(
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// Turns the spare worktree `spare` into the one `add` would have made at `path`: a rename,
+/// a forced switch to `branch` reset to `base_commit`, and untracked files cleaned away.
+/// Only the files that differ between the spare's commit and the base are written.
+pub async fn adopt(
+    mirror: &Path,
+    spare: &Path,
+    path: &Path,
+    branch: &str,
+    base_commit: &str,
+    earlier: &[PathBuf],
+) -> Result<(), GitError> {
+    clear_the_way(mirror, path, earlier).await?;
+    let (spare_text, path_text) = (spare.to_string_lossy(), path.to_string_lossy());
+    git::run(mirror, &["worktree", "move", "--", &spare_text, &path_text]).await?;
+    git::run(
+        path,
+        &[
+            "checkout",
+            "--quiet",
+            "--force",
+            "--no-track",
+            "-B",
+            branch,
+            base_commit,
+        ],
+    )
+    .await?;
+    git::run(path, &["clean", "-q", "-f", "-d", "-x"]).await?;
+    Ok(())
+}
+
+/// Removes earlier attempts' worktrees and anything at `path`, and makes its parent.
+async fn clear_the_way(mirror: &Path, path: &Path, earlier: &[PathBuf]) -> Result<(), GitError> {
+    for stale in earlier.iter().map(PathBuf::as_path).chain([path]) {
+        if stale.exists() {
+            remove(mirror, stale).await;
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| GitError::io("create worktree dir", e))?;
+    }
     Ok(())
 }
 
