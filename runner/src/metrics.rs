@@ -106,7 +106,7 @@ pub fn render(report: &StatusReport) -> String {
         (
             "kiln_runner_spare_worktrees",
             "Spare worktrees checked out and waiting for a task.",
-            report.spare_worktrees as u64,
+            report.spare_worktrees.len() as u64,
         ),
     ];
     for (name, help, value) in gauges {

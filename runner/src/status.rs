@@ -53,9 +53,9 @@ pub struct StatusReport {
     pub running: Vec<AttemptStatus>,
     /// Attempts with events not yet acknowledged by the control plane.
     pub unacked_attempts: usize,
-    /// Spare worktrees checked out and waiting for a task.
+    /// Repositories with a spare worktree checked out and waiting for a task.
     #[serde(default)]
-    pub spare_worktrees: usize,
+    pub spare_worktrees: Vec<String>,
     /// Where `/metrics` and `/status` are served over HTTP (`--metrics-listen`), if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_address: Option<String>,

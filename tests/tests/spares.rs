@@ -21,12 +21,12 @@ const DESCRIBE: &str = "git branch --show-current; git rev-parse HEAD; \
     git status --porcelain --untracked-files=all; echo status-end; \
     find . -path ./.git -prune -o -type f -print | sort; cat README.md";
 
-fn spare_count(runner: &Runner) -> u64 {
+fn spare_count(runner: &Runner) -> usize {
     let status: Value = serde_json::from_slice(&runner.status().stdout).unwrap();
-    status["spare_worktrees"].as_u64().unwrap()
+    status["spare_worktrees"].as_array().unwrap().len()
 }
 
-async fn wait_spares(runner: &Runner, count: u64) {
+async fn wait_spares(runner: &Runner, count: usize) {
     wait::until(&format!("{count} spare worktree(s)"), TIMEOUT, || async {
         (spare_count(runner) == count).then_some(())
     })
@@ -74,6 +74,8 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
         "the first task has no spare: {system:?}"
     );
     wait_spares(&runner, 1).await;
+    let status: Value = serde_json::from_slice(&runner.status().stdout).unwrap();
+    assert_eq!(status["spare_worktrees"][0], repo.to_string_lossy().as_ref());
 
     // The base moves on, and the spare is tampered with as a stray agent might.
     std::fs::write(repo.join("README.md"), "hello\nsecond\n").unwrap();

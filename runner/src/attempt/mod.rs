@@ -168,7 +168,7 @@ impl Attempt {
                 .map(|()| ""),
         }
         .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
-        self.shared.spares.replenish(&mirror.path, &base);
+        self.shared.spares.replenish(&mirror.path, repo, &base);
         self.say(format!(
             "worktree {} on branch {} at {}{from}",
             path.display(),

@@ -184,7 +184,7 @@ pub async fn run(
             max_concurrent: config.max_concurrent_agents,
             running: Vec::new(),
             unacked_attempts: 0,
-            spare_worktrees: 0,
+            spare_worktrees: Vec::new(),
             metrics_address: metrics_listener
                 .as_ref()
                 .and_then(|l| l.local_addr().ok())

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -29,6 +30,11 @@ const STALE_PREFIX: &str = ".spares-stale-";
 /// alternates between two repositories.
 pub const DEFAULT_SPARE_WORKTREES: u32 = 2;
 
+/// How long after checking out a spare its index is refreshed: git compares file and index
+/// times in whole seconds unless built with nanosecond support, so a file is only known
+/// clean once the index is written in a later second.
+const RACY_WINDOW: Duration = Duration::from_millis(1100);
+
 /// Most spare worktrees a runner may be configured to keep.
 pub const MAX_SPARE_WORKTREES: u32 = 64;
 
@@ -38,7 +44,12 @@ enum Slot {
     /// Being checked out; its sender is dropped once the slot is settled.
     Making(watch::Receiver<()>),
     /// Checked out at a commit, detached, and never handed out.
-    Ready(PathBuf),
+    Ready {
+        /// The worktree.
+        path: PathBuf,
+        /// The repository it is a checkout of.
+        repo: String,
+    },
 }
 
 /// The runner's spare worktrees, at most one per mirror.
@@ -69,12 +80,18 @@ impl Spares {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Spares ready to hand out.
-    pub fn ready(&self) -> usize {
-        self.slots()
+    /// The repositories with a spare ready to hand out, sorted.
+    pub fn ready(&self) -> Vec<String> {
+        let mut repos: Vec<String> = self
+            .slots()
             .values()
-            .filter(|slot| matches!(slot, Slot::Ready(_)))
-            .count()
+            .filter_map(|slot| match slot {
+                Slot::Ready { repo, .. } => Some(repo.clone()),
+                Slot::Making(_) => None,
+            })
+            .collect();
+        repos.sort();
+        repos
     }
 
     /// Hands out the locked mirror's spare, waiting for it if it is being made. The caller
@@ -84,7 +101,7 @@ impl Spares {
             let mut making = {
                 let mut slots = self.slots();
                 match slots.remove(&mirror.path)? {
-                    Slot::Ready(path) => return Some(path),
+                    Slot::Ready { path, .. } => return Some(path),
                     Slot::Making(done) => {
                         slots.insert(mirror.path.clone(), Slot::Making(done.clone()));
                         done
@@ -96,9 +113,10 @@ impl Spares {
         }
     }
 
-    /// Starts making a spare of `mirror` at `commit` in the background, unless the mirror
-    /// has one or spares are off. Makes room by deleting the least recently used spare.
-    pub fn replenish(self: &Arc<Self>, mirror: &Path, commit: &str) {
+    /// Starts making a spare of `repo` from its `mirror` at `commit` in the background,
+    /// unless the mirror has one or spares are off. Makes room by deleting the least
+    /// recently used spare.
+    pub fn replenish(self: &Arc<Self>, mirror: &Path, repo: &str, commit: &str) {
         if self.limit == 0 {
             return;
         }
@@ -125,13 +143,13 @@ impl Spares {
             tokio::spawn(async move { discard(&victim, path).await });
         }
         let spares = Arc::clone(self);
-        let (mirror, commit) = (mirror.to_owned(), commit.to_owned());
+        let (mirror, repo, commit) = (mirror.to_owned(), repo.to_owned(), commit.to_owned());
         tokio::spawn(async move {
             let made = spares.make(&mirror, &commit).await;
             let mut slots = spares.slots();
             match made {
                 Ok(path) => {
-                    slots.insert(mirror, Slot::Ready(path));
+                    slots.insert(mirror, Slot::Ready { path, repo });
                 }
                 Err(error) => {
                     tracing::warn!(mirror = %mirror.display(), %error, "cannot make a spare worktree");
@@ -161,7 +179,7 @@ impl Spares {
         let mut candidates: Vec<(&PathBuf, &PathBuf)> = slots
             .iter()
             .filter_map(|(mirror, slot)| match slot {
-                Slot::Ready(path) => Some((mirror, path)),
+                Slot::Ready { path, .. } => Some((mirror, path)),
                 Slot::Making(_) => None,
             })
             .collect();
@@ -187,8 +205,10 @@ impl Spares {
             let _ = std::fs::remove_dir_all(&path);
             return Err(error);
         }
-        // Files written in the same clock tick as the index are "racily clean" and would be
-        // re-read by the task's checkout; refreshing now settles them off the critical path.
+        // Files written in the same second as the index are "racily clean": git would re-read
+        // every one of them in the task's checkout. An index written a second later settles
+        // them, off the critical path.
+        tokio::time::sleep(RACY_WINDOW).await;
         git::run(&path, &["update-index", "-q", "--refresh"]).await?;
         Ok(path)
     }

@@ -2,12 +2,16 @@
 //! benchmarks make on them: submit, follow a task's events.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
 use crate::{ControlPlane, Runner};
+
+/// Longest wait for a spare worktree: a checkout of the mid-size repository takes seconds on
+/// a slow disk.
+const SPARE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A control plane with one connected real runner.
 #[derive(Debug)]
@@ -36,6 +40,29 @@ impl Stack {
             runner,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Stops the runner and starts it again with `env` added; its caches stay.
+    pub async fn restart_runner_with(&mut self, env: &[(&str, &str)]) {
+        self.runner.kill();
+        let mut all = vec![("KILN_LOG", "warn")];
+        all.extend_from_slice(env);
+        self.runner.start_with_env(&all);
+        self.runner.wait_online(&self.control_plane).await;
+    }
+
+    /// Waits until the runner has a spare worktree of `repo` ready, as it has between tasks.
+    pub async fn wait_spare(&self, repo: &Path) {
+        let repo = repo.to_string_lossy();
+        crate::wait::until("a spare worktree", SPARE_TIMEOUT, || async {
+            let status: Value = serde_json::from_slice(&self.runner.status().stdout).ok()?;
+            let spares = status["spare_worktrees"].as_array()?;
+            spares
+                .iter()
+                .any(|r| r.as_str() == Some(&repo))
+                .then_some(())
+        })
+        .await;
     }
 
     fn url(&self, path: &str) -> String {
