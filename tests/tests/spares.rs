@@ -75,7 +75,10 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
     );
     wait_spares(&runner, 1).await;
     let status: Value = serde_json::from_slice(&runner.status().stdout).unwrap();
-    assert_eq!(status["spare_worktrees"][0], repo.to_string_lossy().as_ref());
+    assert_eq!(
+        status["spare_worktrees"][0],
+        repo.to_string_lossy().as_ref()
+    );
 
     // The base moves on, and the spare is tampered with as a stray agent might.
     std::fs::write(repo.join("README.md"), "hello\nsecond\n").unwrap();

@@ -3,21 +3,20 @@
 //! applied by the shim to the agent's whole process tree.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use kiln_protocol::{LogLine, StopReason, Stream};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::lines;
 use super::redact::{Redactor, MIN_SECRET_LEN};
+use super::shims::Shims;
 use super::watch::Verdict;
-use crate::shim::{self, AgentStatus};
+use crate::shim::{AgentStatus, Launch};
 
 /// Time an agent has to exit after SIGTERM before SIGKILL. Ten seconds lets an agent save
 /// its work and exit cleanly, and is short enough that a cancel feels prompt.
@@ -39,8 +38,8 @@ const LINE_BUFFER: usize = 256;
 /// How to run one agent.
 #[derive(Debug)]
 pub struct AgentCommand<'a> {
-    /// The program to run as the shim (this executable).
-    pub shim: &'a Path,
+    /// Where the agent's shim comes from.
+    pub shims: &'a Shims,
     /// argv; the first element is the program.
     pub argv: Vec<String>,
     /// Working directory: the worktree.
@@ -99,40 +98,25 @@ pub async fn run(
     cancel: &CancellationToken,
     mut handle: impl FnMut(LogLine) -> Verdict,
 ) -> AgentEnd {
-    let mut process = Command::new(command.shim);
-    process
-        .arg(shim::SUBCOMMAND)
-        .arg("--grace-ms")
-        .arg(command.kill_grace.as_millis().to_string())
-        .arg("--status-file")
-        .arg(&command.status_file);
-    if let Some(stdin) = command.stdin_file {
-        process.arg("--stdin-file").arg(stdin);
-    }
-    process
-        .arg("--")
-        .args(&command.argv)
-        .current_dir(command.workdir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KILN_") {
-            process.env_remove(key);
-        }
-    }
-    process.envs(command.env.iter().map(|(k, v)| (k, v)));
+    let launch = Launch {
+        grace_ms: u64::try_from(command.kill_grace.as_millis()).unwrap_or(u64::MAX),
+        status_file: command.status_file.clone(),
+        stdin_file: command.stdin_file.map(Path::to_path_buf),
+        workdir: command.workdir.to_path_buf(),
+        env: command.env.clone(),
+        argv: command.argv.clone(),
+    };
     let _ = std::fs::remove_file(&command.status_file);
-    let mut child = match process.spawn() {
+    let mut child = match command.shims.launch(&launch).await {
         Ok(child) => child,
         Err(e) => {
             return AgentEnd::SpawnFailed(format!(
                 "cannot start the agent shim {}: {e}",
-                command.shim.display()
+                command.shims.program().display()
             ))
         }
     };
+
     let group = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
@@ -226,6 +210,8 @@ pub async fn run(
         }
     }
     readers.abort_all();
+    // The next agent gets a shim that is already running.
+    command.shims.prepare();
     for line in redactor.flush() {
         handle(line);
     }

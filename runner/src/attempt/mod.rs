@@ -10,6 +10,7 @@ mod outcome;
 mod redact;
 mod runs;
 mod save;
+pub mod shims;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::workspace::sessions::{self, Workspace, Workspaces};
 use crate::workspace::spares::Spares;
 use crate::workspace::{result, worktree, GitError};
 use container::ContainerLimits;
+use shims::Shims;
 
 /// What an attempt needs from the daemon.
 #[derive(Clone, Debug)]
@@ -46,8 +48,8 @@ pub struct Shared {
     pub uploader: Uploader,
     /// SIGTERM-to-SIGKILL grace for agents.
     pub kill_grace: Duration,
-    /// The executable that runs the agent shim (this program).
-    pub shim: PathBuf,
+    /// Agent shims, one started ahead of work.
+    pub shims: Arc<Shims>,
     /// Cancelled when the runner must stop now (uploads give up).
     pub abort: CancellationToken,
     /// Notices for the control plane.

@@ -80,7 +80,7 @@ impl Attempt {
             }
         };
         let command = AgentCommand {
-            shim: &self.shared.shim,
+            shims: &self.shared.shims,
             argv,
             workdir: path,
             env,

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::attempt;
+use crate::attempt::shims::Shims;
 use crate::attempts::Attempts;
 use crate::config::sandbox::SandboxIdentity;
 use crate::config::{ConfigError, Identity, RunnerConfig};
@@ -172,6 +173,10 @@ pub async fn run(
         config.spare_worktrees
     };
     let spares = Spares::new(&config.worktree_base, spare_limit);
+    let shims = Arc::new(Shims::new(std::env::current_exe().map_err(|e| {
+        DaemonError::Http(format!("cannot find own executable: {e}"))
+    })?));
+    shims.prepare();
     let board = Arc::new(Board {
         template: StatusReport {
             pid: std::process::id(),
@@ -204,8 +209,7 @@ pub async fn run(
             worktree_base: config.worktree_base.clone(),
             uploader: Uploader::new(http, identity.server_url.clone(), token.clone()),
             kill_grace: config.kill_grace,
-            shim: std::env::current_exe()
-                .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?,
+            shims: Arc::clone(&shims),
             abort: signals.abort.clone(),
             notices: Arc::default(),
             max_commit_file_bytes: config.max_commit_file_bytes,

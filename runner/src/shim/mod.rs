@@ -2,16 +2,18 @@
 //! `kiln-runner agent-shim` (or `kiln agent-shim` under `kiln dev`).
 //!
 //! It exists so that no agent process outlives its attempt, even if the runner is killed
-//! with SIGKILL. The runner holds the write end of the shim's stdin (the lifeline) and never
-//! writes to it. When the lifeline closes (the runner stopped the attempt, or died), the
-//! shim sends SIGTERM to its whole process tree, waits the grace period, then SIGKILLs
-//! whatever is left. As a child subreaper it also catches descendants that detach with
+//! with SIGKILL. The runner starts shims ahead of work; each waits for one [`Launch`] line
+//! on its stdin, starts that agent, and from then on treats stdin as the lifeline: the
+//! runner holds its write end and writes nothing more. When the lifeline closes (the runner
+//! stopped the attempt, or died), the shim sends SIGTERM to its whole process tree, waits
+//! the grace period, then SIGKILLs whatever is left. As a child subreaper it also catches descendants that detach with
 //! `setsid` or double-forking. When the agent exits on its own, its leftovers are killed.
 //! The agent's exit status is written to a status file for the runner.
 
 mod tree;
 
 use std::ffi::OsString;
+use std::io::{BufRead as _, Read as _};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -42,79 +44,39 @@ pub struct AgentStatus {
     pub spawn_failed: Option<String>,
 }
 
-/// The shim's arguments.
-#[derive(Debug)]
-struct Args {
-    grace: Duration,
-    status_file: PathBuf,
-    stdin_file: Option<PathBuf>,
-    argv: Vec<OsString>,
+/// What the runner sends a waiting shim: the agent to start, as one JSON line on the
+/// shim's stdin. The runner starts shims before it has work for them, so the shim's own
+/// start-up is off the path from assignment to agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// SIGTERM-to-SIGKILL grace for the agent's tree, in milliseconds.
+    pub grace_ms: u64,
+    /// Where the shim reports how the agent ended.
+    pub status_file: PathBuf,
+    /// File given to the agent as stdin (none: empty stdin).
+    pub stdin_file: Option<PathBuf>,
+    /// The agent's working directory.
+    pub workdir: PathBuf,
+    /// Variables set for the agent on top of the shim's environment.
+    pub env: Vec<(String, String)>,
+    /// The agent's argv; the first element is the program.
+    pub argv: Vec<String>,
 }
 
-fn parse(args: Vec<OsString>) -> Result<Args, String> {
-    let mut grace = None;
-    let mut status_file = None;
-    let mut stdin_file = None;
-    let mut rest = args.into_iter();
-    while let Some(arg) = rest.next() {
-        match arg.to_str() {
-            Some("--grace-ms") => {
-                let value = rest
-                    .next()
-                    .and_then(|v| v.to_str()?.parse().ok())
-                    .ok_or("--grace-ms needs a number")?;
-                grace = Some(Duration::from_millis(value));
-            }
-            Some("--status-file") => status_file = rest.next().map(PathBuf::from),
-            Some("--stdin-file") => stdin_file = rest.next().map(PathBuf::from),
-            Some("--") => break,
-            _ => return Err(format!("unexpected argument {arg:?}")),
-        }
-    }
-    let argv: Vec<OsString> = rest.collect();
-    if argv.is_empty() {
-        return Err("no agent command after --".into());
-    }
-    Ok(Args {
-        grace: grace.ok_or("--grace-ms is required")?,
-        status_file: status_file.ok_or("--status-file is required")?,
-        stdin_file,
-        argv,
-    })
-}
+/// Longest launch line read: environments and argv of a few MiB at most.
+const MAX_LAUNCH_BYTES: u64 = 8 << 20;
 
 enum Happened {
     AgentExited(std::process::ExitStatus),
     LifelineClosed,
 }
 
-/// Runs the shim with the arguments after the subcommand.
+/// Runs the shim with the arguments after the subcommand (there are none).
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let args = match parse(args) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("kiln agent-shim: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let status = supervise(&args);
-    let text = serde_json::to_vec(&status).unwrap_or_default();
-    // Read by the runner as soon as the shim exits; a machine crash makes it moot, so it
-    // is not synced.
-    if let Err(e) =
-        crate::atomic_file::write_scratch(&args.status_file, &text, crate::atomic_file::SECRET_MODE)
-    {
-        eprintln!(
-            "kiln agent-shim: cannot write {}: {e}",
-            args.status_file.display()
-        );
-        return ExitCode::from(1);
+    if let Some(arg) = args.first() {
+        eprintln!("kiln agent-shim: unexpected argument {arg:?}");
+        return ExitCode::from(2);
     }
-    ExitCode::SUCCESS
-}
-
-fn supervise(args: &Args) -> AgentStatus {
-    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     // Orphaned descendants are re-parented to us rather than to init.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // SIGTERM and SIGINT to our group are for the agent; we stop on the lifeline instead.
@@ -123,20 +85,76 @@ fn supervise(args: &Args) -> AgentStatus {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
     }
-    let stdin = match &args.stdin_file {
+    let launch = match read_launch() {
+        Ok(Some(launch)) => launch,
+        // The runner closed the lifeline before it had work for us.
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln agent-shim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let status = supervise(&launch);
+    let text = serde_json::to_vec(&status).unwrap_or_default();
+    // Read by the runner as soon as the shim exits; a machine crash makes it moot, so it
+    // is not synced.
+    if let Err(e) = crate::atomic_file::write_scratch(
+        &launch.status_file,
+        &text,
+        crate::atomic_file::SECRET_MODE,
+    ) {
+        eprintln!(
+            "kiln agent-shim: cannot write {}: {e}",
+            launch.status_file.display()
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Waits for the launch line; `None` if stdin closes first.
+fn read_launch() -> Result<Option<Launch>, String> {
+    let mut line = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_LAUNCH_BYTES)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read the launch line: {e}"))?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(format!(
+            "launch line cut short or over {MAX_LAUNCH_BYTES} bytes"
+        ));
+    }
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(|e| format!("bad launch line: {e}"))
+}
+
+fn supervise(launch: &Launch) -> AgentStatus {
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let stdin = match &launch.stdin_file {
         Some(path) => match std::fs::File::open(path) {
             Ok(file) => Stdio::from(file),
             Err(_) => Stdio::null(),
         },
         None => Stdio::null(),
     };
-    let Some((program, rest)) = args.argv.split_first() else {
+    let Some((program, rest)) = launch.argv.split_first() else {
         return AgentStatus {
             spawn_failed: Some("empty command".into()),
             ..AgentStatus::default()
         };
     };
-    let mut child = match Command::new(program).args(rest).stdin(stdin).spawn() {
+    let spawned = Command::new(program)
+        .args(rest)
+        .current_dir(&launch.workdir)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .spawn();
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             return AgentStatus {
@@ -165,7 +183,7 @@ fn supervise(args: &Args) -> AgentStatus {
     };
     let exit = exit.or_else(|| {
         tree::signal_all(me, Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + args.grace;
+        let deadline = std::time::Instant::now() + Duration::from_millis(launch.grace_ms);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match happened.recv_timeout(left) {

@@ -1,0 +1,104 @@
+//! Agent shims started ahead of work: one waits at all times, so that starting an agent
+//! is one line written to a running shim rather than a new process of this large program
+//! (whose start-up was the biggest step between an assignment and the agent, see
+//! docs/performance.md). A shim that waits holds no task data; it exits when its stdin
+//! closes, so a runner that dies leaves none behind.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, Command};
+
+use crate::shim::{self, Launch};
+
+/// Where shims come from, and the one waiting for the next agent.
+#[derive(Debug)]
+pub struct Shims {
+    program: PathBuf,
+    waiting: Mutex<Option<Child>>,
+}
+
+impl Shims {
+    /// Shims run as `program agent-shim` (this executable). None is started yet.
+    pub fn new(program: PathBuf) -> Self {
+        Self {
+            program,
+            waiting: Mutex::default(),
+        }
+    }
+
+    /// The executable shims run.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Starts a shim to wait for the next launch, unless one is waiting already.
+    pub fn prepare(&self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.as_mut().is_some_and(is_alive) {
+            return;
+        }
+        *waiting = match spawn(&self.program) {
+            Ok(child) => Some(child),
+            Err(error) => {
+                tracing::warn!(program = %self.program.display(), %error, "cannot start an agent shim ahead of work");
+                None
+            }
+        };
+    }
+
+    /// Hands `launch` to the waiting shim (or to a new one if none is waiting or it has
+    /// gone) and returns that shim, now running the agent.
+    pub async fn launch(&self, launch: &Launch) -> io::Result<Child> {
+        let mut line = serde_json::to_vec(launch).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut shim) = waiting {
+            if is_alive(&mut shim) && send(&mut shim, &line).await.is_ok() {
+                return Ok(shim);
+            }
+            let _ = shim.start_kill();
+        }
+        let mut shim = spawn(&self.program)?;
+        send(&mut shim, &line).await?;
+        Ok(shim)
+    }
+}
+
+fn is_alive(shim: &mut Child) -> bool {
+    matches!(shim.try_wait(), Ok(None))
+}
+
+async fn send(shim: &mut Child, line: &[u8]) -> io::Result<()> {
+    let stdin = shim
+        .stdin
+        .as_mut()
+        .ok_or_else(|| io::Error::other("the shim has no stdin"))?;
+    stdin.write_all(line).await
+}
+
+/// Starts a shim in its own process group, without the runner's `KILN_*` variables (the
+/// token among them), its stdio piped to the runner.
+fn spawn(program: &Path) -> io::Result<Child> {
+    let mut process = Command::new(program);
+    process
+        .arg(shim::SUBCOMMAND)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KILN_") {
+            process.env_remove(key);
+        }
+    }
+    process.spawn()
+}
