@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::reference;
 use super::report::Row;
-use super::setup::{now_nanos, probe_program, repo_with_files, Stack};
+use super::setup::{now_nanos, repo_with_files, start_probe, Stack};
 use super::stats::{ms, Samples};
 
 /// Files in the mid-size repository (the target says 3–5k).
@@ -33,7 +33,7 @@ fn since(from: u128, to: u128) -> Duration {
 
 /// Submits a probe task (`body` plus the probe command) and times it.
 async fn one(stack: &Stack, mut body: serde_json::Value) -> Timing {
-    body["command"] = json!([probe_program(), "probe", "start"]);
+    body["command"] = json!([start_probe()]);
     let submitted = now_nanos();
     let task = stack.submit(&body).await;
     let answered = since(submitted, now_nanos());
@@ -68,7 +68,7 @@ pub async fn run(runs: usize, database: Option<&str>) -> Vec<Row> {
             answered.push(timing.answered);
         }
     }
-    let spawn = reference::spawn(runs.max(50));
+    let spawn = reference::spawn_probe(&start_probe(), runs.max(50));
     let ok = no_checkout.p50() <= Duration::from_millis(2)
         && no_checkout.p99() <= Duration::from_millis(10);
     let row = Row::new(
@@ -83,7 +83,7 @@ pub async fn run(runs: usize, database: Option<&str>) -> Vec<Row> {
         Some(ok),
     )
     .against(
-        format!("posix_spawn p50 {}", ms(spawn.p50())),
+        format!("probe started by posix_spawn p50 {}", ms(spawn.p50())),
         no_checkout.p50().as_secs_f64() / spawn.p50().as_secs_f64(),
     );
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::setup::now_nanos;
 use super::stats::Samples;
 
 /// Round trips of one byte over loopback TCP (both ends in this process).
@@ -68,14 +69,19 @@ pub async fn loopback_throughput(total_bytes: usize) -> f64 {
     received as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Time from asking to spawn `/bin/true` until `spawn` returns (std uses posix_spawn).
-pub fn spawn(count: usize) -> Samples {
+/// Time from asking to spawn the start probe (std uses posix_spawn) until the probe runs
+/// and reads the clock: the floor of "submit → agent started" on this machine.
+pub fn spawn_probe(probe: &Path, count: usize) -> Samples {
     let mut samples = Samples::new();
     for _ in 0..count {
-        let start = Instant::now();
-        let mut child = Command::new("/bin/true").spawn().expect("spawn /bin/true");
-        samples.push(start.elapsed());
-        let _ = child.wait();
+        let start = now_nanos();
+        let output = Command::new(probe).output().expect("run the start probe");
+        let started: u128 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("the start probe prints its start time");
+        let nanos = u64::try_from(started.saturating_sub(start)).unwrap_or(u64::MAX);
+        samples.push(Duration::from_nanos(nanos));
     }
     samples
 }

@@ -157,9 +157,14 @@ pub fn now_nanos() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// This executable, which doubles as the agent (`kiln-bench probe ...`).
+/// This executable, which doubles as the log agent (`kiln-bench probe lines ...`).
 pub fn probe_program() -> PathBuf {
     std::env::current_exe().expect("own executable")
+}
+
+/// The latency agent, `kiln-start-probe`, built beside this executable.
+pub fn start_probe() -> PathBuf {
+    probe_program().with_file_name("kiln-start-probe")
 }
 
 /// A repository of `files` small files in 100-file directories, one commit, in `parent`.

@@ -5,13 +5,13 @@
 //! [--database postgres://...]`. `--smoke` runs every section with tiny sizes (CI checks
 //! that it completes, never a timing); `--json` prints one JSON object instead of the
 //! tables; `--database` runs the control planes on that PostgreSQL database instead of
-//! SQLite. The binary is also the probe
-//! agent: `kiln-bench probe start` and `kiln-bench probe lines N`.
+//! SQLite. The binary is also the log probe agent (`kiln-bench probe lines N [RATE]`); the
+//! latency probe is the small `kiln-start-probe` beside it.
 //! Exit codes: 0 done (whether or not targets were met); 2 bad usage.
 
 use std::process::ExitCode;
 
-use kiln_tests::bench::{fleet, latency, logs, report, setup, throughput};
+use kiln_tests::bench::{fleet, latency, logs, report, throughput};
 
 /// How much each section does.
 struct Sizes {
@@ -198,10 +198,6 @@ async fn run(plan: &Plan<'_>) {
 /// The probe agent.
 fn probe(args: &[String]) -> ExitCode {
     match args {
-        [what] if what == "start" => {
-            println!("{}", setup::now_nanos());
-            ExitCode::SUCCESS
-        }
         [what, count, rate @ ..] if what == "lines" && rate.len() <= 1 => {
             let Ok(count) = count.parse() else {
                 return usage(&format!("probe lines needs a count, not {count:?}"));
@@ -214,7 +210,7 @@ fn probe(args: &[String]) -> ExitCode {
             logs::print_lines(count, rate);
             ExitCode::SUCCESS
         }
-        _ => usage("probe takes `start` or `lines N [RATE]`"),
+        _ => usage("probe takes `lines N [RATE]`"),
     }
 }
 
