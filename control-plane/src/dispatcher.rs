@@ -143,10 +143,15 @@ async fn plan(
     queued: &[TaskRecord],
     runners: &[RunnerSlots],
 ) -> Result<(HashMap<WorkspaceId, WorkspaceRecord>, Vec<Placement>), StoreError> {
-    let workspaces = workspaces_of(state, queued).await?;
     // A session runs one task at a time: skip sessions that are busy, and all but the
-    // first queued task of each idle one.
-    let mut busy: HashSet<WorkspaceId> = state.store.busy_workspaces().await?.into_iter().collect();
+    // first queued task of each idle one. Without session tasks there is nothing to read.
+    let (workspaces, mut busy) = if queued.iter().any(|t| t.spec.workspace_id.is_some()) {
+        let (workspaces, busy) =
+            tokio::try_join!(workspaces_of(state, queued), state.store.busy_workspaces())?;
+        (workspaces, busy.into_iter().collect())
+    } else {
+        (HashMap::new(), HashSet::new())
+    };
     let mut candidates = Vec::with_capacity(queued.len());
     for task in queued
         .iter()
