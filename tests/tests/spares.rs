@@ -19,7 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// What the agent prints of its worktree: branch, HEAD, status and every file.
 const DESCRIBE: &str = "git branch --show-current; git rev-parse HEAD; \
     git status --porcelain --untracked-files=all; echo status-end; \
-    find . -path ./.git -prune -o -type f -print | sort; cat README.md";
+    find . -path ./.git -prune -o -type f -print | sort; cat README.md kept.txt";
 
 fn spare_count(runner: &Runner) -> usize {
     let status: Value = serde_json::from_slice(&runner.status().stdout).unwrap();
@@ -65,7 +65,8 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
     runner.start_connected(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
     std::fs::write(repo.join("doomed.txt"), "to be deleted\n").unwrap();
-    git::git(&repo, &["add", "doomed.txt"]);
+    std::fs::write(repo.join("kept.txt"), "kept as is\n").unwrap();
+    git::git(&repo, &["add", "doomed.txt", "kept.txt"]);
     git::git(&repo, &["commit", "--quiet", "-m", "doomed"]);
 
     let (_, system) = run(&control_plane, &repo, "true").await;
@@ -89,6 +90,7 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
     let base = git::git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
     let [spare] = spare_dirs(&runner).try_into().unwrap();
     std::fs::write(spare.join("README.md"), "tampered\n").unwrap();
+    std::fs::write(spare.join("kept.txt"), "tampered too\n").unwrap();
     std::fs::write(spare.join("stray.txt"), "left behind\n").unwrap();
     std::fs::create_dir(spare.join("stray-dir")).unwrap();
     std::fs::write(spare.join("stray-dir/inner.txt"), "left behind\n").unwrap();
@@ -108,8 +110,10 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
         "status-end".to_owned(),
         "./README.md".to_owned(),
         "./added.txt".to_owned(),
+        "./kept.txt".to_owned(),
         "hello".to_owned(),
         "second".to_owned(),
+        "kept as is".to_owned(),
     ];
     assert_eq!(stdout_lines(&events), expected);
     assert!(
@@ -167,4 +171,31 @@ async fn no_spares_are_made_when_they_are_turned_off() {
     }
     assert_eq!(spare_count(&runner), 0);
     assert!(spare_dirs(&runner).is_empty(), "{:?}", spare_dirs(&runner));
+}
+
+#[tokio::test]
+async fn back_to_back_tasks_wait_for_the_spare_being_made_and_see_their_base() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box", &[]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    for round in 0..3 {
+        // Each task comes as soon as the last ends, while its spare is still being made
+        // (refreshing a spare waits for the next whole second).
+        std::fs::write(repo.join("round.txt"), format!("{round}\n")).unwrap();
+        git::git(&repo, &["add", "round.txt"]);
+        git::git(&repo, &["commit", "--quiet", "-m", "round"]);
+        let (stdout, system) = run(
+            &control_plane,
+            &repo,
+            "cat round.txt; git status --porcelain",
+        )
+        .await;
+        assert_eq!(stdout, [round.to_string()], "round {round}");
+        assert_eq!(
+            from_a_spare(&system),
+            round > 0,
+            "round {round}: {system:?}"
+        );
+    }
 }

@@ -14,6 +14,10 @@ use tokio::process::{Child, Command};
 
 use crate::shim::{self, Launch};
 
+/// The running executable, even after a package upgrade replaces the file on disk: shims
+/// are always the same version as the runner that launches them.
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// Where shims come from, and the one waiting for the next agent.
 #[derive(Debug)]
 pub struct Shims {
@@ -22,7 +26,7 @@ pub struct Shims {
 }
 
 impl Shims {
-    /// Shims run as `program agent-shim` (this executable). None is started yet.
+    /// Shims of this executable (`program` names it in messages). None is started yet.
     pub fn new(program: PathBuf) -> Self {
         Self {
             program,
@@ -41,7 +45,7 @@ impl Shims {
         if waiting.as_mut().is_some_and(is_alive) {
             return;
         }
-        *waiting = match spawn(&self.program) {
+        *waiting = match spawn() {
             Ok(child) => Some(child),
             Err(error) => {
                 tracing::warn!(program = %self.program.display(), %error, "cannot start an agent shim ahead of work");
@@ -66,7 +70,7 @@ impl Shims {
             }
             let _ = shim.start_kill();
         }
-        let mut shim = spawn(&self.program)?;
+        let mut shim = spawn()?;
         send(&mut shim, &line).await?;
         Ok(shim)
     }
@@ -86,8 +90,8 @@ async fn send(shim: &mut Child, line: &[u8]) -> io::Result<()> {
 
 /// Starts a shim in its own process group, without the runner's `KILN_*` variables (the
 /// token among them), its stdio piped to the runner.
-fn spawn(program: &Path) -> io::Result<Child> {
-    let mut process = Command::new(program);
+fn spawn() -> io::Result<Child> {
+    let mut process = Command::new(SELF_EXE);
     process
         .arg(shim::SUBCOMMAND)
         .current_dir("/")

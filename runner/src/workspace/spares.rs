@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -30,10 +30,11 @@ const STALE_PREFIX: &str = ".spares-stale-";
 /// alternates between two repositories.
 pub const DEFAULT_SPARE_WORKTREES: u32 = 2;
 
-/// How long after checking out a spare its index is refreshed: git compares file and index
+/// How far into the next second a spare's index is refreshed: git compares file and index
 /// times in whole seconds unless built with nanosecond support, so a file is only known
-/// clean once the index is written in a later second.
-const RACY_WINDOW: Duration = Duration::from_millis(1100);
+/// clean once the index is written in a later second. File times come from the kernel's
+/// coarse clock, which lags by up to a tick (at most 10 ms): 20 ms clears it.
+const RACY_MARGIN: Duration = Duration::from_millis(20);
 
 /// Most spare worktrees a runner may be configured to keep.
 pub const MAX_SPARE_WORKTREES: u32 = 64;
@@ -142,21 +143,22 @@ impl Spares {
         if let Some((victim, path)) = evicted {
             tokio::spawn(async move { discard(&victim, path).await });
         }
-        let spares = Arc::clone(self);
-        let (mirror, repo, commit) = (mirror.to_owned(), repo.to_owned(), commit.to_owned());
+        let settle = Settle {
+            spares: Arc::clone(self),
+            mirror: mirror.to_owned(),
+            _settled: settled,
+        };
+        let (repo, commit) = (repo.to_owned(), commit.to_owned());
         tokio::spawn(async move {
-            let made = spares.make(&mirror, &commit).await;
-            let mut slots = spares.slots();
-            match made {
+            match settle.spares.make(&settle.mirror, &commit).await {
                 Ok(path) => {
-                    slots.insert(mirror, Slot::Ready { path, repo });
+                    let ready = Slot::Ready { path, repo };
+                    settle.spares.slots().insert(settle.mirror.clone(), ready);
                 }
                 Err(error) => {
-                    tracing::warn!(mirror = %mirror.display(), %error, "cannot make a spare worktree");
-                    slots.remove(&mirror);
+                    tracing::warn!(mirror = %settle.mirror.display(), %error, "cannot make a spare worktree");
                 }
             }
-            drop(settled);
         });
     }
 
@@ -206,12 +208,40 @@ impl Spares {
             return Err(error);
         }
         // Files written in the same second as the index are "racily clean": git would re-read
-        // every one of them in the task's checkout. An index written a second later settles
-        // them, off the critical path.
-        tokio::time::sleep(RACY_WINDOW).await;
-        git::run(&path, &["update-index", "-q", "--refresh"]).await?;
+        // every one of them in the task's checkout. An index written in a later second
+        // settles them, off the critical path.
+        tokio::time::sleep(until_the_next_second()).await;
+        if let Err(error) = git::run(&path, &["update-index", "-q", "--refresh"]).await {
+            discard(mirror, path).await;
+            return Err(error);
+        }
         Ok(path)
     }
+}
+
+/// Settles a mirror's slot when its maker ends, however it ends (a panic included): a slot
+/// still marked as being made is cleared, and dropping the sender wakes whoever waits.
+struct Settle {
+    spares: Arc<Spares>,
+    mirror: PathBuf,
+    _settled: watch::Sender<()>,
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        let mut slots = self.spares.slots();
+        if matches!(slots.get(&self.mirror), Some(Slot::Making(_))) {
+            slots.remove(&self.mirror);
+        }
+    }
+}
+
+/// How long until the wall clock is safely into the next whole second.
+fn until_the_next_second() -> Duration {
+    let into_this_second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_nanos(u64::from(1_000_000_000 - into_this_second)) + RACY_MARGIN
 }
 
 /// Deletes a spare and its git metadata. A failure leaves metadata for the next prune.

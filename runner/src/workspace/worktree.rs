@@ -52,8 +52,11 @@ pub async fn adopt(
     earlier: &[PathBuf],
 ) -> Result<(), GitError> {
     clear_the_way(mirror, path, earlier).await?;
-    let (spare_text, path_text) = (spare.to_string_lossy(), path.to_string_lossy());
-    git::run(mirror, &["worktree", "move", "--", &spare_text, &path_text]).await?;
+    // A rename and `worktree repair` rather than `worktree move`, which refuses worktrees of
+    // repositories with submodules.
+    std::fs::rename(spare, path).map_err(|e| GitError::io("move the spare into place", e))?;
+    let path_text = path.to_string_lossy();
+    git::run(mirror, &["worktree", "repair", "--", &path_text]).await?;
     git::run(
         path,
         &[
