@@ -167,6 +167,9 @@ async fn status(dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
             attempt.task_id, attempt.attempt, phase, attempt.repo
         );
     }
+    if !report.spare_worktrees.is_empty() {
+        println!("spare worktrees: {}", report.spare_worktrees.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

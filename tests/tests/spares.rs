@@ -80,6 +80,10 @@ async fn a_task_given_a_spare_sees_exactly_its_base_on_its_own_branch() {
         status["spare_worktrees"][0],
         repo.to_string_lossy().as_ref()
     );
+    let told = runner.command(&["status"]).output().unwrap();
+    let told = String::from_utf8_lossy(&told.stdout);
+    let line = format!("spare worktrees: {}", repo.display());
+    assert!(told.lines().any(|l| l == line), "{told}");
 
     // The base moves on, and the spare is tampered with as a stray agent might.
     std::fs::write(repo.join("README.md"), "hello\nsecond\n").unwrap();
