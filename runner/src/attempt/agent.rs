@@ -116,7 +116,6 @@ pub async fn run(
             ))
         }
     };
-
     let group = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())

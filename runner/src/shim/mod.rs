@@ -6,8 +6,8 @@
 //! on its stdin, starts that agent, and from then on treats stdin as the lifeline: the
 //! runner holds its write end and writes nothing more. When the lifeline closes (the runner
 //! stopped the attempt, or died), the shim sends SIGTERM to its whole process tree, waits
-//! the grace period, then SIGKILLs whatever is left. As a child subreaper it also catches descendants that detach with
-//! `setsid` or double-forking. When the agent exits on its own, its leftovers are killed.
+//! the grace period, then SIGKILLs whatever is left. As a child subreaper it also catches
+//! descendants that detach with `setsid` or double-forking. When the agent exits on its own, its leftovers are killed.
 //! The agent's exit status is written to a status file for the runner.
 
 mod tree;

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use super::git;
 use super::mirror::LockedMirror;
+use super::{git, worktree};
 
 /// The directory under the worktree base that holds spares.
 const SPARES_DIR: &str = ".spares";
@@ -53,14 +53,38 @@ enum Slot {
     },
 }
 
+/// The slots and their mirrors' last use, under one lock.
+#[derive(Debug, Default)]
+struct Table {
+    /// Keyed by mirror path.
+    slots: HashMap<PathBuf, Slot>,
+    /// Mirrors by last use, least recent first.
+    recent: Vec<PathBuf>,
+}
+
+impl Table {
+    fn used(&mut self, mirror: &Path) {
+        self.recent.retain(|m| m != mirror);
+        self.recent.push(mirror.to_owned());
+    }
+
+    /// The ready spare of the least recently used mirror: its mirror and path.
+    fn least_recent_ready(&self) -> Option<(PathBuf, PathBuf)> {
+        self.recent
+            .iter()
+            .find_map(|mirror| match self.slots.get(mirror) {
+                Some(Slot::Ready { path, .. }) => Some((mirror.clone(), path.clone())),
+                _ => None,
+            })
+    }
+}
+
 /// The runner's spare worktrees, at most one per mirror.
 #[derive(Debug)]
 pub struct Spares {
     dir: PathBuf,
     limit: usize,
-    /// Keyed by mirror path; the order of `recent` is least recently used first.
-    slots: Mutex<HashMap<PathBuf, Slot>>,
-    recent: Mutex<Vec<PathBuf>>,
+    table: Mutex<Table>,
 }
 
 impl Spares {
@@ -72,19 +96,19 @@ impl Spares {
         Arc::new(Self {
             dir,
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            slots: Mutex::default(),
-            recent: Mutex::default(),
+            table: Mutex::default(),
         })
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The repositories with a spare ready to hand out, sorted.
     pub fn ready(&self) -> Vec<String> {
         let mut repos: Vec<String> = self
-            .slots()
+            .table()
+            .slots
             .values()
             .filter_map(|slot| match slot {
                 Slot::Ready { repo, .. } => Some(repo.clone()),
@@ -100,11 +124,12 @@ impl Spares {
     pub async fn take(&self, mirror: &LockedMirror) -> Option<PathBuf> {
         loop {
             let mut making = {
-                let mut slots = self.slots();
-                match slots.remove(&mirror.path)? {
+                let mut table = self.table();
+                match table.slots.remove(&mirror.path)? {
                     Slot::Ready { path, .. } => return Some(path),
                     Slot::Making(done) => {
-                        slots.insert(mirror.path.clone(), Slot::Making(done.clone()));
+                        let waiting = Slot::Making(done.clone());
+                        table.slots.insert(mirror.path.clone(), waiting);
                         done
                     }
                 }
@@ -121,27 +146,27 @@ impl Spares {
         if self.limit == 0 {
             return;
         }
-        self.used(mirror);
         let (settled, done) = watch::channel(());
         let evicted = {
-            let mut slots = self.slots();
-            if slots.contains_key(mirror) {
+            let mut table = self.table();
+            table.used(mirror);
+            if table.slots.contains_key(mirror) {
                 return;
             }
-            let evicted = if slots.len() >= self.limit {
-                let Some((victim, path)) = self.least_recent_ready(&slots) else {
+            let evicted = if table.slots.len() >= self.limit {
+                let Some((victim, path)) = table.least_recent_ready() else {
                     return; // every slot is being made: no room now
                 };
-                slots.remove(&victim);
+                table.slots.remove(&victim);
                 Some((victim, path))
             } else {
                 None
             };
-            slots.insert(mirror.to_owned(), Slot::Making(done));
+            table.slots.insert(mirror.to_owned(), Slot::Making(done));
             evicted
         };
         if let Some((victim, path)) = evicted {
-            tokio::spawn(async move { discard(&victim, path).await });
+            tokio::spawn(async move { worktree::remove(&victim, &path).await });
         }
         let settle = Settle {
             spares: Arc::clone(self),
@@ -153,7 +178,8 @@ impl Spares {
             match settle.spares.make(&settle.mirror, &commit).await {
                 Ok(path) => {
                     let ready = Slot::Ready { path, repo };
-                    settle.spares.slots().insert(settle.mirror.clone(), ready);
+                    let mirror = settle.mirror.clone();
+                    settle.spares.table().slots.insert(mirror, ready);
                 }
                 Err(error) => {
                     tracing::warn!(mirror = %settle.mirror.display(), %error, "cannot make a spare worktree");
@@ -166,29 +192,8 @@ impl Spares {
     /// mirror is evicted).
     pub async fn discard_for(&self, mirror: &LockedMirror) {
         if let Some(path) = self.take(mirror).await {
-            discard(&mirror.path, path).await;
+            worktree::remove(&mirror.path, &path).await;
         }
-    }
-
-    fn used(&self, mirror: &Path) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.retain(|m| m != mirror);
-        recent.push(mirror.to_owned());
-    }
-
-    fn least_recent_ready(&self, slots: &HashMap<PathBuf, Slot>) -> Option<(PathBuf, PathBuf)> {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let mut candidates: Vec<(&PathBuf, &PathBuf)> = slots
-            .iter()
-            .filter_map(|(mirror, slot)| match slot {
-                Slot::Ready { path, .. } => Some((mirror, path)),
-                Slot::Making(_) => None,
-            })
-            .collect();
-        candidates.sort_by_key(|(mirror, _)| recent.iter().position(|m| m == *mirror));
-        candidates
-            .first()
-            .map(|(mirror, path)| ((*mirror).clone(), (*path).clone()))
     }
 
     async fn make(&self, mirror: &Path, commit: &str) -> Result<PathBuf, git::GitError> {
@@ -212,7 +217,7 @@ impl Spares {
         // settles them, off the critical path.
         tokio::time::sleep(until_the_next_second()).await;
         if let Err(error) = git::run(&path, &["update-index", "-q", "--refresh"]).await {
-            discard(mirror, path).await;
+            worktree::remove(mirror, &path).await;
             return Err(error);
         }
         Ok(path)
@@ -229,9 +234,9 @@ struct Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        let mut slots = self.spares.slots();
-        if matches!(slots.get(&self.mirror), Some(Slot::Making(_))) {
-            slots.remove(&self.mirror);
+        let mut table = self.spares.table();
+        if matches!(table.slots.get(&self.mirror), Some(Slot::Making(_))) {
+            table.slots.remove(&self.mirror);
         }
     }
 }
@@ -242,17 +247,6 @@ fn until_the_next_second() -> Duration {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     Duration::from_nanos(u64::from(1_000_000_000 - into_this_second)) + RACY_MARGIN
-}
-
-/// Deletes a spare and its git metadata. A failure leaves metadata for the next prune.
-async fn discard(mirror: &Path, path: PathBuf) {
-    let path_text = path.to_string_lossy().into_owned();
-    if git::run(mirror, &["worktree", "remove", "--force", "--", &path_text])
-        .await
-        .is_err()
-    {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
-    }
 }
 
 /// Moves spares (and stale directories) of an earlier run aside and deletes them on a
