@@ -203,3 +203,27 @@ async fn back_to_back_tasks_wait_for_the_spare_being_made_and_see_their_base() {
         );
     }
 }
+
+#[tokio::test]
+async fn over_the_limit_the_least_recently_used_spare_makes_room() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = Runner::register(&control_plane, "box", &[]);
+    runner.start_with_env(&[("KILN_SPARE_WORKTREES", "1")]);
+    runner.wait_online(&control_plane).await;
+    let first = git::repo(&control_plane.scratch(), "first");
+    let second = git::repo(&control_plane.scratch(), "second");
+    let listed = |runner: &Runner| -> Vec<String> {
+        let status: Value = serde_json::from_slice(&runner.status().stdout).unwrap();
+        serde_json::from_value(status["spare_worktrees"].clone()).unwrap()
+    };
+    run(&control_plane, &first, "true").await;
+    wait_spares(&runner, 1).await;
+    let [first_spare] = spare_dirs(&runner).try_into().unwrap();
+    run(&control_plane, &second, "true").await;
+    let expected = vec![second.to_string_lossy().into_owned()];
+    wait::until("the second repository's spare alone", TIMEOUT, || async {
+        (listed(&runner) == expected && !first_spare.exists()).then_some(())
+    })
+    .await;
+    assert_eq!(spare_dirs(&runner).len(), 1, "{:?}", spare_dirs(&runner));
+}
