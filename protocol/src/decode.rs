@@ -2,6 +2,12 @@
 //! not need any state. Both sides decode every frame through here, so a hostile frame is a
 //! `FrameError`, never a panic; the fuzz targets in `fuzz/` hammer exactly these functions.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::event::Event;
+use crate::ids::TaskId;
 use crate::limits::{MAX_EVENTS_PER_BATCH, MAX_FRAME_BYTES, MAX_NAME_BYTES};
 use crate::messages::{RunnerMessage, ServerMessage};
 
@@ -28,16 +34,47 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-fn parse<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
+fn parse<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
     if frame.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(frame.len()));
     }
     serde_json::from_slice(frame).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
+/// The tag of a message, read alone.
+#[derive(Deserialize)]
+struct Tag<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// The fields of [`RunnerMessage::Events`] (its tag is skipped as an unknown field).
+#[derive(Deserialize)]
+struct EventsFrame {
+    task_id: TaskId,
+    attempt: u32,
+    events: Vec<Event>,
+}
+
+/// Decodes a runner's message. The derived decoder of an internally tagged enum first
+/// buffers the whole message into an intermediate tree; for event batches, the bulk of
+/// the traffic, the tag is read alone and the batch decoded in one pass.
+fn runner_message(frame: &[u8]) -> Result<RunnerMessage, FrameError> {
+    let tag: Tag<'_> = parse(frame)?;
+    if tag.kind != "events" {
+        return parse(frame);
+    }
+    let batch: EventsFrame = parse(frame)?;
+    Ok(RunnerMessage::Events {
+        task_id: batch.task_id,
+        attempt: batch.attempt,
+        events: batch.events,
+    })
+}
+
 /// Decodes a frame a runner sent.
 pub fn runner_frame(frame: &[u8]) -> Result<RunnerMessage, FrameError> {
-    let message: RunnerMessage = parse(frame)?;
+    let message = runner_message(frame)?;
     match &message {
         RunnerMessage::Events { events, .. } => {
             if events.len() > MAX_EVENTS_PER_BATCH {
@@ -92,6 +129,23 @@ mod tests {
         let zero = br#"{"type":"events","task_id":"01930000-0000-7000-8000-000000000001","attempt":1,"events":[
             {"seq":0,"ts":0,"kind":"status","phase":"running"}]}"#;
         assert!(matches!(runner_frame(zero), Err(FrameError::Invalid(_))));
+    }
+
+    #[test]
+    fn event_batches_decode_as_the_derived_decoder_does_wherever_the_tag_is() {
+        let first = br#"{"type":"events","task_id":"01930000-0000-7000-8000-000000000001","attempt":2,"events":[
+            {"seq":1,"ts":3,"kind":"log","stream":"stdout","line":"a"},{"seq":2,"ts":4,"kind":"status","phase":"running"}]}"#;
+        let last = br#"{"task_id":"01930000-0000-7000-8000-000000000001","attempt":2,"events":[
+            {"seq":1,"ts":3,"kind":"log","stream":"stdout","line":"a"},{"seq":2,"ts":4,"kind":"status","phase":"running"}],"type":"events"}"#;
+        for frame in [&first[..], &last[..]] {
+            let derived: RunnerMessage = serde_json::from_slice(frame).expect("derived");
+            assert_eq!(runner_frame(frame), Ok(derived));
+        }
+        let no_attempt =
+            br#"{"type":"events","task_id":"01930000-0000-7000-8000-000000000001","events":[]}"#;
+        assert!(
+            matches!(runner_frame(no_attempt), Err(FrameError::Malformed(why)) if why.contains("attempt"))
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::line::LogLine;
 use crate::UnixMillis;
 
 /// One event of an attempt. `seq` starts at 1 and grows by one per event, so the control
-/// plane can store events idempotently and acknowledge a contiguous prefix.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// plane can store events idempotently and acknowledge a contiguous prefix. Decoded by
+/// hand (`event_de.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
     /// Position in the attempt's stream, from 1.
     pub seq: u64,

@@ -8,6 +8,7 @@ mod agent;
 mod close;
 pub mod decode;
 mod event;
+mod event_de;
 mod files;
 mod ids;
 pub mod limits;

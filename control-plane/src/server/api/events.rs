@@ -173,15 +173,12 @@ impl Follower {
     /// Sends live events that continue the cursor exactly. Ok(false) means "read the
     /// store": there was a gap, or the attempt finished.
     async fn send_live(&self, cursor: &mut Cursor, events: &[Event]) -> Result<bool, ApiError> {
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| e.seq > cursor.after_seq)
-            .cloned()
-            .collect();
+        // Events come in seq order: the fresh ones are a suffix.
+        let fresh = &events[events.partition_point(|e| e.seq <= cursor.after_seq)..];
         match fresh.first() {
             None => Ok(true),
             Some(first) if first.seq == cursor.after_seq + 1 => {
-                if self.send(cursor, &fresh).await.is_err() {
+                if self.send(cursor, fresh).await.is_err() {
                     return Ok(false);
                 }
                 Ok(!cursor.finished)
