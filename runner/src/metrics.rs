@@ -114,6 +114,16 @@ pub fn render(report: &StatusReport) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge");
         let _ = writeln!(out, "{name} {value}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP kiln_runner_spilled_events_total Events written to disk because the control plane did not take them fast enough or was away."
+    );
+    let _ = writeln!(out, "# TYPE kiln_runner_spilled_events_total counter");
+    let _ = writeln!(
+        out,
+        "kiln_runner_spilled_events_total {}",
+        report.spilled_events
+    );
     let _ = writeln!(out, "# HELP kiln_runner_info The running version.");
     let _ = writeln!(out, "# TYPE kiln_runner_info gauge");
     let _ = writeln!(out, "kiln_runner_info{{version=\"{}\"}} 1", report.version);

@@ -53,6 +53,10 @@ pub struct StatusReport {
     pub running: Vec<AttemptStatus>,
     /// Attempts with events not yet acknowledged by the control plane.
     pub unacked_attempts: usize,
+    /// Events written to disk since start because the control plane did not take them
+    /// fast enough or was away.
+    #[serde(default)]
+    pub spilled_events: u64,
     /// Repositories with a spare worktree checked out and waiting for a task.
     #[serde(default)]
     pub spare_worktrees: Vec<String>,
@@ -89,6 +93,7 @@ impl Board {
         report.draining = self.attempts.is_draining();
         report.running = self.attempts.snapshot();
         report.unacked_attempts = self.outbox.announce().len();
+        report.spilled_events = self.outbox.spilled();
         report.spare_worktrees = self.spares.ready();
         report
     }

@@ -39,6 +39,7 @@ async fn the_runner_serves_its_gauges_and_status_over_http() {
     assert_eq!(idle["kiln_runner_slots"], 3.0);
     assert_eq!(idle["kiln_runner_running_attempts"], 0.0);
     assert_eq!(idle["kiln_runner_spare_worktrees"], 0.0);
+    assert_eq!(idle["kiln_runner_spilled_events_total"], 0.0);
 
     let repo = git::repo(&control_plane.scratch(), "app");
     let release = control_plane.scratch().join("release");

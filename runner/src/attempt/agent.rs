@@ -16,6 +16,7 @@ use super::lines;
 use super::redact::{Redactor, MIN_SECRET_LEN};
 use super::shims::Shims;
 use super::watch::Verdict;
+use crate::outbox::{AttemptKey, Outbox};
 use crate::shim::{AgentStatus, Launch};
 
 /// Time an agent has to exit after SIGTERM before SIGKILL. Ten seconds lets an agent save
@@ -60,6 +61,11 @@ pub struct AgentCommand<'a> {
     pub secrets: Vec<String>,
     /// Time to exit after the completion signal.
     pub completion_grace: Duration,
+    /// Where the agent's events go: its output is not read while its attempt has no room
+    /// there (backpressure, see `outbox/room.rs`).
+    pub outbox: &'a Outbox,
+    /// The attempt, in the outbox.
+    pub key: AttemptKey,
 }
 
 /// Why kiln stopped an agent.
@@ -148,13 +154,16 @@ pub async fn run(
     let mut exited = false;
     let mut drain_until = far;
     let mut output_open = true;
+    // Whether the outbox takes more of this attempt's events. Once the agent has exited,
+    // what is left of its output is read regardless.
+    let mut room = true;
 
     loop {
         if exited && !output_open {
             break;
         }
         tokio::select! {
-            line = line_rx.recv(), if output_open => match line {
+            line = line_rx.recv(), if output_open && (room || exited) => match line {
                 Some(line) => {
                     for line in redactor.push(line) {
                         match handle(line) {
@@ -171,9 +180,17 @@ pub async fn run(
                     if let Some(limit) = command.idle_timeout {
                         idle = Instant::now() + limit;
                     }
+                    room = command.outbox.has_room(command.key);
                 }
                 None => output_open = false,
             },
+            () = command.outbox.room(command.key), if output_open && !room && !exited => {
+                room = true;
+                // Waiting on the control plane is not the agent being silent.
+                if let Some(limit) = command.idle_timeout {
+                    idle = Instant::now() + limit;
+                }
+            }
             () = sleep_until(redactor.release_at().unwrap_or(far)), if redactor.release_at().is_some() => {
                 for line in redactor.flush() {
                     handle(line);
@@ -191,7 +208,7 @@ pub async fn run(
             () = sleep_until(overall), if halted.is_none() && !exited => {
                 halted = command.timeout.map(Halt::Timeout);
             }
-            () = sleep_until(idle), if halted.is_none() && !exited => {
+            () = sleep_until(idle), if halted.is_none() && !exited && room => {
                 halted = command.idle_timeout.map(Halt::IdleTimeout);
             }
             () = sleep_until(grace_until), if halted.is_none() && !exited => {

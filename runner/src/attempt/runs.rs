@@ -97,6 +97,8 @@ impl Attempt {
                 .spec
                 .completion_grace_ms
                 .map_or(DEFAULT_COMPLETION_GRACE, Duration::from_millis),
+            outbox: &self.shared.outbox,
+            key: self.key(),
         };
         Ok((command, launched))
     }

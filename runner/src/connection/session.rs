@@ -76,6 +76,7 @@ pub async fn connect_and_serve(
     let welcome = handshake(runtime, &mut socket).await?;
     let interval = Duration::from_millis(welcome.heartbeat_interval_ms.max(100));
     runtime.apply_welcome(&welcome);
+    let _link = runtime.outbox.link_up();
     runtime.board.set_link(Link {
         connected: true,
         session_id: Some(welcome.session_id),

@@ -189,6 +189,7 @@ pub async fn run(
             max_concurrent: config.max_concurrent_agents,
             running: Vec::new(),
             unacked_attempts: 0,
+            spilled_events: 0,
             spare_worktrees: Vec::new(),
             metrics_address: metrics_listener
                 .as_ref()

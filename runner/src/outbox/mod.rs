@@ -6,24 +6,28 @@
 //! segment files in the spool directory (written atomically). At exit, whatever is still
 //! unacknowledged is spilled too, and a restarted runner recovers it and delivers it.
 
+mod room;
 mod spool;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use kiln_protocol::limits::{MAX_BATCH_BYTES, MAX_EVENTS_PER_BATCH};
 use kiln_protocol::{now_millis, Event, EventBody, HeldState, RunningAttempt, TaskId};
 use tokio::sync::Notify;
 
+pub use room::LinkUp;
 use spool::Segment;
 
 /// An attempt, by task and number.
 pub type AttemptKey = (TaskId, u32);
 
 /// Unacknowledged events an attempt keeps in memory before spilling to disk: a quarter
-/// second of the fastest agent output the control plane takes (250k lines/s), so a
-/// connected runner rarely spills, and minutes of a chatty agent while it is unreachable.
+/// second of the fastest agent output the control plane takes (250k lines/s), and
+/// minutes of a chatty agent while it is unreachable. A connected runner never gets here:
+/// its agents wait at half this (`room.rs`).
 const MEMORY_EVENTS_PER_ATTEMPT: usize = 64 * 1024;
 
 /// Unacknowledged bytes (estimated encoded size) an attempt keeps in memory before spilling.
@@ -103,6 +107,12 @@ pub struct Outbox {
     changed: Notify,
     /// Signalled when a stream is gone (fully acked or forgotten).
     drained: Notify,
+    /// True while a session with the control plane is up (see `room.rs`).
+    link_up: AtomicBool,
+    /// Signalled when an ack makes room or the link goes down.
+    room: Notify,
+    /// Events written to spool files since start.
+    spilled: AtomicU64,
 }
 
 impl Outbox {
@@ -204,6 +214,8 @@ impl Outbox {
         let events: Vec<Event> = stream.memory.iter().cloned().collect();
         match spool::write(dir, key, &events) {
             Ok(segment) => {
+                self.spilled
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
                 stream.segments.push_back(segment);
                 stream.memory.clear();
                 stream.memory_bytes = 0;
@@ -253,6 +265,7 @@ impl Outbox {
             if window_was_full && stream.sent < stream.last_seq {
                 self.changed.notify_one();
             }
+            self.after_ack(stream);
         }
         if stream.is_done() {
             streams.remove(&key);
@@ -273,6 +286,7 @@ impl Outbox {
             }
         }
         self.drained.notify_waiters();
+        self.room.notify_waiters();
     }
 
     /// A new connection starts: everything unacknowledged is unsent again.
@@ -321,6 +335,12 @@ impl Outbox {
                 state: stream.held,
             })
             .collect()
+    }
+
+    /// Events written to spool files since start: while connected, only when an agent
+    /// printed more than the room bound in the time one ack takes.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     /// True when no attempt has events waiting for acknowledgement.
