@@ -33,8 +33,9 @@ const SHIM_MARGIN: Duration = Duration::from_secs(5);
 /// After the agent exits, how long output still held open by its leftovers is read.
 const OUTPUT_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// Lines buffered between the pipe readers and the stream.
-const LINE_BUFFER: usize = 256;
+/// Batches of lines (each what one read of a pipe completed, at most 64 KiB) buffered
+/// between the pipe readers and the stream.
+const LINE_BATCHES: usize = 4;
 
 /// How to run one agent.
 #[derive(Debug)]
@@ -128,7 +129,7 @@ pub async fn run(
         .map(Pid::from_raw);
     // The lifeline: the shim stops the agent when this closes, including when we die.
     let mut lifeline = child.stdin.take();
-    let (line_tx, mut line_rx) = mpsc::channel(LINE_BUFFER);
+    let (line_tx, mut line_rx) = mpsc::channel(LINE_BATCHES);
     let mut readers = tokio::task::JoinSet::new();
     if let Some(stdout) = child.stdout.take() {
         readers.spawn(lines::forward(stdout, Stream::Stdout, line_tx.clone()));
@@ -163,9 +164,9 @@ pub async fn run(
             break;
         }
         tokio::select! {
-            line = line_rx.recv(), if output_open && (room || exited) => match line {
-                Some(line) => {
-                    for line in redactor.push(line) {
+            batch = line_rx.recv(), if output_open && (room || exited) => match batch {
+                Some(batch) => {
+                    for line in batch.into_iter().flat_map(|line| redactor.push(line)) {
                         match handle(line) {
                             Verdict::Continue => {}
                             Verdict::Completed if grace_until == far => {

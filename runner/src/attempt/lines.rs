@@ -1,5 +1,6 @@
 //! Splits an agent's output into lines without ever holding more than one line's limit in
-//! memory, however long the agent's lines are.
+//! memory, however long the agent's lines are. The lines completed by one read go on as
+//! one batch: one channel send and one wake-up per read, not per line.
 
 use kiln_protocol::limits::MAX_LINE_BYTES;
 use kiln_protocol::{LogLine, Stream};
@@ -9,32 +10,46 @@ use tokio::sync::mpsc;
 /// Bytes kept per line: one more than the limit, so that `LogLine` sees the line was cut.
 const KEEP_BYTES: usize = MAX_LINE_BYTES + 1;
 
-/// Reads `source` to its end, sending each line (without its `\n`) to `lines`.
-pub async fn forward(source: impl AsyncRead + Unpin, stream: Stream, lines: mpsc::Sender<LogLine>) {
-    let mut reader = BufReader::new(source);
+/// Bytes read from the agent at a time; also bounds one batch of lines.
+const READ_BYTES: usize = 64 * 1024;
+
+/// Reads `source` to its end, sending its lines (without their `\n`) to `lines`, those
+/// completed by one read together.
+pub async fn forward(
+    source: impl AsyncRead + Unpin,
+    stream: Stream,
+    lines: mpsc::Sender<Vec<LogLine>>,
+) {
+    let mut reader = BufReader::with_capacity(READ_BYTES, source);
     let mut line = Vec::new();
     while let Ok(available) = reader.fill_buf().await {
         if available.is_empty() {
             break;
         }
-        let (chunk, ends_line) = match available.iter().position(|b| *b == b'\n') {
-            Some(end) => (&available[..end], true),
-            None => (available, false),
-        };
-        let room = KEEP_BYTES.saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let consumed = chunk.len() + usize::from(ends_line);
+        let mut batch = Vec::new();
+        let mut rest = available;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            keep(&mut line, &rest[..end]);
+            batch.push(LogLine::from_bytes(stream, &line));
+            line.clear();
+            rest = &rest[end + 1..];
+        }
+        keep(&mut line, rest);
+        let consumed = available.len();
         reader.consume(consumed);
-        if ends_line {
-            let done = LogLine::from_bytes(stream, &std::mem::take(&mut line));
-            if lines.send(done).await.is_err() {
-                return;
-            }
+        if !batch.is_empty() && lines.send(batch).await.is_err() {
+            return;
         }
     }
     if !line.is_empty() {
-        let _ = lines.send(LogLine::from_bytes(stream, &line)).await;
+        let _ = lines.send(vec![LogLine::from_bytes(stream, &line)]).await;
     }
+}
+
+/// Adds `bytes` to the line being read, up to what a line keeps.
+fn keep(line: &mut Vec<u8>, bytes: &[u8]) {
+    let room = KEEP_BYTES.saturating_sub(line.len());
+    line.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 #[cfg(test)]
@@ -45,8 +60,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(64);
         forward(input, Stream::Stdout, tx).await;
         let mut lines = Vec::new();
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
+        while let Some(batch) = rx.recv().await {
+            lines.extend(batch);
         }
         lines
     }
