@@ -4,6 +4,7 @@
 //! from an ordinary HTTP answer and stops.
 
 mod handshake;
+mod reader;
 mod session;
 
 use std::net::SocketAddr;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::handshake;
+use super::reader::{self, Inbound};
 use crate::hub::{Connection, Outbound, OUTBOUND_QUEUE};
 use crate::model::RunnerRecord;
 use crate::server::handshakes::HandshakeSlot;
@@ -26,8 +27,8 @@ const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 /// Everything that can happen to a session.
 enum Input {
-    /// A frame from the runner.
-    Frame(Message),
+    /// A frame from the runner, decoded.
+    Frame(Inbound),
     /// The socket ended or failed.
     Gone,
     /// A frame to send, queued by the dispatcher or an API call.
@@ -158,17 +159,18 @@ async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str
 impl Session {
     async fn serve(
         &mut self,
-        mut stream: SplitStream<WebSocket>,
+        stream: SplitStream<WebSocket>,
         mut outbound: mpsc::Receiver<Outbound>,
     ) -> End {
+        let mut reader = reader::start(stream);
         let timeout = self.state.settings.heartbeat_timeout();
         let mut deadline = Instant::now() + timeout;
         let shutdown = self.state.shutdown.clone();
         loop {
             let input = tokio::select! {
-                frame = stream.next() => match frame {
-                    Some(Ok(message)) => Input::Frame(message),
-                    Some(Err(_)) | None => Input::Gone,
+                frame = reader.frames.recv() => match frame {
+                    Some(inbound) => Input::Frame(inbound),
+                    None => Input::Gone,
                 },
                 message = outbound.recv() => match message {
                     Some(Outbound::Message(message)) => Input::Outbound(message),
@@ -225,25 +227,15 @@ impl Session {
         self.send(&ServerMessage::Error { message }).await
     }
 
-    async fn on_frame(&mut self, message: Message) -> Result<(), End> {
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Binary(_) => {
-                return self
-                    .refuse_frame("binary frames are not part of the protocol".into())
-                    .await
-            }
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
-            Message::Close(_) => {
-                return Err(End {
-                    code: 1000,
-                    reason: "runner closed".into(),
-                })
-            }
-        };
-        match kiln_protocol::decode::runner_frame(text.as_bytes()) {
-            Ok(message) => self.on_message(message).await,
-            Err(e) => self.refuse_frame(e.to_string()).await,
+    async fn on_frame(&mut self, inbound: Inbound) -> Result<(), End> {
+        match inbound {
+            Inbound::Message(message) => self.on_message(*message).await,
+            Inbound::Refused(reason) => self.refuse_frame(reason).await,
+            Inbound::Control => Ok(()),
+            Inbound::Closing => Err(End {
+                code: 1000,
+                reason: "runner closed".into(),
+            }),
         }
     }
 
