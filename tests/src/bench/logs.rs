@@ -49,17 +49,24 @@ async fn follow_lines(stack: &Stack, repo: &std::path::Path, probe_args: &[Strin
     let started = Instant::now();
     stack
         .follow(&task, |line| {
+            // The probe's lines start with their time; the runner's own lines do not.
+            if !line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                return;
+            }
+            // Only sampled lines are timed: the watcher's own cost is part of the pipeline.
+            let sampled = received % SAMPLE_EVERY == 0;
+            received += 1;
+            if !sampled {
+                return;
+            }
             let Some(sent) = line.split(' ').next().and_then(|t| t.parse::<u128>().ok()) else {
                 return;
             };
             let now = now_nanos();
             first.get_or_insert(sent);
-            if received % SAMPLE_EVERY == 0 {
-                latency.push(Duration::from_nanos(
-                    u64::try_from(now.saturating_sub(sent)).unwrap_or(0),
-                ));
-            }
-            received += 1;
+            latency.push(Duration::from_nanos(
+                u64::try_from(now.saturating_sub(sent)).unwrap_or(0),
+            ));
         })
         .await;
     let span = first.map_or(started.elapsed(), |first| {

@@ -2,9 +2,11 @@
 //! benchmarks make on them: submit, follow a task's events.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
+use memchr::memmem::Finder;
 use serde_json::{json, Value};
 
 use crate::{ControlPlane, Runner};
@@ -127,7 +129,7 @@ impl Stack {
         while let Some(chunk) = stream.next().await {
             pending.extend_from_slice(&chunk.expect("events chunk"));
             let mut start = 0;
-            while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            while let Some(end) = memchr::memchr(b'\n', &pending[start..]) {
                 let record = &pending[start..start + end];
                 if let Some(line) = log_text(record) {
                     on_line(line);
@@ -141,13 +143,12 @@ impl Stack {
 
 /// The `line` of a `log` event record, without parsing the whole record.
 fn log_text(record: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(record).ok()?;
-    if !text.contains("\"kind\":\"log\"") {
-        return None;
-    }
-    let start = text.find("\"line\":\"")? + 8;
-    let end = text[start..].find('"')? + start;
-    Some(&text[start..end])
+    static LOG: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""kind":"log""#));
+    static LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""line":""#));
+    LOG.find(record)?;
+    let start = LINE.find(record)? + LINE.needle().len();
+    let end = memchr::memchr(b'"', &record[start..])? + start;
+    std::str::from_utf8(&record[start..end]).ok()
 }
 
 /// Nanoseconds since the Unix epoch (comparable across processes on this machine).
