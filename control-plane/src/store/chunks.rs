@@ -18,7 +18,7 @@ pub struct Accepted {
 /// Takes the events that extend the stored prefix (`1..=acked`) contiguously: resends are
 /// skipped, a gap stops the batch (the runner resends the rest), and nothing follows
 /// `finished`. Log text beyond `log_cap` bytes per attempt is replaced by a marker.
-pub fn accept(events: &[Event], acked: u64, log_bytes: u64, log_cap: u64) -> Accepted {
+pub fn accept(events: Vec<Event>, acked: u64, log_bytes: u64, log_cap: u64) -> Accepted {
     let mut accepted = Accepted {
         appended: Appended {
             acked_seq: acked,
@@ -27,6 +27,7 @@ pub fn accept(events: &[Event], acked: u64, log_bytes: u64, log_cap: u64) -> Acc
         log_bytes,
     };
     let appended = &mut accepted.appended;
+    appended.stored.reserve(events.len());
     for event in events {
         if event.seq <= appended.acked_seq {
             continue; // already stored: a resend after reconnect
@@ -35,10 +36,11 @@ pub fn accept(events: &[Event], acked: u64, log_bytes: u64, log_cap: u64) -> Acc
             break; // a gap: keep the stored prefix contiguous; the runner resends the rest
         }
         appended.acked_seq = event.seq;
+        let finished = event.is_finished();
         appended
             .stored
             .push(capped(event, &mut accepted.log_bytes, log_cap));
-        if event.is_finished() {
+        if finished {
             appended.finished = true;
             break; // nothing follows `finished`
         }
@@ -48,23 +50,22 @@ pub fn accept(events: &[Event], acked: u64, log_bytes: u64, log_cap: u64) -> Acc
 
 /// The event as stored: a log line past the attempt's byte cap keeps its place (seq) but
 /// not its text.
-fn capped(event: &Event, log_bytes: &mut u64, cap: u64) -> Event {
+fn capped(mut event: Event, log_bytes: &mut u64, cap: u64) -> Event {
     let EventBody::Log(line) = &event.body else {
-        return event.clone();
+        return event;
     };
     let size = line.line.len() as u64;
     if *log_bytes + size <= cap {
         *log_bytes += size;
-        return event.clone();
+        return event;
     }
-    let mut dropped = event.clone();
-    dropped.body = EventBody::Log(LogLine {
+    event.body = EventBody::Log(LogLine {
         stream: line.stream,
         line: format!("[kiln: line dropped: the attempt's log is over {cap} bytes]"),
         encoding: LineEncoding::Utf8,
         truncated: true,
     });
-    dropped
+    event
 }
 
 /// One chunk's body: the events as NDJSON, one per line.

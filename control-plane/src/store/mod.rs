@@ -311,7 +311,7 @@ pub trait Store: Send + Sync + 'static {
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
-        events: &[Event],
+        events: Vec<Event>,
         log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError>;

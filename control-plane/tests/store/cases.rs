@@ -152,21 +152,21 @@ pub async fn an_attempt_runs_streams_idempotently_and_finishes_the_task(store: &
 
     let first = [line(1, "one"), line(2, "two")];
     let appended = store
-        .append_events(t.id, 1, worker.id, &first, 1 << 20, 130)
+        .append_events(t.id, 1, worker.id, first.to_vec(), 1 << 20, 130)
         .await
         .unwrap();
     assert_eq!(appended.acked_seq, 2);
     assert_eq!(appended.stored.len(), 2);
     // A resend after a reconnect stores nothing twice.
     let again = store
-        .append_events(t.id, 1, worker.id, &first, 1 << 20, 131)
+        .append_events(t.id, 1, worker.id, first.to_vec(), 1 << 20, 131)
         .await
         .unwrap();
     assert_eq!(again.acked_seq, 2);
     assert!(again.stored.is_empty());
     // Past a gap nothing is stored; the ack says where the stream stands.
     let gap = store
-        .append_events(t.id, 1, worker.id, &[line(4, "four")], 1 << 20, 132)
+        .append_events(t.id, 1, worker.id, vec![line(4, "four")], 1 << 20, 132)
         .await
         .unwrap();
     assert_eq!(gap.acked_seq, 2);
@@ -174,7 +174,7 @@ pub async fn an_attempt_runs_streams_idempotently_and_finishes_the_task(store: &
 
     let stranger = runner(store, "stranger").await;
     let refused = store
-        .append_events(t.id, 1, stranger.id, &[line(3, "x")], 1 << 20, 133)
+        .append_events(t.id, 1, stranger.id, vec![line(3, "x")], 1 << 20, 133)
         .await;
     assert!(
         matches!(refused, Err(StoreError::NotYours { .. })),
@@ -186,7 +186,7 @@ pub async fn an_attempt_runs_streams_idempotently_and_finishes_the_task(store: &
             t.id,
             1,
             worker.id,
-            &[line(3, "three"), finished(4)],
+            vec![line(3, "three"), finished(4)],
             1 << 20,
             140,
         )
@@ -313,12 +313,12 @@ pub async fn retention_prunes_only_old_finished_tasks(store: &dyn Store) {
         store.assign(&[(t.id, worker.id)], 110).await.unwrap();
         store.start_attempt(t.id, 1, worker.id, 111).await.unwrap();
         store
-            .append_events(t.id, 1, worker.id, &[line(1, "kept?")], 1 << 20, 112)
+            .append_events(t.id, 1, worker.id, vec![line(1, "kept?")], 1 << 20, 112)
             .await
             .unwrap();
     }
     store
-        .append_events(old.id, 1, worker.id, &[finished(2)], 1 << 20, 200)
+        .append_events(old.id, 1, worker.id, vec![finished(2)], 1 << 20, 200)
         .await
         .unwrap();
     store

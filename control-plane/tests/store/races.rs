@@ -34,8 +34,8 @@ pub async fn racing_appends_store_each_event_once(store: &dyn Store) {
     assert!(store.start_attempt(t.id, 1, worker.id, 120).await.unwrap());
     let events: Vec<Event> = (1..=100).map(|seq| line(seq, &format!("l{seq}"))).collect();
     let (a, b) = tokio::join!(
-        store.append_events(t.id, 1, worker.id, &events, LOG_CAP, 130),
-        store.append_events(t.id, 1, worker.id, &events, LOG_CAP, 130),
+        store.append_events(t.id, 1, worker.id, events.clone(), LOG_CAP, 130),
+        store.append_events(t.id, 1, worker.id, events.clone(), LOG_CAP, 130),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
@@ -59,7 +59,7 @@ pub async fn ending_a_task_as_its_runner_finishes_it_ends_it_once(store: &dyn St
         let last = [line(1, "last words"), finished(2)];
         let (ended, appended) = tokio::join!(
             store.end_task(t.id, TaskState::TimedOut, "its sandbox expired", 130),
-            store.append_events(t.id, 1, worker.id, &last, LOG_CAP, 130),
+            store.append_events(t.id, 1, worker.id, last.to_vec(), LOG_CAP, 130),
         );
         let ended = ended.unwrap(); // a deadlock would be an error here
         let appended = appended.unwrap();

@@ -331,7 +331,7 @@ impl Session {
                 task_id,
                 attempt,
                 self.runner_id,
-                &events,
+                events,
                 self.state.settings.max_log_bytes,
                 now,
             )

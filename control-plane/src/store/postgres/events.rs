@@ -15,7 +15,7 @@ pub async fn append_events(
     task: TaskId,
     attempt: u32,
     runner: RunnerId,
-    events: &[Event],
+    events: Vec<Event>,
     log_cap: u64,
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
@@ -33,7 +33,7 @@ async fn append_in(
     task: TaskId,
     attempt: u32,
     runner: RunnerId,
-    events: &[Event],
+    events: Vec<Event>,
     log_cap: u64,
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {

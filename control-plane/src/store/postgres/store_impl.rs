@@ -289,7 +289,7 @@ impl Store for PostgresStore {
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
-        events: &[Event],
+        events: Vec<Event>,
         log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError> {

@@ -197,7 +197,7 @@ async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>, latency
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
-        let results = commit(&writer, &group).await;
+        let results = commit(&writer, &mut group).await;
         latency.observe(started.elapsed());
         for ((_, reply), result) in group.drain(..).zip(results) {
             let _ = reply.send(result);
@@ -207,10 +207,13 @@ async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<(Write, Reply)>, latency
 
 /// Runs every write of the group in one transaction; if the commit itself fails, every
 /// write gets that error.
-async fn commit(writer: &SqlitePool, group: &[(Write, Reply)]) -> Vec<Result<Written, StoreError>> {
+async fn commit(
+    writer: &SqlitePool,
+    group: &mut [(Write, Reply)],
+) -> Vec<Result<Written, StoreError>> {
+    let size = group.len();
     let failed = |error: &StoreError| {
-        group
-            .iter()
+        (0..size)
             .map(|_| Err(StoreError::GroupFailed(error.to_string())))
             .collect()
     };
@@ -219,7 +222,7 @@ async fn commit(writer: &SqlitePool, group: &[(Write, Reply)]) -> Vec<Result<Wri
         Err(error) => return failed(&error.into()),
     };
     let mut results = Vec::with_capacity(group.len());
-    for (write, _) in group {
+    for (write, _) in group.iter_mut() {
         results.push(in_savepoint(&mut tx, write).await);
     }
     match tx.commit().await {
@@ -228,7 +231,12 @@ async fn commit(writer: &SqlitePool, group: &[(Write, Reply)]) -> Vec<Result<Wri
     }
 }
 
-async fn in_savepoint(conn: &mut SqliteConnection, write: &Write) -> Result<Written, StoreError> {
+/// Performs `write`, which may give up what it carries (event batches are moved, not
+/// copied, into the store).
+async fn in_savepoint(
+    conn: &mut SqliteConnection,
+    write: &mut Write,
+) -> Result<Written, StoreError> {
     if write.is_one_statement() {
         // Each statement costs a round trip to SQLite's thread; a savepoint costs two more.
         return perform(conn, write).await;
@@ -242,7 +250,7 @@ async fn in_savepoint(conn: &mut SqliteConnection, write: &Write) -> Result<Writ
     result
 }
 
-async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, StoreError> {
+async fn perform(conn: &mut SqliteConnection, write: &mut Write) -> Result<Written, StoreError> {
     match write {
         Write::InsertTasks(tasks) => {
             for task in tasks {
@@ -262,6 +270,7 @@ async fn perform(conn: &mut SqliteConnection, write: &Write) -> Result<Written, 
             log_cap,
             now,
         } => {
+            let events = std::mem::take(events);
             let appended =
                 events::append_events(conn, *task, *attempt, *runner, events, *log_cap, *now)
                     .await?;

@@ -355,12 +355,12 @@ impl Store for SqliteStore {
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
-        events: &[Event],
+        events: Vec<Event>,
         log_cap: u64,
         now: UnixMillis,
     ) -> Result<Appended, StoreError> {
         self.group
-            .append_events((task, attempt), runner, events.to_vec(), log_cap, now)
+            .append_events((task, attempt), runner, events, log_cap, now)
             .await
     }
     async fn events(
