@@ -58,11 +58,13 @@ struct EventsFrame {
 
 /// Decodes a runner's message. The derived decoder of an internally tagged enum first
 /// buffers the whole message into an intermediate tree; for event batches, the bulk of
-/// the traffic, the tag is read alone and the batch decoded in one pass.
+/// the traffic, the tag is read alone (a scan that allocates nothing) and the batch is
+/// then decoded as a plain struct. Anything else, a message in array form included, goes
+/// to the derived decoder.
 fn runner_message(frame: &[u8]) -> Result<RunnerMessage, FrameError> {
-    let tag: Tag<'_> = parse(frame)?;
-    if tag.kind != "events" {
-        return parse(frame);
+    match parse::<Tag<'_>>(frame) {
+        Ok(tag) if tag.kind == "events" => {}
+        _ => return parse(frame),
     }
     let batch: EventsFrame = parse(frame)?;
     Ok(RunnerMessage::Events {
@@ -141,6 +143,9 @@ mod tests {
             let derived: RunnerMessage = serde_json::from_slice(frame).expect("derived");
             assert_eq!(runner_frame(frame), Ok(derived));
         }
+        let array = br#"["heartbeat",1,2]"#;
+        let derived: RunnerMessage = serde_json::from_slice(array).expect("derived");
+        assert_eq!(runner_frame(array), Ok(derived));
         let no_attempt =
             br#"{"type":"events","task_id":"01930000-0000-7000-8000-000000000001","events":[]}"#;
         assert!(

@@ -2,7 +2,8 @@
 //! pass. The derived decoder of a struct with a flattened, internally tagged body buffers
 //! every event into an intermediate tree first; at hundreds of thousands of lines a second
 //! that was the control plane's largest cost. Other kinds keep the derived decoding of
-//! [`EventBody`], so they accept exactly what they did.
+//! [`EventBody`], so they accept what they did, with one exception on purpose: `kind` must
+//! be a string (the derived decoder also took a variant's index, which no one sends).
 
 use std::fmt;
 
@@ -144,9 +145,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                     set_once(&mut fields.truncated, "truncated", map.next_value()?)?;
                 }
                 Key::Other(name) => {
-                    if fields.rest.contains_key(&name) {
-                        return Err(de::Error::custom(format_args!("duplicate field `{name}`")));
-                    }
+                    // A repeated field no kind knows is ignored, as the derived decoder did.
                     let value = map.next_value()?;
                     fields.rest.insert(name, value);
                 }

@@ -90,6 +90,18 @@ fn refuses_what_the_derived_decoder_refused_and_names_the_field() {
 }
 
 #[test]
+fn a_repeated_unknown_field_is_ignored_and_a_numeric_kind_refused_on_purpose() {
+    let repeated = r#"{"seq":1,"ts":5,"kind":"log","stream":"stdout","line":"x","x":1,"x":2}"#;
+    let (by_hand, derived) = both(repeated);
+    assert!(derived.is_ok());
+    assert_eq!(by_hand, derived);
+    let numeric = r#"{"seq":1,"ts":5,"kind":0,"stream":"stdout","line":"x"}"#;
+    let (by_hand, derived) = both(numeric);
+    assert!(derived.is_ok(), "the derived decoder took a variant index");
+    assert!(by_hand.expect_err(numeric).contains("invalid type"));
+}
+
+#[test]
 fn every_event_round_trips() {
     for json in GOOD {
         let event: Event = serde_json::from_str(json).expect(json);

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::gate::Gate;
 use super::lines;
 use super::redact::{Redactor, MIN_SECRET_LEN};
 use super::shims::Shims;
@@ -34,7 +35,8 @@ const SHIM_MARGIN: Duration = Duration::from_secs(5);
 const OUTPUT_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Batches of lines (each what one read of a pipe completed, at most 64 KiB) buffered
-/// between the pipe readers and the stream.
+/// between the pipe readers and the stream: with the pipe's own 64 KiB, an agent gets
+/// about 300 KiB ahead of the runner before its writes block.
 const LINE_BATCHES: usize = 4;
 
 /// How to run one agent.
@@ -155,16 +157,17 @@ pub async fn run(
     let mut exited = false;
     let mut drain_until = far;
     let mut output_open = true;
-    // Whether the outbox takes more of this attempt's events. Once the agent has exited,
-    // what is left of its output is read regardless.
-    let mut room = true;
+    let mut gate = Gate::new(command.outbox, command.key);
 
     loop {
         if exited && !output_open {
             break;
         }
+        // An agent being stopped, or given its grace to exit, is read regardless: its last
+        // words must not wait on the control plane.
+        let reading = gate.is_open() || halted.is_some() || grace_until != far;
         tokio::select! {
-            batch = line_rx.recv(), if output_open && (room || exited) => match batch {
+            batch = line_rx.recv(), if output_open && reading => match batch {
                 Some(batch) => {
                     for line in batch.into_iter().flat_map(|line| redactor.push(line)) {
                         match handle(line) {
@@ -181,15 +184,18 @@ pub async fn run(
                     if let Some(limit) = command.idle_timeout {
                         idle = Instant::now() + limit;
                     }
-                    room = command.outbox.has_room(command.key);
+                    gate.after_push();
                 }
                 None => output_open = false,
             },
-            () = command.outbox.room(command.key), if output_open && !room && !exited => {
-                room = true;
-                // Waiting on the control plane is not the agent being silent.
+            () = gate.reopened(), if output_open && !reading => {
+                // Waiting on the control plane is neither the agent being silent nor
+                // output that stopped coming after its exit.
                 if let Some(limit) = command.idle_timeout {
                     idle = Instant::now() + limit;
+                }
+                if exited {
+                    drain_until = Instant::now() + OUTPUT_DRAIN_AFTER_EXIT;
                 }
             }
             () = sleep_until(redactor.release_at().unwrap_or(far)), if redactor.release_at().is_some() => {
@@ -209,7 +215,7 @@ pub async fn run(
             () = sleep_until(overall), if halted.is_none() && !exited => {
                 halted = command.timeout.map(Halt::Timeout);
             }
-            () = sleep_until(idle), if halted.is_none() && !exited && room => {
+            () = sleep_until(idle), if halted.is_none() && !exited && reading => {
                 halted = command.idle_timeout.map(Halt::IdleTimeout);
             }
             () = sleep_until(grace_until), if halted.is_none() && !exited => {
@@ -219,7 +225,7 @@ pub async fn run(
                 signal_group(group, Signal::SIGKILL);
                 backstop = far;
             }
-            () = sleep_until(drain_until), if exited => break,
+            () = sleep_until(drain_until), if exited && reading => break,
         }
         if halted.is_some() && lifeline.is_some() && !exited {
             drop(lifeline.take());

@@ -10,8 +10,14 @@ use tokio::sync::mpsc;
 /// Bytes kept per line: one more than the limit, so that `LogLine` sees the line was cut.
 const KEEP_BYTES: usize = MAX_LINE_BYTES + 1;
 
-/// Bytes read from the agent at a time; also bounds one batch of lines.
+/// Bytes read from the agent at a time: a Linux pipe's default capacity, so one read
+/// takes whatever the agent could write before it would block.
 const READ_BYTES: usize = 64 * 1024;
+
+/// Most lines in one batch: one event frame's worth (`MAX_EVENTS_PER_BATCH`), so that a
+/// batch pushed just under the outbox's room bound overshoots it by no more than that
+/// (a 64 KiB read of empty lines would be 65,536 lines).
+const LINES_PER_BATCH: usize = kiln_protocol::limits::MAX_EVENTS_PER_BATCH;
 
 /// Reads `source` to its end, sending its lines (without their `\n`) to `lines`, those
 /// completed by one read together.
@@ -33,6 +39,12 @@ pub async fn forward(
             batch.push(LogLine::from_bytes(stream, &line));
             line.clear();
             rest = &rest[end + 1..];
+            if batch.len() == LINES_PER_BATCH {
+                let full = std::mem::take(&mut batch);
+                if lines.send(full).await.is_err() {
+                    return;
+                }
+            }
         }
         keep(&mut line, rest);
         let consumed = available.len();
@@ -64,6 +76,43 @@ mod tests {
             lines.extend(batch);
         }
         lines
+    }
+
+    /// The batches `input` makes when a pipe hands it over `chunk` bytes at a time.
+    async fn batches_in_chunks(input: Vec<u8>, chunk: usize) -> Vec<Vec<LogLine>> {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut writer, reader) = tokio::io::duplex(chunk);
+        tokio::spawn(async move { writer.write_all(&input).await.expect("write") });
+        let (tx, mut rx) = mpsc::channel(4);
+        tokio::spawn(forward(reader, Stream::Stdout, tx));
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            batches.push(batch);
+        }
+        batches
+    }
+
+    #[tokio::test]
+    async fn lines_and_cuts_that_span_reads_come_out_as_from_one_read() {
+        let mut input = b"one\ntwo\n".to_vec();
+        input.extend(vec![b'y'; MAX_LINE_BYTES * 5]);
+        input.extend_from_slice(b"\nafter the long one\nlast");
+        let whole = split(&input).await;
+        let chunked: Vec<LogLine> = batches_in_chunks(input, 1000).await.concat();
+        assert_eq!(chunked, whole);
+        assert_eq!(chunked.len(), 5);
+        assert!(chunked[2].truncated);
+        assert_eq!(chunked[2].raw_bytes().len(), MAX_LINE_BYTES);
+        assert_eq!(chunked[3].line, "after the long one");
+        assert_eq!(chunked[4].line, "last");
+    }
+
+    #[tokio::test]
+    async fn a_read_of_short_lines_goes_in_batches_of_at_most_one_frame() {
+        let batches = batches_in_chunks(vec![b'\n'; 70_000], READ_BYTES).await;
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 70_000);
+        assert!(batches.iter().all(|b| b.len() <= LINES_PER_BATCH));
+        assert!(batches.iter().any(|b| b.len() == LINES_PER_BATCH));
     }
 
     #[tokio::test]

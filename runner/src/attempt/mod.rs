@@ -5,6 +5,7 @@
 pub mod agent;
 mod budget;
 pub mod container;
+mod gate;
 mod lines;
 mod outcome;
 mod redact;

@@ -14,7 +14,7 @@ use super::{AttemptKey, Outbox, Stream};
 /// and half the spill bound, so lines that arrive while the agent waits never spill.
 pub const ROOM_EVENTS: usize = 32 * 1024;
 
-/// The same in bytes (estimated encoded size).
+/// The same in bytes (estimated encoded size): half the spill bound, as for events.
 pub const ROOM_BYTES: usize = 8 * 1024 * 1024;
 
 /// While held, the outbox's link is up: agents wait for room. Dropped when the session

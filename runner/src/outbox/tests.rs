@@ -1,5 +1,6 @@
 //! Outbox behaviour: seqs, resend after reconnect, acks, spilling and recovery.
 
+use kiln_protocol::limits::MAX_EVENTS_PER_BATCH;
 use kiln_protocol::{LogLine, Outcome, OutcomeStatus};
 
 use super::*;

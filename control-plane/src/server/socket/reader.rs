@@ -10,7 +10,9 @@ use kiln_protocol::RunnerMessage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Frames decoded ahead of the session: one being stored, one ready, one being decoded.
+/// Frames decoded ahead of the session: with one more held by the reader while the
+/// channel is full, up to three wait (at most 3 × 4 MiB on a busy connection), enough to
+/// keep decoding going while the session stores a batch.
 const FRAMES_AHEAD: usize = 2;
 
 /// A frame from the runner, decoded.
@@ -28,6 +30,7 @@ pub enum Inbound {
 
 /// The reading task; aborted when dropped, with the session.
 pub struct Reader {
+    /// The decoded frames, in the order they came.
     pub frames: mpsc::Receiver<Inbound>,
     task: JoinHandle<()>,
 }

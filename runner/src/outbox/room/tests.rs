@@ -61,6 +61,7 @@ async fn a_waiting_agent_wakes_when_an_ack_makes_room_or_the_link_drops() {
         async move { outbox.room(key).await }
     });
     tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no room: the agent waits");
     let last = outbox.take_unsent(1)[0].events.last().expect("a batch").seq;
     outbox.ack(key, last);
     tokio::time::timeout(WAKE_DEADLINE, waiting)
@@ -74,6 +75,7 @@ async fn a_waiting_agent_wakes_when_an_ack_makes_room_or_the_link_drops() {
         async move { outbox.room(key).await }
     });
     tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no room: the agent waits");
     drop(link);
     tokio::time::timeout(WAKE_DEADLINE, waiting)
         .await
