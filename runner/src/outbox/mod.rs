@@ -27,8 +27,8 @@ pub type AttemptKey = (TaskId, u32);
 
 /// Unacknowledged events an attempt keeps in memory before spilling to disk: a quarter
 /// second of the fastest agent output the control plane takes (250k lines/s), and
-/// minutes of a chatty agent while it is unreachable. A connected runner never gets here:
-/// its agents wait at half this (`room.rs`).
+/// minutes of a chatty agent while it is unreachable. A connected runner gets here only if
+/// acks stop for 30 s: its agents wait at half this (`room.rs`, `attempt/gate.rs`).
 const MEMORY_EVENTS_PER_ATTEMPT: usize = 64 * 1024;
 
 /// Unacknowledged bytes (estimated encoded size) an attempt keeps in memory before spilling.
@@ -338,8 +338,8 @@ impl Outbox {
             .collect()
     }
 
-    /// Events written to spool files since start: while connected, only when an agent
-    /// printed more than the room bound in the time one ack takes.
+    /// Events written to spool files since start: while the control plane was away, after
+    /// 30 s without an ack (`attempt/gate.rs`), or at exit.
     pub fn spilled(&self) -> u64 {
         self.spilled.load(Ordering::Relaxed)
     }

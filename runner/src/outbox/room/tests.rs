@@ -1,9 +1,11 @@
 //! Room: agents wait on a connected control plane's acks, never on an absent one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use kiln_protocol::{EventBody, LogLine, TaskId};
+use tokio::task::JoinHandle;
 
 use super::*;
 
@@ -50,35 +52,37 @@ fn while_disconnected_nothing_waits() {
     assert!(outbox.has_room(key));
 }
 
+/// An agent waiting for room in `outbox`, checked to be blocked.
+async fn blocked_waiter(outbox: &Arc<Outbox>, key: AttemptKey) -> JoinHandle<()> {
+    let waiting = tokio::spawn({
+        let outbox = Arc::clone(outbox);
+        async move { outbox.room(key).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no room: the agent waits");
+    waiting
+}
+
+async fn wait_woken(waiting: JoinHandle<()>, by: &str) {
+    tokio::time::timeout(WAKE_DEADLINE, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("not woken by {by}"))
+        .expect("joined");
+}
+
 #[tokio::test]
 async fn a_waiting_agent_wakes_when_an_ack_makes_room_or_the_link_drops() {
-    let outbox = std::sync::Arc::new(Outbox::default());
+    let outbox = Arc::new(Outbox::default());
     let key = (TaskId::new(), 1);
     let link = outbox.link_up();
     fill(&outbox, key, ROOM_EVENTS);
-    let waiting = tokio::spawn({
-        let outbox = std::sync::Arc::clone(&outbox);
-        async move { outbox.room(key).await }
-    });
-    tokio::task::yield_now().await;
-    assert!(!waiting.is_finished(), "no room: the agent waits");
+    let waiting = blocked_waiter(&outbox, key).await;
     let last = outbox.take_unsent(1)[0].events.last().expect("a batch").seq;
     outbox.ack(key, last);
-    tokio::time::timeout(WAKE_DEADLINE, waiting)
-        .await
-        .expect("woken by the ack")
-        .expect("joined");
+    wait_woken(waiting, "the ack").await;
 
     fill(&outbox, key, ROOM_EVENTS);
-    let waiting = tokio::spawn({
-        let outbox = std::sync::Arc::clone(&outbox);
-        async move { outbox.room(key).await }
-    });
-    tokio::task::yield_now().await;
-    assert!(!waiting.is_finished(), "no room: the agent waits");
+    let waiting = blocked_waiter(&outbox, key).await;
     drop(link);
-    tokio::time::timeout(WAKE_DEADLINE, waiting)
-        .await
-        .expect("woken by the link going down")
-        .expect("joined");
+    wait_woken(waiting, "the link going down").await;
 }
