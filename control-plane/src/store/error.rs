@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The database failed or was unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The writer thread's connection failed (`sqlite/writer`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -141,19 +141,6 @@ pub async fn announce_runner(
     Ok(())
 }
 
-pub async fn touch_runner<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
-    id: RunnerId,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE runners SET last_seen_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(id.to_string())
-        .execute(executor)
-        .await?;
-    Ok(())
-}
-
 pub async fn runners(pool: &SqlitePool) -> Result<Vec<RunnerRecord>, StoreError> {
     let found = sqlx::query("SELECT * FROM runners ORDER BY created_at, id")
         .fetch_all(pool)

@@ -10,6 +10,7 @@ mod sandboxes;
 mod schema;
 mod tasks;
 mod workspaces;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
 };
 
 use group::GroupCommit;
+use writer::WriteTurn;
 
 use super::{
     Appended, Migrated, NewRunner, Pruned, RegistrationRefusal, Store, StoreError, StoreStats,
@@ -45,11 +47,13 @@ const READER_CONNECTIONS: u32 = 4;
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// The single connection that writes; serialises transactions without lock errors.
-    writer: SqlitePool,
+    /// The connection for writes other than the hot ones; it writes only in its turn.
+    writer_pool: SqlitePool,
+    /// Whose turn it is to write: this pool's or the writer thread's.
+    turn: WriteTurn,
     /// Connections for queries.
     reader: SqlitePool,
-    /// The hot writes, committed in groups on the writer connection.
+    /// The hot writes, committed in groups on the writer thread.
     group: GroupCommit,
 }
 
@@ -67,9 +71,11 @@ impl SqliteStore {
             .max_connections(READER_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
-        let group = GroupCommit::start(writer.clone());
+        let turn = WriteTurn::default();
+        let group = GroupCommit::start(path, turn.clone())?;
         Ok(Self {
-            writer,
+            writer_pool: writer,
+            turn,
             reader,
             group,
         })
@@ -103,10 +109,32 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT))
     }
 
+    /// The pool for writes other than the hot ones, once it is its turn to write.
+    async fn writer(&self) -> WriterTurn<'_> {
+        WriterTurn {
+            _turn: self.turn.lock().await,
+            pool: &self.writer_pool,
+        }
+    }
+
     /// Closes both pools, waiting for open transactions to end.
     pub async fn close(&self) {
         self.reader.close().await;
-        self.writer.close().await;
+        self.writer_pool.close().await;
+    }
+}
+
+/// The pool for the rare writes, holding the turn to write.
+struct WriterTurn<'a> {
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+    pool: &'a SqlitePool,
+}
+
+impl std::ops::Deref for WriterTurn<'_> {
+    type Target = SqlitePool;
+
+    fn deref(&self) -> &SqlitePool {
+        self.pool
     }
 }
 
@@ -124,13 +152,13 @@ impl Store for SqliteStore {
         now: UnixMillis,
         limit: u32,
     ) -> Result<Pruned, StoreError> {
-        retention::prune_finished(&self.writer, before, now, limit).await
+        retention::prune_finished(&*self.writer().await, before, now, limit).await
     }
     fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
         Some(self.group.latency())
     }
     async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError> {
-        auth::add_admin_token(&self.writer, hash, now).await
+        auth::add_admin_token(&*self.writer().await, hash, now).await
     }
     async fn is_admin_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         auth::is_admin_token(&self.reader, hash).await
@@ -140,7 +168,7 @@ impl Store for SqliteStore {
         record: &RegistrationTokenRecord,
         hash: &TokenHash,
     ) -> Result<(), StoreError> {
-        auth::create_registration_token(&self.writer, record, hash).await
+        auth::create_registration_token(&*self.writer().await, record, hash).await
     }
     async fn register_runner(
         &self,
@@ -148,7 +176,7 @@ impl Store for SqliteStore {
         runner: NewRunner,
         now: UnixMillis,
     ) -> Result<Result<RunnerRecord, RegistrationRefusal>, StoreError> {
-        auth::register_runner(&self.writer, registration, runner, now).await
+        auth::register_runner(&*self.writer().await, registration, runner, now).await
     }
     async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError> {
         auth::runner_by_token(&self.reader, hash).await
@@ -159,7 +187,7 @@ impl Store for SqliteStore {
         announcement: &RunnerAnnouncement,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        auth::announce_runner(&self.writer, id, announcement, now).await
+        auth::announce_runner(&*self.writer().await, id, announcement, now).await
     }
     async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError> {
         self.group.touch_runner(id, now).await
@@ -190,7 +218,7 @@ impl Store for SqliteStore {
         self.group.assign(placements.to_vec(), now).await
     }
     async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError> {
-        tasks::retry_task(&self.writer, task, now).await
+        tasks::retry_task(&*self.writer().await, task, now).await
     }
     async fn runner(&self, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError> {
         fleet::runner(&self.reader, id).await
@@ -200,26 +228,26 @@ impl Store for SqliteStore {
         id: RunnerId,
         paused_at: Option<UnixMillis>,
     ) -> Result<bool, StoreError> {
-        fleet::set_paused(&self.writer, id, paused_at).await
+        fleet::set_paused(&*self.writer().await, id, paused_at).await
     }
     async fn set_drain_requested(
         &self,
         id: RunnerId,
         at: Option<UnixMillis>,
     ) -> Result<bool, StoreError> {
-        fleet::set_drain_requested(&self.writer, id, at).await
+        fleet::set_drain_requested(&*self.writer().await, id, at).await
     }
     async fn request_rotation(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
-        fleet::request_rotation(&self.writer, id, now).await
+        fleet::request_rotation(&*self.writer().await, id, now).await
     }
     async fn rotate_token(&self, id: RunnerId, new_hash: &TokenHash) -> Result<(), StoreError> {
-        fleet::rotate_token(&self.writer, id, new_hash).await
+        fleet::rotate_token(&*self.writer().await, id, new_hash).await
     }
     async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError> {
-        fleet::confirm_rotation(&self.writer, id).await
+        fleet::confirm_rotation(&*self.writer().await, id).await
     }
     async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError> {
-        workspaces::create_workspace(&self.writer, record).await
+        workspaces::create_workspace(&*self.writer().await, record).await
     }
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError> {
         workspaces::workspace(&self.reader, id).await
@@ -230,7 +258,7 @@ impl Store for SqliteStore {
         state: WorkspaceState,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        workspaces::end_workspace(&self.writer, id, state, now).await
+        workspaces::end_workspace(&*self.writer().await, id, state, now).await
     }
     async fn open_workspaces_of(
         &self,
@@ -248,7 +276,7 @@ impl Store for SqliteStore {
         message: &str,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        tasks::end_task(&self.writer, task, state, message, now).await
+        tasks::end_task(&*self.writer().await, task, state, message, now).await
     }
     async fn create_sandbox(
         &self,
@@ -256,7 +284,9 @@ impl Store for SqliteStore {
         sandbox: &SandboxRecord,
         runner: &NewRunner,
     ) -> Result<(), StoreError> {
-        sandboxes::create_sandbox(&self.writer, task, sandbox, runner).await
+        self.group
+            .create_sandbox(task.clone(), sandbox.clone(), runner.clone())
+            .await
     }
     async fn sandbox(&self, id: SandboxId) -> Result<Option<SandboxRecord>, StoreError> {
         sandboxes::sandbox(&self.reader, id).await
@@ -268,7 +298,7 @@ impl Store for SqliteStore {
         sandboxes::live_sandboxes(&self.reader).await
     }
     async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError> {
-        sandboxes::sandbox_forged(&self.writer, id, handle).await
+        sandboxes::sandbox_forged(&*self.writer().await, id, handle).await
     }
     async fn end_sandbox(
         &self,
@@ -277,10 +307,10 @@ impl Store for SqliteStore {
         reason: &str,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        sandboxes::end_sandbox(&self.writer, id, state, reason, now).await
+        sandboxes::end_sandbox(&*self.writer().await, id, state, reason, now).await
     }
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError> {
-        fleet::revoke_runner(&self.writer, id, now).await
+        fleet::revoke_runner(&*self.writer().await, id, now).await
     }
     async fn start_attempt(
         &self,
@@ -289,7 +319,7 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        self.group.start_attempt(task, attempt, runner, now).await
+        self.group.start_attempt((task, attempt), runner, now).await
     }
     async fn reject_attempt(
         &self,
@@ -298,7 +328,7 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        attempts::reject_attempt(&self.writer, task, attempt, runner, now).await
+        attempts::reject_attempt(&*self.writer().await, task, attempt, runner, now).await
     }
     async fn lose_attempt(
         &self,
@@ -307,14 +337,14 @@ impl Store for SqliteStore {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<Option<TaskState>, StoreError> {
-        attempts::lose_attempt(&self.writer, task, attempt, runner, now).await
+        attempts::lose_attempt(&*self.writer().await, task, attempt, runner, now).await
     }
     async fn request_cancel(
         &self,
         task: TaskId,
         now: UnixMillis,
     ) -> Result<CancelEffect, StoreError> {
-        tasks::request_cancel(&self.writer, task, now).await
+        tasks::request_cancel(&*self.writer().await, task, now).await
     }
     async fn attempt(
         &self,
@@ -380,7 +410,7 @@ impl Store for SqliteStore {
         data: &[u8],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        events::put_artifact(&self.writer, task, attempt, kind, data, now).await
+        events::put_artifact(&*self.writer().await, task, attempt, kind, data, now).await
     }
     async fn artifact(
         &self,

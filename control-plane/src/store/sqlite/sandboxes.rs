@@ -3,52 +3,9 @@
 use kiln_protocol::{SandboxId, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
-use super::tasks::insert_task;
-use crate::model::{NewTask, SandboxRecord, SandboxState};
-use crate::store::rows::{self, to_json};
-use crate::store::{NewRunner, StoreError};
-
-/// Saves a sandboxed task, the sandbox's runner identity and the sandbox, atomically.
-pub async fn create_sandbox(
-    pool: &SqlitePool,
-    task: &NewTask,
-    sandbox: &SandboxRecord,
-    runner: &NewRunner,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    let record = &runner.record;
-    sqlx::query(
-        "INSERT INTO runners (id, name, token_hash, capabilities, labels, max_concurrent, version,
-                              created_at, sandbox_id)
-         VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-    )
-    .bind(record.id.to_string())
-    .bind(&record.name)
-    .bind(&runner.token_hash.0)
-    .bind(to_json(&record.capabilities))
-    .bind(to_json(&record.labels))
-    .bind(i64::from(record.max_concurrent))
-    .bind(record.created_at)
-    .bind(sandbox.id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    insert_task(&mut *tx, task).await?;
-    sqlx::query(
-        "INSERT INTO sandboxes (id, task_id, runner_id, provider, image, handle, state, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?, NULL, 'forging', ?, ?)",
-    )
-    .bind(sandbox.id.to_string())
-    .bind(task.id.to_string())
-    .bind(record.id.to_string())
-    .bind(&sandbox.provider)
-    .bind(&sandbox.image)
-    .bind(sandbox.expires_at)
-    .bind(sandbox.created_at)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
+use crate::model::{SandboxRecord, SandboxState};
+use crate::store::rows;
+use crate::store::StoreError;
 
 pub async fn sandbox(
     pool: &SqlitePool,

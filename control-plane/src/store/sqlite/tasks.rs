@@ -3,45 +3,10 @@
 use kiln_protocol::{OutcomeStatus, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
-use crate::model::{CancelEffect, NewTask, RetryEffect, TaskRecord, TaskState};
+use crate::model::{CancelEffect, RetryEffect, TaskRecord, TaskState};
 use crate::store::outcomes::{ended_as, ended_unrun};
-use crate::store::rows::{self, int, to_json};
+use crate::store::rows::{self, to_json};
 use crate::store::{StoreError, StoreStats, TaskFilter};
-
-pub async fn insert_task<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
-    task: &NewTask,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO tasks (id, repo, base_ref, branch, prompt, command, env, secret_env, requires,
-                            labels, priority, timeout_ms, idle_timeout_ms, max_attempts, state,
-                            attempt, created_at, updated_at, options, workspace_id, sandbox_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-    )
-    .bind(task.id.to_string())
-    .bind(&task.repo)
-    .bind(&task.base_ref)
-    .bind(&task.branch)
-    .bind(&task.prompt)
-    .bind(to_json(&task.command))
-    .bind(to_json(&task.env))
-    .bind(to_json(&task.secret_env.0))
-    .bind(to_json(&task.requires))
-    .bind(to_json(&task.labels))
-    .bind(task.priority)
-    .bind(task.timeout_ms.map(int))
-    .bind(task.idle_timeout_ms.map(int))
-    .bind(i64::from(task.max_attempts))
-    .bind(TaskState::Queued.as_str())
-    .bind(task.created_at)
-    .bind(task.created_at)
-    .bind(to_json(&task.options))
-    .bind(task.workspace_id.map(|w| w.to_string()))
-    .bind(task.sandbox_id.map(|s| s.to_string()))
-    .execute(executor)
-    .await?;
-    Ok(())
-}
 
 pub async fn task(pool: &SqlitePool, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
     let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")

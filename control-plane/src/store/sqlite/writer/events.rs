@@ -1,0 +1,118 @@
+//! Hot writes of attempt events: each batch becomes one NDJSON chunk row, and `finished`
+//! ends the attempt and its task.
+
+use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
+use rusqlite::{params, Connection, OptionalExtension as _};
+
+use crate::model::{AttemptState, TaskState};
+use crate::store::rows::{int, to_json};
+use crate::store::{chunks, Appended, StoreError};
+
+/// Stores the contiguous new events of an attempt. Refusals (not found, not this
+/// runner's) come before any write.
+pub fn append_events(
+    conn: &Connection,
+    key: (TaskId, u32),
+    runner: RunnerId,
+    events: Vec<Event>,
+    log_cap: u64,
+    now: UnixMillis,
+) -> Result<Appended, StoreError> {
+    let (task, attempt) = (key.0.to_string(), i64::from(key.1));
+    let owner: Option<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = ? AND attempt = ?",
+        )?
+        .query_row(params![task, attempt], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let Some((owner, acked, log_bytes)) = owner else {
+        return Err(StoreError::NotFound {
+            what: "attempt",
+            id: format!("{task}/{attempt}"),
+        });
+    };
+    if owner != runner.to_string() {
+        return Err(StoreError::NotYours {
+            task,
+            attempt: key.1,
+            runner: runner.to_string(),
+        });
+    }
+    let accepted = chunks::accept(
+        events,
+        u64::try_from(acked).unwrap_or(0),
+        u64::try_from(log_bytes).unwrap_or(0),
+        log_cap,
+    );
+    let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
+    let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) else {
+        return Ok(appended);
+    };
+    conn.prepare_cached(
+        "INSERT INTO event_chunks (task_id, attempt, first_seq, last_seq, body)
+         VALUES (?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        task,
+        attempt,
+        int(first.seq),
+        int(last.seq),
+        chunks::encode(&appended.stored),
+    ])?;
+    if let EventBody::Finished { outcome } = &last.body {
+        finish_attempt(conn, &task, attempt, outcome, now)?;
+    }
+    conn.prepare_cached(
+        "UPDATE attempts SET acked_seq = ?, log_bytes = ? WHERE task_id = ? AND attempt = ?",
+    )?
+    .execute(params![
+        int(appended.acked_seq),
+        int(log_bytes),
+        task,
+        attempt
+    ])?;
+    Ok(appended)
+}
+
+/// Ends the attempt as its runner reported, and the task with it when this attempt is the
+/// task's current one. An attempt already ended (lost, say) keeps its state: late events
+/// are stored but change nothing.
+fn finish_attempt(
+    conn: &Connection,
+    task: &str,
+    attempt: i64,
+    outcome: &Outcome,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let outcome_json = to_json(outcome);
+    let ended = conn
+        .prepare_cached(
+            "UPDATE attempts SET state = ?, outcome = ?, finished_at = ?
+             WHERE task_id = ? AND attempt = ? AND state IN ('assigned', 'running')",
+        )?
+        .execute(params![
+            AttemptState::from(outcome.status).as_str(),
+            outcome_json,
+            now,
+            task,
+            attempt,
+        ])?;
+    if ended == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
+         WHERE id = ? AND attempt = ? AND state IN ('assigned', 'running')",
+    )?
+    .execute(params![
+        TaskState::from(outcome.status).as_str(),
+        outcome_json,
+        now,
+        now,
+        task,
+        attempt,
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The writer thread: the hot writes (submits, assignments, accepts, event batches,
+//! heartbeats) run synchronously on one thread with its own connection. A group of them is
+//! one transaction and one fsync, with no hand-off between threads per statement: through
+//! sqlx every statement was a round trip to SQLite's worker thread, and those wake-ups,
+//! not SQLite, bounded the group's time.
+
+mod attempts;
+mod events;
+mod tasks;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kiln_protocol::{Event, RunnerId, TaskId, UnixMillis};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Histogram;
+use crate::model::{AttemptRecord, NewTask, SandboxRecord};
+use crate::store::{Appended, NewRunner, StoreError};
+
+/// Most writes in one transaction: bounds how long one commit holds the writer.
+const MAX_GROUP: usize = 512;
+
+/// Prepared statements kept by the writer: every fixed statement of the hot writes fits.
+const STATEMENT_CACHE: usize = 32;
+
+/// A write the writer performs.
+#[derive(Debug)]
+pub enum Write {
+    /// `Store::insert_task`.
+    InsertTask(Box<NewTask>),
+    /// `Store::insert_tasks`: all in one savepoint.
+    InsertTasks(Vec<NewTask>),
+    /// `Store::create_sandbox`: task, sandbox and its runner in one savepoint.
+    CreateSandbox(Box<(NewTask, SandboxRecord, NewRunner)>),
+    /// `Store::append_events`.
+    AppendEvents {
+        key: (TaskId, u32),
+        runner: RunnerId,
+        events: Vec<Event>,
+        log_cap: u64,
+        now: UnixMillis,
+    },
+    /// `Store::touch_runner`.
+    TouchRunner { id: RunnerId, now: UnixMillis },
+    /// `Store::assign`.
+    Assign {
+        placements: Vec<(TaskId, RunnerId)>,
+        now: UnixMillis,
+    },
+    /// `Store::start_attempt`.
+    StartAttempt {
+        key: (TaskId, u32),
+        runner: RunnerId,
+        now: UnixMillis,
+    },
+}
+
+/// What a write returns.
+#[derive(Debug)]
+pub enum Written {
+    /// Nothing to report.
+    Done,
+    /// The events stored.
+    Appended(Appended),
+    /// Whether the attempt now runs.
+    Started(bool),
+    /// The attempts recorded.
+    Assigned(Vec<AttemptRecord>),
+}
+
+/// Where a write's outcome goes.
+pub type Reply = oneshot::Sender<Result<Written, StoreError>>;
+
+/// The right to write to the database. The writer thread and the pool that performs the
+/// other (rare) writes take turns, so neither ever meets the other's lock in SQLite.
+pub type WriteTurn = Arc<tokio::sync::Mutex<()>>;
+
+/// Opens the writer's connection to the (already migrated) database at `path`.
+pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    // FULL: an acknowledged write survives power loss, not only a process crash.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Starts the writer thread; it ends when every sender of `queue` is gone.
+pub fn start(
+    conn: Connection,
+    queue: mpsc::Receiver<(Write, Reply)>,
+    turn: WriteTurn,
+    latency: Arc<Histogram>,
+) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("kiln-sqlite-writer".into())
+        .spawn(move || run(&conn, queue, &turn, &latency))
+        .map_err(|error| StoreError::GroupFailed(format!("cannot start the writer: {error}")))?;
+    Ok(())
+}
+
+fn run(
+    conn: &Connection,
+    mut queue: mpsc::Receiver<(Write, Reply)>,
+    turn: &WriteTurn,
+    latency: &Histogram,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            let Ok(next) = queue.try_recv() else { break };
+            group.push(next);
+        }
+        let results = {
+            let _turn = turn.blocking_lock();
+            let started = Instant::now();
+            let results = commit(conn, &mut group);
+            latency.observe(started.elapsed());
+            results
+        };
+        for ((_, reply), result) in group.drain(..).zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Runs every write of the group in one transaction, each in its own savepoint so that a
+/// write that fails is undone alone and gets its own error; if the transaction itself
+/// cannot begin or commit, every write gets that error.
+fn commit(conn: &Connection, group: &mut [(Write, Reply)]) -> Vec<Result<Written, StoreError>> {
+    let size = group.len();
+    let failed = |error: &StoreError| {
+        (0..size)
+            .map(|_| Err(StoreError::GroupFailed(error.to_string())))
+            .collect()
+    };
+    if let Err(error) = statement(conn, "BEGIN IMMEDIATE") {
+        return failed(&error);
+    }
+    let results: Vec<_> = group
+        .iter_mut()
+        .map(|(write, _)| in_savepoint(conn, write))
+        .collect();
+    match statement(conn, "COMMIT") {
+        Ok(()) => results,
+        Err(error) => {
+            let _ = statement(conn, "ROLLBACK");
+            failed(&error)
+        }
+    }
+}
+
+fn in_savepoint(conn: &Connection, write: &mut Write) -> Result<Written, StoreError> {
+    statement(conn, "SAVEPOINT write")?;
+    let result = perform(conn, write);
+    if result.is_err() {
+        statement(conn, "ROLLBACK TO write")?;
+    }
+    statement(conn, "RELEASE write")?;
+    result
+}
+
+/// Runs one statement without parameters, prepared once.
+fn statement(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Performs `write`, which may give up what it carries (event batches are moved, not
+/// copied, into the store).
+fn perform(conn: &Connection, write: &mut Write) -> Result<Written, StoreError> {
+    match write {
+        Write::InsertTask(task) => tasks::insert_task(conn, task).map(|()| Written::Done),
+        Write::InsertTasks(new) => {
+            for task in new.iter() {
+                tasks::insert_task(conn, task)?;
+            }
+            Ok(Written::Done)
+        }
+        Write::CreateSandbox(records) => {
+            let (task, sandbox, runner) = &**records;
+            tasks::create_sandbox(conn, task, sandbox, runner).map(|()| Written::Done)
+        }
+        Write::AppendEvents {
+            key,
+            runner,
+            events,
+            log_cap,
+            now,
+        } => {
+            let events = std::mem::take(events);
+            events::append_events(conn, *key, *runner, events, *log_cap, *now)
+                .map(Written::Appended)
+        }
+        Write::Assign { placements, now } => {
+            attempts::assign(conn, placements, *now).map(Written::Assigned)
+        }
+        Write::StartAttempt { key, runner, now } => {
+            attempts::start_attempt(conn, key.0, key.1, *runner, *now).map(Written::Started)
+        }
+        Write::TouchRunner { id, now } => {
+            tasks::touch_runner(conn, *id, *now).map(|()| Written::Done)
+        }
+    }
+}
