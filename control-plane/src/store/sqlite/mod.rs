@@ -117,9 +117,11 @@ impl SqliteStore {
         }
     }
 
-    /// Closes both pools, waiting for open transactions to end.
+    /// Closes both pools, waiting for open transactions (a group on the writer thread
+    /// included) to end.
     pub async fn close(&self) {
         self.reader.close().await;
+        let _turn = self.turn.lock().await;
         self.writer_pool.close().await;
     }
 }
