@@ -182,4 +182,38 @@ mod tests {
             );
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_writes_take_turns_with_the_writer_thread_and_none_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("kiln.db"))
+            .await
+            .unwrap();
+        let cancelled: Vec<NewTask> = (0..100).map(|_| new_task()).collect();
+        for new in &cancelled {
+            store.insert_task(new).await.unwrap();
+        }
+
+        // Cancels (read, then write, on the other connection) race with submits on the
+        // writer thread. Without the turn, a cancel whose snapshot went stale before its
+        // write would fail with SQLITE_BUSY.
+        let mut writes = Vec::new();
+        for new in &cancelled {
+            let (cancelling, id) = (store.clone(), new.id);
+            writes.push(tokio::spawn(async move {
+                cancelling.request_cancel(id, 1).await.map(|_| ())
+            }));
+            let (submitting, fresh) = (store.clone(), new_task());
+            writes.push(tokio::spawn(
+                async move { submitting.insert_task(&fresh).await },
+            ));
+        }
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        for new in &cancelled {
+            let task = store.task(new.id).await.unwrap().unwrap();
+            assert!(task.state.is_terminal(), "{} not cancelled", new.id);
+        }
+    }
 }
