@@ -80,6 +80,12 @@ impl GroupCommit {
             .await
     }
 
+    /// Ends the writer thread once the writes queued before are committed, closing its
+    /// connection; later writes fail as closed.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.done(Write::Close).await
+    }
+
     /// `Store::touch_runner`.
     pub async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError> {
         self.done(Write::TouchRunner { id, now }).await
@@ -215,5 +221,26 @@ mod tests {
             let task = store.task(new.id).await.unwrap().unwrap();
             assert!(task.state.is_terminal(), "{} not cancelled", new.id);
         }
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_hot_writes_and_the_file_reopens_for_every_kind_of_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.db");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let kept = new_task();
+        first.insert_task(&kept).await.unwrap();
+        first.close().await;
+        assert!(matches!(
+            first.insert_task(&new_task()).await,
+            Err(StoreError::Closed)
+        ));
+
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        assert!(reopened.task(kept.id).await.unwrap().is_some());
+        reopened.insert_task(&new_task()).await.unwrap();
+        reopened.request_cancel(kept.id, 1).await.unwrap();
+        let task = reopened.task(kept.id).await.unwrap().unwrap();
+        assert!(task.state.is_terminal());
     }
 }

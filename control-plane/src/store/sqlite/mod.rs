@@ -1,4 +1,5 @@
-//! The embedded SQLite backend: one file in WAL mode, one writer connection, many readers.
+//! The embedded SQLite backend: one file in WAL mode, one writer at a time (the writer
+//! thread or the connection for other writes, taking turns), many readers.
 
 mod attempts;
 mod auth;
@@ -36,8 +37,9 @@ use crate::model::{
 };
 use crate::tokens::TokenHash;
 
-/// How long a statement waits for a lock held by another connection before failing. Only
-/// readers can wait (there is one writer), and they wait for at most one short transaction.
+/// How long a statement waits for a lock held by another connection before failing. The two
+/// writing connections take turns, so a writer waits only for a rollback still finishing on
+/// the other (a cancelled write's) or for a checkpoint; readers never wait in WAL mode.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reader connections. Reads are short; a few connections serve API calls and log
@@ -117,11 +119,12 @@ impl SqliteStore {
         }
     }
 
-    /// Closes both pools, waiting for open transactions (a group on the writer thread
-    /// included) to end.
+    /// Closes the pools and ends the writer thread, waiting for open transactions and the
+    /// writes already queued to end.
     pub async fn close(&self) {
         self.reader.close().await;
-        let _turn = self.turn.lock().await;
+        // Closed already when it fails: nothing is left to wait for.
+        let _ = self.group.close().await;
         self.writer_pool.close().await;
     }
 }

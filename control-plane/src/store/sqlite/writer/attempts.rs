@@ -8,7 +8,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension as _};
 use crate::model::{AttemptRecord, AttemptState};
 use crate::store::StoreError;
 
-/// Placements per statement: within SQLite's limit of bound variables (five per row in
+/// Placements per statement: within SQLite's limit of bound variables (four per row in
 /// the insert).
 const ASSIGN_CHUNK: usize = 500;
 

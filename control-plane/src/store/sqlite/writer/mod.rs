@@ -7,6 +7,8 @@
 mod attempts;
 mod events;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +58,9 @@ pub enum Write {
         runner: RunnerId,
         now: UnixMillis,
     },
+    /// `SqliteStore::close`: the thread commits the writes queued before this one, closes
+    /// its connection and ends; writes queued after it fail as closed.
+    Close,
 }
 
 /// What a write returns.
@@ -81,6 +86,15 @@ pub type WriteTurn = Arc<tokio::sync::Mutex<()>>;
 /// Opens the writer's connection to the (already migrated) database at `path`.
 pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        // The sqlx connection that migrated the file set WAL; without it readers would
+        // block the writer.
+        return Err(StoreError::GroupFailed(format!(
+            "{} is in journal mode {journal}, not wal",
+            path.display()
+        )));
+    }
     conn.busy_timeout(busy_timeout)?;
     // FULL: an acknowledged write survives power loss, not only a process crash.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
@@ -97,28 +111,40 @@ pub fn start(
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("kiln-sqlite-writer".into())
-        .spawn(move || run(&conn, queue, &turn, &latency))
+        .spawn(move || run(conn, queue, &turn, &latency))
         .map_err(|error| StoreError::GroupFailed(format!("cannot start the writer: {error}")))?;
     Ok(())
 }
 
 fn run(
-    conn: &Connection,
+    conn: Connection,
     mut queue: mpsc::Receiver<(Write, Reply)>,
     turn: &WriteTurn,
     latency: &Histogram,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = queue.blocking_recv() {
+    let mut closing = None;
+    while closing.is_none() {
+        let Some(first) = queue.blocking_recv() else {
+            break;
+        };
         group.push(first);
         while group.len() < MAX_GROUP {
             let Ok(next) = queue.try_recv() else { break };
             group.push(next);
         }
+        if let Some(at) = group.iter().position(|(w, _)| matches!(w, Write::Close)) {
+            // Dropping the replies of the writes after it tells their callers "closed".
+            group.truncate(at + 1);
+            closing = group.pop().map(|(_, reply)| reply);
+        }
+        if group.is_empty() {
+            continue;
+        }
         let results = {
             let _turn = turn.blocking_lock();
             let started = Instant::now();
-            let results = commit(conn, &mut group);
+            let results = commit(&conn, &mut group);
             latency.observe(started.elapsed());
             results
         };
@@ -126,25 +152,45 @@ fn run(
             let _ = reply.send(result);
         }
     }
+    drop(queue);
+    drop(conn);
+    if let Some(reply) = closing {
+        let _ = reply.send(Ok(Written::Done));
+    }
 }
 
 /// Runs every write of the group in one transaction, each in its own savepoint so that a
-/// write that fails is undone alone and gets its own error; if the transaction itself
-/// cannot begin or commit, every write gets that error.
+/// write that fails is undone alone and gets its own error. If the transaction cannot
+/// begin or commit, or SQLite rolls all of it back (disk full, an I/O error), every write
+/// gets that error: none of them is stored.
 fn commit(conn: &Connection, group: &mut [(Write, Reply)]) -> Vec<Result<Written, StoreError>> {
     let size = group.len();
-    let failed = |error: &StoreError| {
+    let failed = |error: &dyn std::fmt::Display| {
         (0..size)
             .map(|_| Err(StoreError::GroupFailed(error.to_string())))
             .collect()
     };
+    if !conn.is_autocommit() {
+        // A transaction left open by a failure that could not end it: end it first.
+        let _ = statement(conn, "ROLLBACK");
+    }
     if let Err(error) = statement(conn, "BEGIN IMMEDIATE") {
         return failed(&error);
     }
-    let results: Vec<_> = group
-        .iter_mut()
-        .map(|(write, _)| in_savepoint(conn, write))
-        .collect();
+    let mut results = Vec::with_capacity(size);
+    for (write, _) in group.iter_mut() {
+        let result = in_savepoint(conn, write);
+        if conn.is_autocommit() {
+            // The writes before this one were undone with it, whatever they were told;
+            // going on would commit the rest one by one outside the group.
+            let cause = match result {
+                Err(error) => error.to_string(),
+                Ok(_) => "it ended early".to_owned(),
+            };
+            return failed(&format!("the group's transaction was rolled back: {cause}"));
+        }
+        results.push(result);
+    }
     match statement(conn, "COMMIT") {
         Ok(()) => results,
         Err(error) => {
@@ -154,9 +200,14 @@ fn commit(conn: &Connection, group: &mut [(Write, Reply)]) -> Vec<Result<Written
     }
 }
 
+/// Performs `write` in a savepoint of the group's transaction. When SQLite has rolled back
+/// the whole transaction there is no savepoint left to undo: the caller sees that.
 fn in_savepoint(conn: &Connection, write: &mut Write) -> Result<Written, StoreError> {
     statement(conn, "SAVEPOINT write")?;
     let result = perform(conn, write);
+    if conn.is_autocommit() {
+        return result;
+    }
     if result.is_err() {
         statement(conn, "ROLLBACK TO write")?;
     }
@@ -205,5 +256,8 @@ fn perform(conn: &Connection, write: &mut Write) -> Result<Written, StoreError> 
         Write::TouchRunner { id, now } => {
             tasks::touch_runner(conn, *id, *now).map(|()| Written::Done)
         }
+        Write::Close => Err(StoreError::GroupFailed(
+            "close is not a write: it ends the writer".to_owned(),
+        )),
     }
 }
