@@ -64,13 +64,11 @@ impl SqliteStore {
     /// refuses a database that a newer kiln migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = Self::options(path)?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let writer = Self::pool(1)
             .connect_with(options.clone())
             .await?;
         schema::migrate(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READER_CONNECTIONS)
+        let reader = Self::pool(READER_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
         let turn = WriteTurn::default();
@@ -98,6 +96,15 @@ impl SqliteStore {
     /// The newest schema version this build knows.
     pub fn known_version() -> i64 {
         schema::known_version()
+    }
+
+    /// A pool of at most `connections` that hands out connections without pinging them
+    /// first: a connection to a local file does not go stale, and sqlx's ping is a round
+    /// trip to the connection's thread before every statement's own.
+    fn pool(connections: u32) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(connections)
+            .test_before_acquire(false)
     }
 
     fn options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
