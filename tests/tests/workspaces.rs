@@ -86,6 +86,17 @@ async fn a_session_runs_its_steps_in_one_worktree_with_setup_once() {
         ["1"],
         "setup ran once"
     );
+    // Each step starts where the one before left HEAD, and carries only its own commit.
+    let mut left_at: Option<String> = None;
+    for id in [&implement, &review, &fix] {
+        let result = control_plane.task(id).await["outcome"]["result"].clone();
+        if let Some(previous) = &left_at {
+            assert_eq!(result["base_commit"], previous.as_str(), "{id}: {result}");
+        }
+        let commits = result["commits"].as_array().map(Vec::len);
+        assert_eq!(commits, Some(1), "{id}: {result}");
+        left_at = result["head_commit"].as_str().map(str::to_owned);
+    }
     let last = control_plane.task(&fix).await;
     let branch = last["outcome"]["result"]["branch"]
         .as_str()

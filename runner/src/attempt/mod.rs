@@ -235,13 +235,22 @@ impl Attempt {
                 Err(outcome) => return outcome,
             },
         };
-        let path = workspace.path.clone();
-        let head = match blocking(move || result::head(&path).map_err(|e| e.to_string())).await {
-            Ok(head) => head,
-            Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
+        let head = match workspace.head {
+            Some(head) => head,
+            None => {
+                let path = workspace.path.clone();
+                match blocking(move || result::head(&path).map_err(|e| e.to_string())).await {
+                    Ok(head) => head,
+                    Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
+                }
+            }
         };
-        self.work_in(&workspace.path, &head, &workspace.base, invocation)
-            .await
+        let outcome = self
+            .work_in(&workspace.path, &head, &workspace.base, invocation)
+            .await;
+        let left_at = outcome.result.as_ref().map(|r| r.head_commit.clone());
+        self.shared.workspaces.set_head(spec.workspace_id, left_at);
+        outcome
     }
 
     async fn open_workspace(&self, spec: &WorkspaceSpec) -> Result<Workspace, Outcome> {
@@ -267,6 +276,8 @@ impl Attempt {
             path,
             repo: self.spec.repo.clone(),
             base,
+            // The setup commands may have committed.
+            head: None,
         };
         self.shared
             .workspaces

@@ -16,6 +16,10 @@ pub struct Workspace {
     pub repo: String,
     /// The commit the session started from: bundles of its tasks carry every commit since.
     pub base: String,
+    /// The commit the session's last task left HEAD at, when known. Only the session's
+    /// tasks move HEAD (file requests never write into `.git`), so the next task starts
+    /// there without opening the repository to read it.
+    pub head: Option<String>,
 }
 
 /// The open sessions.
@@ -37,6 +41,13 @@ impl Workspaces {
     /// Records an open session.
     pub fn insert(&self, id: WorkspaceId, workspace: Workspace) {
         self.lock().insert(id, workspace);
+    }
+
+    /// Records where the session's last task left HEAD (`None`: not known, read it).
+    pub fn set_head(&self, id: WorkspaceId, head: Option<String>) {
+        if let Some(workspace) = self.lock().get_mut(&id) {
+            workspace.head = head;
+        }
     }
 
     /// Forgets a session, returning it so its worktree can be removed.

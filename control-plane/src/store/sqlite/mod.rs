@@ -64,9 +64,7 @@ impl SqliteStore {
     /// refuses a database that a newer kiln migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = Self::options(path)?;
-        let writer = Self::pool(1)
-            .connect_with(options.clone())
-            .await?;
+        let writer = Self::pool(1).connect_with(options.clone()).await?;
         schema::migrate(&writer).await?;
         let reader = Self::pool(READER_CONNECTIONS)
             .connect_with(options.read_only(true))
