@@ -1,7 +1,7 @@
 //! Backend-neutral rules for storing events: which of a batch are new, the per-attempt log
 //! cap, and the NDJSON chunk that holds them.
 
-use kiln_protocol::{Event, EventBody, LineEncoding, LogLine};
+use kiln_protocol::{Event, EventBody, LineEncoding, LogLine, RunnerId, TaskId};
 
 use super::rows::to_json;
 use super::{Appended, StoreError};
@@ -13,6 +13,41 @@ pub struct Accepted {
     pub appended: Appended,
     /// Log bytes stored for the attempt, these events included.
     pub log_bytes: u64,
+}
+
+/// An attempt's row as read before appending to it: its runner, the last seq stored and
+/// the log bytes stored.
+pub type AttemptRow = (String, i64, i64);
+
+/// The new events of a batch from `runner` for the attempt `key`, whose row is `row`:
+/// refused when the attempt does not exist or is another runner's.
+pub fn accept_from(
+    key: (TaskId, u32),
+    runner: RunnerId,
+    row: Option<AttemptRow>,
+    events: Vec<Event>,
+    log_cap: u64,
+) -> Result<Accepted, StoreError> {
+    let (task, attempt) = key;
+    let Some((owner, acked, log_bytes)) = row else {
+        return Err(StoreError::NotFound {
+            what: "attempt",
+            id: format!("{task}/{attempt}"),
+        });
+    };
+    if owner != runner.to_string() {
+        return Err(StoreError::NotYours {
+            task: task.to_string(),
+            attempt,
+            runner: runner.to_string(),
+        });
+    }
+    Ok(accept(
+        events,
+        u64::try_from(acked).unwrap_or(0),
+        u64::try_from(log_bytes).unwrap_or(0),
+        log_cap,
+    ))
 }
 
 /// Takes the events that extend the stored prefix (`1..=acked`) contiguously: resends are

@@ -5,10 +5,11 @@
 
 use std::str::FromStr;
 
+use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 use serde::de::DeserializeOwned;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::model::{AttemptRecord, NewTask, RunnerRecord, TaskRecord};
+use crate::model::{AttemptRecord, AttemptState, NewTask, RunnerRecord, TaskRecord};
 use crate::store::StoreError;
 
 /// A row that can be read by column name as text and 64-bit integers.
@@ -188,6 +189,27 @@ pub fn runner(row: &impl Columns) -> Result<RunnerRecord, StoreError> {
 /// Serialises a value for a JSON column.
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// The attempt a dispatch round just recorded: number `attempt` (as the database returned
+/// it) of `task` on `runner`, assigned at `now`.
+pub fn assigned_attempt(
+    task: TaskId,
+    attempt: i64,
+    runner: RunnerId,
+    now: UnixMillis,
+) -> AttemptRecord {
+    AttemptRecord {
+        task_id: task,
+        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+        runner_id: runner,
+        state: AttemptState::Assigned,
+        acked_seq: 0,
+        outcome: None,
+        assigned_at: now,
+        started_at: None,
+        finished_at: None,
+    }
 }
 
 /// Converts an unsigned count to the databases' 64-bit integer.

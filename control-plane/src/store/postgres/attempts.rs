@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use crate::model::{AttemptRecord, AttemptState, TaskState};
+use crate::model::{AttemptRecord, TaskState};
 use crate::store::rows;
 use crate::store::StoreError;
 
@@ -85,17 +85,7 @@ async fn assign_in(
         assigned.extend(
             taken
                 .into_iter()
-                .map(|(task, runner, attempt)| AttemptRecord {
-                    task_id: task,
-                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-                    runner_id: runner,
-                    state: AttemptState::Assigned,
-                    acked_seq: 0,
-                    outcome: None,
-                    assigned_at: now,
-                    started_at: None,
-                    finished_at: None,
-                }),
+                .map(|(task, runner, attempt)| rows::assigned_attempt(task, attempt, runner, now)),
         );
     }
     Ok(assigned)

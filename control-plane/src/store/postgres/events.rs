@@ -4,8 +4,9 @@ use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::{AttemptState, TaskState};
+use crate::store::chunks::{self, AttemptRow};
 use crate::store::rows::{int, to_json};
-use crate::store::{chunks, Appended, StoreError};
+use crate::store::{Appended, StoreError};
 
 /// Stores the contiguous new events of an attempt in `conn`'s open transaction, holding the
 /// attempt's row so that two replicas never store the same seq twice. Refusals (not found,
@@ -38,7 +39,7 @@ async fn append_in(
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
     let tx = conn;
-    let owner: Option<(String, i64, i64)> = sqlx::query_as(
+    let row: Option<AttemptRow> = sqlx::query_as(
         "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = $1 AND attempt = $2
          FOR UPDATE",
     )
@@ -46,25 +47,7 @@ async fn append_in(
     .bind(i64::from(attempt))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((owner, acked, log_bytes)) = owner else {
-        return Err(StoreError::NotFound {
-            what: "attempt",
-            id: format!("{task}/{attempt}"),
-        });
-    };
-    if owner != runner.to_string() {
-        return Err(StoreError::NotYours {
-            task: task.to_string(),
-            attempt,
-            runner: runner.to_string(),
-        });
-    }
-    let accepted = chunks::accept(
-        events,
-        u64::try_from(acked).unwrap_or(0),
-        u64::try_from(log_bytes).unwrap_or(0),
-        log_cap,
-    );
+    let accepted = chunks::accept_from((task, attempt), runner, row, events, log_cap)?;
     let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
     if let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) {
         let body = chunks::encode(&appended.stored);

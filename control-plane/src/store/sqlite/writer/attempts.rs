@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension as _};
 
-use crate::model::{AttemptRecord, AttemptState};
-use crate::store::StoreError;
+use crate::model::AttemptRecord;
+use crate::store::{rows, StoreError};
 
 /// Placements per statement: within SQLite's limit of bound variables (four per row in
 /// the insert).
@@ -33,19 +33,9 @@ pub fn assign(
         insert_attempts(conn, &taken, now)?;
         bind_workspaces(conn, &taken)?;
         assigned.extend(
-            taken
-                .into_iter()
-                .map(|(task, runner, attempt, _)| AttemptRecord {
-                    task_id: task,
-                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-                    runner_id: runner,
-                    state: AttemptState::Assigned,
-                    acked_seq: 0,
-                    outcome: None,
-                    assigned_at: now,
-                    started_at: None,
-                    finished_at: None,
-                }),
+            taken.into_iter().map(|(task, runner, attempt, _)| {
+                rows::assigned_attempt(task, attempt, runner, now)
+            }),
         );
     }
     Ok(assigned)

@@ -5,8 +5,9 @@ use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use crate::model::{AttemptState, TaskState};
+use crate::store::chunks::{self, AttemptRow};
 use crate::store::rows::{int, to_json};
-use crate::store::{chunks, Appended, StoreError};
+use crate::store::{Appended, StoreError};
 
 /// Stores the contiguous new events of an attempt. Refusals (not found, not this
 /// runner's) come before any write.
@@ -19,7 +20,7 @@ pub fn append_events(
     now: UnixMillis,
 ) -> Result<Appended, StoreError> {
     let (task, attempt) = (key.0.to_string(), i64::from(key.1));
-    let owner: Option<(String, i64, i64)> = conn
+    let row: Option<AttemptRow> = conn
         .prepare_cached(
             "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = ? AND attempt = ?",
         )?
@@ -27,25 +28,7 @@ pub fn append_events(
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()?;
-    let Some((owner, acked, log_bytes)) = owner else {
-        return Err(StoreError::NotFound {
-            what: "attempt",
-            id: format!("{task}/{attempt}"),
-        });
-    };
-    if owner != runner.to_string() {
-        return Err(StoreError::NotYours {
-            task,
-            attempt: key.1,
-            runner: runner.to_string(),
-        });
-    }
-    let accepted = chunks::accept(
-        events,
-        u64::try_from(acked).unwrap_or(0),
-        u64::try_from(log_bytes).unwrap_or(0),
-        log_cap,
-    );
+    let accepted = chunks::accept_from(key, runner, row, events, log_cap)?;
     let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
     let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) else {
         return Ok(appended);
