@@ -171,7 +171,7 @@ impl Attempt {
                 .map(|()| ""),
         }
         .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
-        self.shared.spares.replenish(&mirror.path, repo, &base);
+        self.shared.spares.replenish(&mirror, repo, &base).await;
         self.say(format!(
             "worktree {} on branch {} at {}{from}",
             path.display(),

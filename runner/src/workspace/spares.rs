@@ -3,9 +3,11 @@
 //! file of the repository on the task's critical path (GitLab Runner and Buildkite reuse
 //! build directories for the same reason).
 //!
-//! A spare is a detached worktree of its mirror under `<worktree base>/.spares`, made by
-//! `git worktree add` outside the mirror's lock (git locks a worktree while it is being
-//! made, so a concurrent `worktree prune` leaves it alone). Spares are never reused across
+//! A spare is a detached worktree of its mirror under `<worktree base>/.spares`. Its git
+//! metadata is only ever written under the mirror's lock (`git worktree add
+//! --no-checkout`), because a fetch into the mirror reads every worktree's metadata; its
+//! files are checked out outside the lock. A spare is dropped by moving it aside, leaving
+//! its metadata whole for the next `git worktree prune`. Spares are never reused across
 //! runner restarts: a crash may leave one half-written, so [`Spares::new`] moves any found
 //! aside and deletes them in the background.
 
@@ -139,18 +141,23 @@ impl Spares {
         }
     }
 
-    /// Starts making a spare of `repo` from its `mirror` at `commit` in the background,
-    /// unless the mirror has one or spares are off. Makes room by deleting the least
-    /// recently used spare.
-    pub fn replenish(self: &Arc<Self>, mirror: &Path, repo: &str, commit: &str) {
+    /// Starts making a spare of `repo` from its locked `mirror` at `commit`, unless the
+    /// mirror has one or spares are off. Makes room by setting aside the least recently
+    /// used spare.
+    ///
+    /// The spare's git metadata is written here, under the caller's lock: a `git fetch`
+    /// into the mirror reads every worktree's metadata, and failed on one half-written
+    /// ("failed to read worktrees/<id>/commondir"). Only the checkout of its files, which
+    /// touches nothing shared, runs in the background.
+    pub async fn replenish(self: &Arc<Self>, mirror: &LockedMirror, repo: &str, commit: &str) {
         if self.limit == 0 {
             return;
         }
         let (settled, done) = watch::channel(());
         let evicted = {
             let mut table = self.table();
-            table.used(mirror);
-            if table.slots.contains_key(mirror) {
+            table.used(&mirror.path);
+            if table.slots.contains_key(&mirror.path) {
                 return;
             }
             let evicted = if table.slots.len() >= self.limit {
@@ -158,31 +165,39 @@ impl Spares {
                     return; // every slot is being made: no room now
                 };
                 table.slots.remove(&victim);
-                Some((victim, path))
+                Some(path)
             } else {
                 None
             };
-            table.slots.insert(mirror.to_owned(), Slot::Making(done));
+            table.slots.insert(mirror.path.clone(), Slot::Making(done));
             evicted
         };
-        if let Some((victim, path)) = evicted {
-            tokio::spawn(async move { worktree::remove(&victim, &path).await });
+        if let Some(path) = evicted {
+            self.set_aside(&path);
         }
         let settle = Settle {
             spares: Arc::clone(self),
-            mirror: mirror.to_owned(),
+            mirror: mirror.path.clone(),
             _settled: settled,
         };
-        let (repo, commit) = (repo.to_owned(), commit.to_owned());
+        let path = match self.register(&mirror.path, commit).await {
+            Ok(path) => path,
+            Err(error) => {
+                tracing::warn!(mirror = %mirror.path.display(), %error, "cannot make a spare worktree");
+                return;
+            }
+        };
+        let repo = repo.to_owned();
         tokio::spawn(async move {
-            match settle.spares.make(&settle.mirror, &commit).await {
-                Ok(path) => {
+            match settle.spares.check_out(&path).await {
+                Ok(()) => {
                     let ready = Slot::Ready { path, repo };
                     let mirror = settle.mirror.clone();
                     settle.spares.table().slots.insert(mirror, ready);
                 }
                 Err(error) => {
                     tracing::warn!(mirror = %settle.mirror.display(), %error, "cannot make a spare worktree");
+                    settle.spares.set_aside(&path);
                 }
             }
         });
@@ -196,31 +211,56 @@ impl Spares {
         }
     }
 
-    async fn make(&self, mirror: &Path, commit: &str) -> Result<PathBuf, git::GitError> {
+    /// Adds a detached worktree of `mirror` at `commit` with no files checked out: quick,
+    /// for the caller holds the mirror's lock.
+    async fn register(&self, mirror: &Path, commit: &str) -> Result<PathBuf, git::GitError> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| git::GitError::io("create spares dir", e))?;
         let path = self.dir.join(uuid::Uuid::now_v7().to_string());
         let path_text = path.to_string_lossy();
-        let added = git::run(
-            mirror,
-            &[
-                "worktree", "add", "--quiet", "--detach", "--", &path_text, commit,
-            ],
-        )
-        .await;
-        if let Err(error) = added {
+        let args = [
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-checkout",
+            "--detach",
+            "--",
+            &path_text,
+            commit,
+        ];
+        if let Err(error) = git::run(mirror, &args).await {
             let _ = std::fs::remove_dir_all(&path);
             return Err(error);
         }
+        Ok(path)
+    }
+
+    /// Writes the files and the index of a registered spare, outside the mirror's lock.
+    async fn check_out(&self, path: &Path) -> Result<(), git::GitError> {
+        git::run(path, &["reset", "--hard", "--quiet"]).await?;
         // Files written in the same second as the index are "racily clean": git would re-read
         // every one of them in the task's checkout. An index written in a later second
         // settles them, off the critical path.
         tokio::time::sleep(until_the_next_second()).await;
-        if let Err(error) = git::run(&path, &["update-index", "-q", "--refresh"]).await {
-            worktree::remove(mirror, &path).await;
-            return Err(error);
+        git::run(path, &["update-index", "-q", "--refresh"]).await?;
+        Ok(())
+    }
+
+    /// Moves a spare aside and deletes it on a background thread, without the mirror's
+    /// lock: its mirror's metadata stays whole until the next `git worktree prune` (under
+    /// the lock, before each checkout) finds the worktree gone.
+    fn set_aside(&self, path: &Path) {
+        let Some(base) = self.dir.parent() else {
+            return;
+        };
+        let stale = base.join(format!("{STALE_PREFIX}{}", uuid::Uuid::now_v7()));
+        if let Err(error) = std::fs::rename(path, &stale) {
+            tracing::warn!(spare = %path.display(), %error, "cannot set a spare worktree aside");
+            return;
         }
-        Ok(path)
+        std::thread::spawn(move || {
+            let _ = std::fs::remove_dir_all(stale);
+        });
     }
 }
 
@@ -279,3 +319,6 @@ fn clear_leftovers(worktree_base: &Path, dir: &Path) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
