@@ -60,5 +60,8 @@ async fn a_spare_is_registered_in_its_mirror_before_the_lock_is_released() {
     }
     let mirror = mirrors.lock(&repo).await;
     let spare = spares.take(&mirror).await.expect("the spare");
-    assert_eq!(std::fs::read_to_string(spare.join("README")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(spare.join("README")).unwrap(),
+        "hello\n"
+    );
 }
