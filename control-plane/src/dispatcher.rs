@@ -13,7 +13,7 @@ use kiln_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{AttemptRecord, AttemptState, TaskRecord, WorkspaceRecord};
-use crate::scheduler::{self, Placement, QueuedTask, RunnerSlots};
+use crate::scheduler::{self, QueuedTask};
 use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
@@ -111,38 +111,48 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
         let mut window = free
             .saturating_mul(WINDOW_PER_FREE_SLOT)
             .clamp(MIN_WINDOW, DISPATCH_BATCH);
-        let (queued, workspaces, placements) = loop {
+        let (queued, workspaces, candidates) = loop {
             let queued = state.store.queued_tasks(window).await?;
-            let (workspaces, placements) = plan(state, &queued, &runners).await?;
+            let (workspaces, candidates) = plan(state, &queued).await?;
             let read_all = queued.len() < window as usize;
-            if placements.is_empty() && !read_all && window < DISPATCH_BATCH {
+            let placeable = !scheduler::place(&candidates, &runners).is_empty();
+            if !placeable && !read_all && window < DISPATCH_BATCH {
                 window = window
                     .saturating_mul(WINDOW_PER_FREE_SLOT)
                     .min(DISPATCH_BATCH);
                 continue;
             }
-            break (queued, workspaces, placements);
+            if !placeable {
+                return Ok(());
+            }
+            break (queued, workspaces, candidates);
         };
-        if placements.is_empty() {
-            return Ok(());
-        }
+        // The reads above ran without the turn, so that a submit placing its own task need
+        // not wait for them. The slots are read again under it: that submit may have taken
+        // one. Its task is not among the candidates, and it only places a session's task
+        // when none of the session's is queued.
+        let turn = state.hub.placement_turn().await;
+        let runners = state.hub.slots(state.settings.stale_after());
+        let placements = scheduler::place(&candidates, &runners);
         let pairs: Vec<_> = placements.iter().map(|p| (p.task, p.runner)).collect();
+        if pairs.is_empty() {
+            continue;
+        }
         let now = now_millis();
         let attempts = state.store.assign(&pairs, now).await?;
         send_assignments(state, &queued, &workspaces, attempts, now).await?;
+        drop(turn);
         if queued.len() < window as usize {
             return Ok(());
         }
     }
 }
 
-/// The placements the scheduler makes for `queued` on `runners`, with the sessions of the
-/// queued tasks.
+/// The scheduler's candidates among `queued`, with the sessions of the queued tasks.
 async fn plan(
     state: &AppState,
     queued: &[TaskRecord],
-    runners: &[RunnerSlots],
-) -> Result<(HashMap<WorkspaceId, WorkspaceRecord>, Vec<Placement>), StoreError> {
+) -> Result<(HashMap<WorkspaceId, WorkspaceRecord>, Vec<QueuedTask>), StoreError> {
     // A session runs one task at a time: skip sessions that are busy, and all but the
     // first queued task of each idle one. Without session tasks there is nothing to read.
     let (workspaces, mut busy) = if queued.iter().any(|t| t.spec.workspace_id.is_some()) {
@@ -160,12 +170,12 @@ async fn plan(
         let pinned = pin(state, task, &workspaces).await?;
         candidates.push(candidate(state, task, pinned));
     }
-    Ok((workspaces, scheduler::place(&candidates, runners)))
+    Ok((workspaces, candidates))
 }
 
 /// Sends the recorded attempts to their runners; one whose runner left meanwhile goes back
-/// to the queue.
-async fn send_assignments(
+/// to the queue. The caller holds the placement turn.
+pub async fn send_assignments(
     state: &AppState,
     queued: &[TaskRecord],
     workspaces: &HashMap<WorkspaceId, WorkspaceRecord>,

@@ -90,6 +90,10 @@ pub struct Hub {
     /// Runners that rejected a task, and when.
     rejections: Mutex<HashMap<TaskId, Vec<(RunnerId, Instant)>>>,
     dispatch: Notify,
+    /// Held by whoever places tasks on free slots (the dispatcher, or a submit placing its
+    /// own task) from reading the slots until the attempts are reserved, so that two
+    /// placers never fill the same slot.
+    placing: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -280,6 +284,16 @@ impl Hub {
     /// Waits until someone asks for a dispatch.
     pub async fn dispatch_wanted(&self) {
         self.dispatch.notified().await;
+    }
+
+    /// Waits for the right to place tasks on free slots.
+    pub async fn placement_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.placing.lock().await
+    }
+
+    /// The right to place tasks on free slots, if no one holds it now.
+    pub fn try_placement_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.placing.try_lock().ok()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod liveness;
 pub mod metrics;
 pub mod model;
+pub mod placing;
 pub mod relay;
 pub mod replicas;
 pub mod retention;

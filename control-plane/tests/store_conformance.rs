@@ -10,6 +10,8 @@
 mod cases;
 #[path = "store/fixtures.rs"]
 mod fixtures;
+#[path = "store/placing.rs"]
+mod placing;
 #[path = "store/races.rs"]
 mod races;
 #[path = "store/sessions.rs"]
@@ -39,6 +41,7 @@ async fn postgres() -> (TestPostgres, PostgresStore) {
 /// Every case, whichever file holds it.
 mod all {
     pub use super::cases::*;
+    pub use super::placing::*;
     pub use super::races::*;
     pub use super::sessions::*;
 }
@@ -62,6 +65,8 @@ macro_rules! backend {
                 racing_assignments_give_each_task_once,
                 racing_appends_store_each_event_once,
                 ending_a_task_as_its_runner_finishes_it_ends_it_once,
+                a_task_is_assigned_as_it_is_stored_only_when_nothing_queued_goes_first,
+                a_session_task_is_assigned_as_it_is_stored_only_when_its_session_is_free,
             );
         }
     };

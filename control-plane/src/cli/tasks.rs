@@ -22,7 +22,10 @@ pub async fn submit(client: &ApiClient, args: SubmitArgs, json: bool) -> anyhow:
             println!("{}", serde_json::to_string(&task)?);
         } else {
             println!("{id}");
-            eprintln!("task {id} queued; follow it with: kiln logs -f {id}");
+            eprintln!(
+                "task {id} {}; follow it with: kiln logs -f {id}",
+                task.state
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

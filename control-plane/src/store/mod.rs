@@ -219,6 +219,17 @@ pub trait Store: Send + Sync + 'static {
     /// Saves a new queued task.
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError>;
 
+    /// Saves a new task and, in the same transaction, assigns it to `runner` when nothing
+    /// queued goes before it: no other queued task of its priority or higher, and its
+    /// session (if any) has no other task queued, assigned or running, and no other
+    /// runner. `None` when the task was left queued.
+    async fn insert_and_assign(
+        &self,
+        task: &NewTask,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
+
     /// Saves new queued tasks, all or none.
     async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<(), StoreError>;
     /// One task.

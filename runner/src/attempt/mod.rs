@@ -8,6 +8,7 @@ pub mod container;
 mod gate;
 mod lines;
 mod outcome;
+pub mod prompt_files;
 mod redact;
 mod runs;
 mod save;
@@ -30,6 +31,7 @@ use crate::workspace::sessions::{self, Workspace, Workspaces};
 use crate::workspace::spares::Spares;
 use crate::workspace::{result, worktree, GitError};
 use container::ContainerLimits;
+use prompt_files::PromptFiles;
 use shims::Shims;
 
 /// What an attempt needs from the daemon.
@@ -51,6 +53,8 @@ pub struct Shared {
     pub kill_grace: Duration,
     /// Agent shims, one started ahead of work.
     pub shims: Arc<Shims>,
+    /// Prompt files, one made ahead of work.
+    pub prompt_files: Arc<PromptFiles>,
     /// Cancelled when the runner must stop now (uploads give up).
     pub abort: CancellationToken,
     /// Notices for the control plane.

@@ -153,20 +153,13 @@ impl Attempt {
         invocation: &Invocation,
     ) -> Outcome {
         self.phase(Phase::Running);
-        let prompt_file = self
-            .shared
-            .worktree_base
-            .join(format!("{}-{}.prompt", self.spec.task_id, self.number));
-        if let Err(e) = crate::atomic_file::write_scratch(
-            &prompt_file,
-            self.spec.prompt.as_bytes(),
-            crate::atomic_file::SECRET_MODE,
-        ) {
-            return outcome::error(format!(
-                "cannot write prompt file {}: {e}",
-                prompt_file.display()
-            ));
-        }
+        let prompt_file = match self.shared.prompt_files.write(self.spec.prompt.as_bytes()) {
+            Ok(path) => path,
+            Err(e) => {
+                let dir = self.shared.worktree_base.display();
+                return outcome::error(format!("cannot write a prompt file in {dir}: {e}"));
+            }
+        };
         let stdin = invocation.prompt_on_stdin.then_some(prompt_file.as_path());
         let signal = self.spec.completion_signal.as_deref();
         let iterations = match signal {
@@ -230,6 +223,9 @@ impl Attempt {
             self.commit_iteration(path, iteration).await;
         };
         let _ = std::fs::remove_file(&prompt_file);
+        // The next attempt's prompt file, made while nothing waits for it.
+        let prompt_files = Arc::clone(&self.shared.prompt_files);
+        tokio::task::spawn_blocking(move || prompt_files.prepare());
         if let Some(summary) = log.summary() {
             self.say(summary);
         }

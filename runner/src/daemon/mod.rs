@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::attempt;
+use crate::attempt::prompt_files::PromptFiles;
 use crate::attempt::shims::Shims;
 use crate::attempts::Attempts;
 use crate::config::sandbox::SandboxIdentity;
@@ -177,6 +178,8 @@ pub async fn run(
         DaemonError::Http(format!("cannot find own executable: {e}"))
     })?));
     shims.prepare();
+    let prompt_files = Arc::new(PromptFiles::new(&config.worktree_base));
+    prompt_files.prepare();
     let board = Arc::new(Board {
         template: StatusReport {
             pid: std::process::id(),
@@ -211,6 +214,7 @@ pub async fn run(
             uploader: Uploader::new(http, identity.server_url.clone(), token.clone()),
             kill_grace: config.kill_grace,
             shims: Arc::clone(&shims),
+            prompt_files,
             abort: signals.abort.clone(),
             notices: Arc::default(),
             max_commit_file_bytes: config.max_commit_file_bytes,

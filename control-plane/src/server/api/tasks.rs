@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
 use crate::dispatcher;
 use crate::model::{CancelEffect, RetryEffect, TaskRecord, TaskState};
+use crate::placing;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -38,16 +39,17 @@ pub async fn submit(
         };
     let sandbox = request.sandbox.clone();
     let task = task_input::new_task(request, workspace.as_ref(), now_millis())?;
-    let task = match &sandbox {
-        Some(sandbox) => super::sandboxes::forge_for(&state, task, sandbox).await?,
-        None => {
-            state.store.insert_task(&task).await?;
-            task
+    let record = match &sandbox {
+        Some(sandbox) => {
+            let task = super::sandboxes::forge_for(&state, task, sandbox).await?;
+            state.hub.wake_dispatcher();
+            TaskRecord::queued(task)
         }
+        None => placing::submit(&state, task, workspace.as_ref()).await?,
     };
-    state.hub.wake_dispatcher();
-    tracing::info!(task = %task.id, repo = %task.repo, "task queued");
-    Ok((StatusCode::CREATED, Json(TaskRecord::queued(task))))
+    let (id, repo) = (record.spec.id, &record.spec.repo);
+    tracing::info!(task = %id, repo = %repo, state = record.state.as_str(), "task submitted");
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 #[derive(Debug, Deserialize)]

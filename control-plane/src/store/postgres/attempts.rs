@@ -30,7 +30,7 @@ pub async fn assign(
     Ok(assigned)
 }
 
-async fn assign_in(
+pub(super) async fn assign_in(
     tx: &mut PgConnection,
     placements: &[(TaskId, RunnerId)],
     now: UnixMillis,

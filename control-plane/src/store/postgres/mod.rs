@@ -8,6 +8,7 @@ mod auth;
 mod events;
 mod fleet;
 pub mod notify;
+mod placing;
 mod retention;
 mod sandboxes;
 mod schema;

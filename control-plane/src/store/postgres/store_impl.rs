@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 
 use super::{
-    attempts, auth, events, fleet, retention, sandboxes, tasks, workspaces, PostgresStore,
+    attempts, auth, events, fleet, placing, retention, sandboxes, tasks, workspaces, PostgresStore,
 };
 use crate::model::{
     AttemptRecord, CancelEffect, NewTask, RegistrationTokenRecord, RetryEffect, RunnerAnnouncement,
@@ -84,6 +84,15 @@ impl Store for PostgresStore {
     }
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError> {
         self.timed(tasks::insert_tasks(&self.pool, std::slice::from_ref(task)))
+            .await
+    }
+    async fn insert_and_assign(
+        &self,
+        task: &NewTask,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.timed(placing::insert_and_assign(&self.pool, task, runner, now))
             .await
     }
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {

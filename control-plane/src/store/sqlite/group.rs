@@ -64,6 +64,24 @@ impl GroupCommit {
         self.done(Write::InsertTask(Box::new(task))).await
     }
 
+    /// `Store::insert_and_assign`.
+    pub async fn insert_and_assign(
+        &self,
+        task: NewTask,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let write = Write::InsertAndAssign {
+            task: Box::new(task),
+            runner,
+            now,
+        };
+        match self.write(write).await? {
+            Written::Assigned(mut assigned) => Ok(assigned.pop()),
+            other => Err(mismatched(&other)),
+        }
+    }
+
     /// `Store::insert_tasks`.
     pub async fn insert_tasks(&self, tasks: Vec<NewTask>) -> Result<(), StoreError> {
         self.done(Write::InsertTasks(tasks)).await

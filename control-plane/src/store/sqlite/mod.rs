@@ -211,6 +211,16 @@ impl Store for SqliteStore {
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError> {
         self.group.insert_task(task.clone()).await
     }
+    async fn insert_and_assign(
+        &self,
+        task: &NewTask,
+        runner: RunnerId,
+        now: UnixMillis,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.group
+            .insert_and_assign(task.clone(), runner, now)
+            .await
+    }
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
         tasks::task(&self.reader, id).await
     }

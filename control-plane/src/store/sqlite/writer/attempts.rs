@@ -12,7 +12,9 @@ use crate::store::{rows, StoreError};
 /// the insert).
 const ASSIGN_CHUNK: usize = 500;
 
-/// Records the attempts of a dispatch round; tasks no longer queued are skipped.
+/// Records the attempts of a dispatch round; tasks no longer queued are skipped. The
+/// statements, whose text depends on the number of placements, are kept prepared: a
+/// submit placing its own task uses those for one placement every time.
 pub fn assign(
     conn: &Connection,
     placements: &[(TaskId, RunnerId)],
@@ -52,7 +54,7 @@ fn take_queued(
          WHERE state = 'queued' AND id IN ({}) RETURNING id, attempt",
         placeholders(ids.len())
     );
-    let mut update = conn.prepare(&sql)?;
+    let mut update = conn.prepare_cached(&sql)?;
     let values = std::iter::once(rusqlite::types::Value::Integer(now)).chain(
         ids.iter()
             .map(|id| rusqlite::types::Value::Text(id.clone())),
@@ -80,7 +82,8 @@ fn insert_attempts(
             rusqlite::types::Value::Integer(now),
         ]
     });
-    conn.prepare(&sql)?.execute(params_from_iter(values))?;
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(values))?;
     Ok(())
 }
 
@@ -96,7 +99,7 @@ fn bind_workspaces(
          WHERE runner_id IS NULL AND id IN (SELECT workspace_id FROM tasks WHERE id IN ({}))",
         placeholders(taken.len())
     );
-    conn.prepare(&sql)?
+    conn.prepare_cached(&sql)?
         .execute(params_from_iter(taken.iter().map(|(_, _, _, id)| *id)))?;
     Ok(())
 }

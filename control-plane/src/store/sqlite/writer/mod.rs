@@ -6,6 +6,7 @@
 
 mod attempts;
 mod events;
+mod placing;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -25,14 +26,22 @@ use crate::store::{Appended, NewRunner, StoreError};
 /// Most writes in one transaction: bounds how long one commit holds the writer.
 const MAX_GROUP: usize = 512;
 
-/// Prepared statements kept by the writer: every fixed statement of the hot writes fits.
-const STATEMENT_CACHE: usize = 32;
+/// Prepared statements kept by the writer: every fixed statement of the hot writes, and
+/// room beside them for the assignment statements of the batch sizes seen lately (the
+/// cache drops the least recently used, so the fixed ones stay).
+const STATEMENT_CACHE: usize = 64;
 
 /// A write the writer performs.
 #[derive(Debug)]
 pub enum Write {
     /// `Store::insert_task`.
     InsertTask(Box<NewTask>),
+    /// `Store::insert_and_assign`.
+    InsertAndAssign {
+        task: Box<NewTask>,
+        runner: RunnerId,
+        now: UnixMillis,
+    },
     /// `Store::insert_tasks`: all in one savepoint.
     InsertTasks(Vec<NewTask>),
     /// `Store::create_sandbox`: task, sandbox and its runner in one savepoint.
@@ -226,6 +235,10 @@ fn statement(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 fn perform(conn: &Connection, write: &mut Write) -> Result<Written, StoreError> {
     match write {
         Write::InsertTask(task) => tasks::insert_task(conn, task).map(|()| Written::Done),
+        Write::InsertAndAssign { task, runner, now } => {
+            placing::insert_and_assign(conn, task, *runner, *now)
+                .map(|attempt| Written::Assigned(attempt.into_iter().collect()))
+        }
         Write::InsertTasks(new) => {
             for task in new.iter() {
                 tasks::insert_task(conn, task)?;
