@@ -5,7 +5,7 @@
 //! by their own id so that an old socket's cleanup never removes a newer connection.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kiln_protocol::{CloseCode, RunnerId, ServerMessage, SessionId, TaskId, UnixMillis};
@@ -93,7 +93,7 @@ pub struct Hub {
     /// Held by whoever places tasks on free slots (the dispatcher, or a submit placing its
     /// own task) from reading the slots until the attempts are reserved, so that two
     /// placers never fill the same slot.
-    placing: tokio::sync::Mutex<()>,
+    placing: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -291,9 +291,10 @@ impl Hub {
         self.placing.lock().await
     }
 
-    /// The right to place tasks on free slots, if no one holds it now.
-    pub fn try_placement_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.placing.try_lock().ok()
+    /// The right to place tasks on free slots, if no one holds it now; owned, so that a
+    /// task spawned to finish a placement can hold it.
+    pub fn try_placement_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        Arc::clone(&self.placing).try_lock_owned().ok()
     }
 }
 

@@ -64,6 +64,7 @@ macro_rules! backend {
                 sandboxes_forge_and_burn_with_their_runner,
                 racing_assignments_give_each_task_once,
                 racing_appends_store_each_event_once,
+                racing_placements_in_one_session_assign_one_task,
                 ending_a_task_as_its_runner_finishes_it_ends_it_once,
                 a_task_is_assigned_as_it_is_stored_only_when_nothing_queued_goes_first,
                 a_session_task_is_assigned_as_it_is_stored_only_when_its_session_is_free,

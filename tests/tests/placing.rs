@@ -87,7 +87,8 @@ async fn a_submit_is_assigned_in_its_own_answer_while_a_slot_is_free() {
 #[tokio::test]
 async fn a_submit_waits_behind_a_queued_task_of_its_priority_or_higher() {
     let control_plane = ControlPlane::start().await;
-    let mut runner = Runner::register(&control_plane, "plain", &[]);
+    // Two slots: the one `behind` used may still be freeing when `urgent` comes.
+    let mut runner = Runner::register(&control_plane, "plain", &["--max-concurrent", "2"]);
     runner.start_connected(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
     let stuck = json!({ "requires": ["gpu"], "priority": 5 });

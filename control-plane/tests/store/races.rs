@@ -73,3 +73,49 @@ pub async fn ending_a_task_as_its_runner_finishes_it_ends_it_once(store: &dyn St
         assert_eq!(record.state, expected, "round {round}: {record:?}");
     }
 }
+
+pub async fn racing_placements_in_one_session_assign_one_task(store: &dyn Store) {
+    let (one, two) = (
+        runner(store, "place-1").await,
+        runner(store, "place-2").await,
+    );
+    // A new session each round: two submits of its first task race for it.
+    for round in 0..10 {
+        let session = kiln_control_plane::model::WorkspaceRecord {
+            id: kiln_protocol::WorkspaceId::new(),
+            repo: "/tmp/race".into(),
+            base_ref: None,
+            branch: "kiln/race".into(),
+            setup: Vec::new(),
+            runner_id: None,
+            state: kiln_control_plane::model::WorkspaceState::Open,
+            created_at: 1,
+            closed_at: None,
+        };
+        store.create_workspace(&session).await.unwrap();
+        let step = |at| NewTask {
+            workspace_id: Some(session.id),
+            ..task("/tmp/race", at)
+        };
+        let (a, b) = (step(100 + round), step(100 + round));
+        let (placed_a, placed_b) = tokio::join!(
+            store.insert_and_assign(&a, one.id, 1_000),
+            store.insert_and_assign(&b, two.id, 1_000)
+        );
+        let placed: Vec<_> = [placed_a.unwrap(), placed_b.unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(
+            placed.len() <= 1,
+            "round {round}: one session task at a time: {placed:?}"
+        );
+        // End the round's tasks, so that the queue is empty for the next round.
+        for t in [&a, &b] {
+            store
+                .end_task(t.id, TaskState::Cancelled, "next round", 2_000)
+                .await
+                .unwrap();
+        }
+    }
+}

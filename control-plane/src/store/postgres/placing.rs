@@ -18,6 +18,14 @@ pub async fn insert_and_assign(
     now: UnixMillis,
 ) -> Result<Option<AttemptRecord>, StoreError> {
     let mut tx = pool.begin().await?;
+    if let Some(session) = task.workspace_id {
+        // Two replicas placing tasks of one session take turns here: the later one then
+        // sees the earlier one's task, and waits.
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(session.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
     let waits = waits_its_turn(&mut tx, task, runner).await?;
     tasks::insert_task(&mut *tx, task).await?;
     let attempt = if waits {

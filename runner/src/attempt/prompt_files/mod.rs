@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -15,11 +15,12 @@ use crate::atomic_file::SECRET_MODE;
 /// Names of prompt files start with this; the rest is unique.
 const PREFIX: &str = ".prompt-";
 
-/// Where prompt files are made, and the one ready for the next attempt.
+/// Where prompt files are made, and the one ready for the next attempt (kept open: it is
+/// written through this descriptor, never reopened by its name).
 #[derive(Debug)]
 pub struct PromptFiles {
     dir: PathBuf,
-    ready: Mutex<Option<PathBuf>>,
+    ready: Mutex<Option<(PathBuf, File)>>,
 }
 
 impl PromptFiles {
@@ -46,26 +47,19 @@ impl PromptFiles {
             return;
         }
         match self.create() {
-            Ok((path, _)) => *ready = Some(path),
+            Ok(made) => *ready = Some(made),
             Err(error) => {
                 tracing::warn!(dir = %self.dir.display(), %error, "cannot make a prompt file ahead of work");
             }
         }
     }
 
-    /// A file holding `prompt`, readable by this user only: the one made ahead if there
-    /// is one, else a new one. The caller removes it when the attempt is over.
+    /// A file holding `prompt`, readable by this user only: the one made ahead if its name
+    /// still leads to it untouched, else a new one. The caller removes it when the attempt
+    /// is over.
     pub fn write(&self, prompt: &[u8]) -> io::Result<PathBuf> {
         let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let opened = ready.and_then(|path| {
-            let file = OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&path)
-                .ok()?;
-            Some((path, file))
-        });
-        let (path, mut file) = match opened {
+        let (path, mut file) = match ready.filter(|(path, file)| untouched(path, file)) {
             Some(made_ahead) => made_ahead,
             None => self.create()?,
         };
@@ -76,7 +70,8 @@ impl PromptFiles {
         Ok(path)
     }
 
-    /// Creates a new, empty file with a unique name, mode 0600 whatever the umask.
+    /// Creates a new, empty file with a unique name (never through a link), mode 0600
+    /// whatever the umask.
     fn create(&self) -> io::Result<(PathBuf, File)> {
         fs::create_dir_all(&self.dir)?;
         let path = self.dir.join(format!("{PREFIX}{}", uuid::Uuid::now_v7()));
@@ -88,6 +83,16 @@ impl PromptFiles {
         file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(SECRET_MODE))?;
         Ok((path, file))
     }
+}
+
+/// True when `path` still names `file`, which is empty and has no other name: nothing
+/// was written into it, and it was not swapped for another file or linked elsewhere in
+/// the meantime (the directory is shared with the agents' worktrees).
+fn untouched(path: &Path, file: &File) -> bool {
+    let (Ok(named), Ok(open)) = (fs::symlink_metadata(path), file.metadata()) else {
+        return false;
+    };
+    named.dev() == open.dev() && named.ino() == open.ino() && open.len() == 0 && open.nlink() == 1
 }
 
 #[cfg(test)]

@@ -69,6 +69,44 @@ fn a_symlink_in_place_of_the_file_made_ahead_is_not_followed() {
 }
 
 #[test]
+fn a_file_linked_in_place_of_the_file_made_ahead_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = PromptFiles::new(&dir.path().join("worktrees"));
+    files.prepare();
+    let ahead = fs::read_dir(dir.path().join("worktrees"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let token = dir.path().join("token");
+    fs::write(&token, "secret").unwrap();
+    fs::remove_file(&ahead).unwrap();
+    fs::hard_link(&token, &ahead).unwrap();
+    let written = files.write(b"prompt").unwrap();
+    assert_ne!(written, ahead);
+    assert_eq!(fs::read(&token).unwrap(), b"secret");
+    assert_eq!(fs::read(&written).unwrap(), b"prompt");
+}
+
+#[test]
+fn a_file_made_ahead_that_was_written_into_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = PromptFiles::new(dir.path());
+    files.prepare();
+    let ahead = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    fs::write(&ahead, "injected instructions").unwrap();
+    let written = files.write(b"prompt").unwrap();
+    assert_ne!(written, ahead);
+    assert_eq!(fs::read(&written).unwrap(), b"prompt");
+}
+
+#[test]
 fn files_a_previous_run_left_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let left = dir.path().join(format!("{PREFIX}old"));
