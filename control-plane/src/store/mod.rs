@@ -242,7 +242,8 @@ pub trait Store: Send + Sync + 'static {
     async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError>;
 
     /// Records a new attempt for each (task, runner) pair whose task is still queued, in
-    /// one transaction. The attempts exist before the runners hear of them.
+    /// one transaction; a session's task is skipped while another task of its session is
+    /// assigned or running. The attempts exist before the runners hear of them.
     async fn assign(
         &self,
         placements: &[(TaskId, RunnerId)],

@@ -42,6 +42,8 @@ pub async fn workspaces_bind_to_their_first_runner_and_end_their_queue(store: &d
         "bound to its first runner"
     );
     assert_eq!(store.busy_workspaces().await.unwrap(), [session.id]);
+    let second_too = store.assign(&[(second.id, runner.id)], 45).await.unwrap();
+    assert!(second_too.is_empty(), "a session runs one task at a time");
     assert_eq!(store.open_workspaces_of(runner.id).await.unwrap(), [bound]);
 
     assert!(store

@@ -40,8 +40,12 @@ pub(super) async fn assign_in(
         let wanted: Vec<String> = chunk.iter().map(|(task, _)| task.to_string()).collect();
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = $1
-             WHERE id IN (SELECT id FROM tasks WHERE id = ANY($2) AND state = 'queued'
-                          ORDER BY id FOR UPDATE SKIP LOCKED)
+             WHERE id IN (SELECT t.id FROM tasks AS t
+                          WHERE t.id = ANY($2) AND t.state = 'queued'
+                            AND NOT EXISTS (SELECT 1 FROM tasks AS busy
+                                            WHERE busy.workspace_id = t.workspace_id
+                                              AND busy.state IN ('assigned', 'running'))
+                          ORDER BY t.id FOR UPDATE OF t SKIP LOCKED)
              RETURNING id, attempt",
         )
         .bind(now)

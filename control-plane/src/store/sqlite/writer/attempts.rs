@@ -44,6 +44,8 @@ pub fn assign(
 }
 
 /// Marks the tasks of `ids` that are still queued as assigned; their new attempt numbers.
+/// A session's task is skipped while another task of its session is under way: a session
+/// runs one task at a time, whatever the caller read before.
 fn take_queued(
     conn: &Connection,
     ids: &[String],
@@ -51,7 +53,11 @@ fn take_queued(
 ) -> Result<HashMap<String, i64>, StoreError> {
     let sql = format!(
         "UPDATE tasks SET state = 'assigned', attempt = attempt + 1, updated_at = ?
-         WHERE state = 'queued' AND id IN ({}) RETURNING id, attempt",
+         WHERE state = 'queued' AND id IN ({})
+           AND NOT EXISTS (SELECT 1 FROM tasks AS busy
+                           WHERE busy.workspace_id = tasks.workspace_id
+                             AND busy.state IN ('assigned', 'running'))
+         RETURNING id, attempt",
         placeholders(ids.len())
     );
     let mut update = conn.prepare_cached(&sql)?;
