@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use kiln_control_plane::model::{NewTask, RegistrationTokenRecord, RunnerRecord};
+use kiln_control_plane::model::{
+    NewTask, RegistrationTokenRecord, RunnerRecord, WorkspaceRecord, WorkspaceState,
+};
 use kiln_control_plane::store::{NewRunner, Store};
 use kiln_control_plane::tokens::{Token, TokenKind};
-use kiln_protocol::{Event, EventBody, LogLine, Outcome, OutcomeStatus, RunnerId, UnixMillis};
+use kiln_protocol::{
+    Event, EventBody, LogLine, Outcome, OutcomeStatus, RunnerId, UnixMillis, WorkspaceId,
+};
 
 /// A queued task on `repo` created at `at`.
 pub fn task(repo: &str, at: UnixMillis) -> NewTask {
@@ -14,6 +18,21 @@ pub fn task(repo: &str, at: UnixMillis) -> NewTask {
         created_at: at,
         max_attempts: 2,
         ..kiln_control_plane::testing::new_task()
+    }
+}
+
+/// An open workspace session on `repo`, not bound to a runner yet.
+pub fn session(repo: &str) -> WorkspaceRecord {
+    WorkspaceRecord {
+        id: WorkspaceId::new(),
+        repo: repo.to_owned(),
+        base_ref: None,
+        branch: "kiln/session".into(),
+        setup: Vec::new(),
+        runner_id: None,
+        state: WorkspaceState::Open,
+        created_at: 1,
+        closed_at: None,
     }
 }
 

@@ -1,13 +1,11 @@
 //! Conformance cases for a task assigned in the transaction that stores it: it is, only
 //! when nothing queued goes first and its session is free for that runner.
 
-use kiln_control_plane::model::{
-    AttemptState, NewTask, TaskState, WorkspaceRecord, WorkspaceState,
-};
+use kiln_control_plane::model::{AttemptState, NewTask, TaskState};
 use kiln_control_plane::store::Store;
-use kiln_protocol::{TaskId, WorkspaceId};
+use kiln_protocol::TaskId;
 
-use super::fixtures::{runner, task};
+use super::fixtures::{runner, session, task};
 
 /// The task's state and attempt number as stored.
 async fn stored(store: &dyn Store, id: TaskId) -> (TaskState, u32) {
@@ -74,17 +72,7 @@ pub async fn a_session_task_is_assigned_as_it_is_stored_only_when_its_session_is
     store: &dyn Store,
 ) {
     let (mine, other) = (runner(store, "mine").await, runner(store, "other").await);
-    let session = WorkspaceRecord {
-        id: WorkspaceId::new(),
-        repo: "/tmp/repo".into(),
-        base_ref: None,
-        branch: "kiln/session".into(),
-        setup: Vec::new(),
-        runner_id: None,
-        state: WorkspaceState::Open,
-        created_at: 10,
-        closed_at: None,
-    };
+    let session = session("/tmp/repo");
     store.create_workspace(&session).await.unwrap();
     let step = |at| NewTask {
         workspace_id: Some(session.id),

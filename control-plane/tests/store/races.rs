@@ -5,7 +5,7 @@ use kiln_control_plane::model::{NewTask, TaskState};
 use kiln_control_plane::store::Store;
 use kiln_protocol::Event;
 
-use super::fixtures::{finished, line, runner, task};
+use super::fixtures::{finished, line, runner, session, task};
 
 /// Log bytes an attempt may store in these cases: far above what they write.
 const LOG_CAP: u64 = 1 << 20;
@@ -81,17 +81,7 @@ pub async fn racing_placements_in_one_session_assign_one_task(store: &dyn Store)
     );
     // A new session each round: two submits of its first task race for it.
     for round in 0..10 {
-        let session = kiln_control_plane::model::WorkspaceRecord {
-            id: kiln_protocol::WorkspaceId::new(),
-            repo: "/tmp/race".into(),
-            base_ref: None,
-            branch: "kiln/race".into(),
-            setup: Vec::new(),
-            runner_id: None,
-            state: kiln_control_plane::model::WorkspaceState::Open,
-            created_at: 1,
-            closed_at: None,
-        };
+        let session = session("/tmp/race");
         store.create_workspace(&session).await.unwrap();
         let step = |at| NewTask {
             workspace_id: Some(session.id),

@@ -5,6 +5,13 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use super::*;
 
+/// The one file `PromptFiles::prepare` made in `dir`.
+fn made_ahead(dir: &Path) -> PathBuf {
+    let made: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+    assert_eq!(made.len(), 1, "one file made ahead: {made:?}");
+    made[0].path()
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -14,9 +21,7 @@ fn the_file_made_ahead_is_the_one_written() {
     let dir = tempfile::tempdir().unwrap();
     let files = PromptFiles::new(dir.path());
     files.prepare();
-    let made: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
-    assert_eq!(made.len(), 1, "one file made ahead");
-    let ahead = made[0].path();
+    let ahead = made_ahead(dir.path());
     assert_eq!(
         fs::read(&ahead).unwrap(),
         b"",
@@ -38,12 +43,7 @@ fn a_file_made_ahead_that_vanished_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let files = PromptFiles::new(&dir.path().join("worktrees"));
     files.prepare();
-    for entry in fs::read_dir(dir.path().join("worktrees"))
-        .unwrap()
-        .flatten()
-    {
-        fs::remove_file(entry.path()).unwrap();
-    }
+    fs::remove_file(made_ahead(&dir.path().join("worktrees"))).unwrap();
     let written = files.write(b"prompt").unwrap();
     assert_eq!(fs::read(&written).unwrap(), b"prompt");
 }
@@ -53,12 +53,7 @@ fn a_symlink_in_place_of_the_file_made_ahead_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let files = PromptFiles::new(dir.path());
     files.prepare();
-    let ahead = fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let ahead = made_ahead(dir.path());
     let target = dir.path().join("elsewhere");
     fs::write(&target, "untouched").unwrap();
     fs::remove_file(&ahead).unwrap();
@@ -73,12 +68,7 @@ fn a_file_linked_in_place_of_the_file_made_ahead_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let files = PromptFiles::new(&dir.path().join("worktrees"));
     files.prepare();
-    let ahead = fs::read_dir(dir.path().join("worktrees"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let ahead = made_ahead(&dir.path().join("worktrees"));
     let token = dir.path().join("token");
     fs::write(&token, "secret").unwrap();
     fs::remove_file(&ahead).unwrap();
@@ -94,12 +84,7 @@ fn a_file_made_ahead_that_was_written_into_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
     let files = PromptFiles::new(dir.path());
     files.prepare();
-    let ahead = fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let ahead = made_ahead(dir.path());
     fs::write(&ahead, "injected instructions").unwrap();
     let written = files.write(b"prompt").unwrap();
     assert_ne!(written, ahead);
