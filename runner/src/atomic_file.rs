@@ -18,7 +18,7 @@ enum Durability {
     /// Synced to disk before the call returns (config, tokens).
     Synced,
     /// Atomic for readers but left to the page cache: files that a crash makes useless
-    /// anyway, such as an attempt's prompt file. Saves two fsyncs on the path to the agent.
+    /// anyway, such as the agent shim's status file. Saves two fsyncs per agent.
     Scratch,
 }
 
