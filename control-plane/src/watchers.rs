@@ -23,8 +23,12 @@ pub enum TaskUpdate {
         /// The events, in seq order.
         events: Arc<Vec<Event>>,
     },
-    /// The task changed state (ended, or was requeued).
+    /// The task changed state on this replica (assigned, started, ended, requeued). Every
+    /// event stored here was published as well, so followers need not re-read events.
     StateChanged,
+    /// Anything may have changed, events too, without being published here (another
+    /// replica's write, or notifications lost): followers re-read the store.
+    Unknown,
 }
 
 /// Broadcast channels per followed task.
@@ -63,6 +67,6 @@ impl Watchers {
     /// notifications could not be heard).
     pub fn publish_all_changed(&self) {
         let mut channels = self.lock();
-        channels.retain(|_, sender| sender.send(TaskUpdate::StateChanged).is_ok());
+        channels.retain(|_, sender| sender.send(TaskUpdate::Unknown).is_ok());
     }
 }

@@ -148,6 +148,11 @@ async fn retry_makes_a_new_attempt_of_a_finished_task() {
 
 /// Follows a task's events to its end, from after `since`.
 async fn follow(url: String, token: String, id: String, since: u64) -> Vec<Value> {
+    read_to_end(open_follow(&url, &token, &id, since).await).await
+}
+
+/// Opens a follow of a task's events: once this returns, the server is following it.
+async fn open_follow(url: &str, token: &str, id: &str, since: u64) -> reqwest::Response {
     let url = format!("{url}/v1/tasks/{id}/events?follow=true&after_seq={since}");
     let response = reqwest::Client::new()
         .get(url)
@@ -155,6 +160,12 @@ async fn follow(url: String, token: String, id: String, since: u64) -> Vec<Value
         .send()
         .await
         .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response
+}
+
+/// The events of a follow, until the server ends it.
+async fn read_to_end(response: reqwest::Response) -> Vec<Value> {
     let mut body = response.bytes_stream();
     let mut text = Vec::new();
     while let Some(chunk) = body.next().await {
@@ -219,6 +230,42 @@ async fn several_watchers_each_get_every_line_and_any_seq_can_be_the_start() {
     assert_eq!(tail.len(), all.len() - 41);
     let cli = control_plane.kiln_ok(&["logs", &id, "--since-seq", &cut.to_string(), "--json"]);
     assert_eq!(cli.lines().count(), tail.len());
+}
+
+/// A follower that starts while the task is queued lives through its state changes
+/// (assigned, started, ended), which it reads without re-reading the events.
+#[tokio::test]
+async fn a_follower_from_before_the_task_is_placed_sees_it_to_the_end() {
+    let control_plane = ControlPlane::start().await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let id = control_plane.submit(&repo, &[], "for i in $(seq 1 200); do echo line $i; done");
+    let (url, token) = (&control_plane.url, &control_plane.admin_token);
+    let following = open_follow(url, token, &id, 0).await;
+    let mut runner = Runner::register(&control_plane, "box", &[]);
+    runner.start_connected(&control_plane).await;
+    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
+        .await
+        .expect("the follow ends when the task does");
+    let expected: Vec<String> = (1..=200).map(|i| format!("line {i}")).collect();
+    assert_eq!(stdout_lines(&events), expected, "every line once, in order");
+    assert_eq!(events.last().unwrap()["kind"], "finished", "{events:?}");
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+}
+
+/// A task cancelled while queued has no events: its state change alone ends the follow.
+#[tokio::test]
+async fn a_follower_of_a_queued_task_ends_when_it_is_cancelled() {
+    let control_plane = ControlPlane::start().await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let id = control_plane.submit(&repo, &[], "echo never");
+    let (url, token) = (&control_plane.url, &control_plane.admin_token);
+    let following = open_follow(url, token, &id, 0).await;
+    control_plane.kiln_ok(&["cancel", &id]);
+    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
+        .await
+        .expect("the follow ends when the task is cancelled");
+    assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ async fn handle(state: &AppState, notification: &PgNotification) {
         TASK => match payload.split_once(' ') {
             Some((origin, _)) if origin == notify::origin() => {} // told from memory
             Some((_, task)) => match task.parse::<TaskId>() {
-                Ok(task) => state.watchers.publish(task, TaskUpdate::StateChanged),
+                Ok(task) => state.watchers.publish(task, TaskUpdate::Unknown),
                 Err(error) => tracing::warn!(%payload, %error, "unreadable task notification"),
             },
             None => tracing::warn!(%payload, "unreadable task notification"),

@@ -68,7 +68,7 @@ pub async fn stream(
         lines,
     };
     tokio::spawn(async move {
-        if let Err(error) = follower.run(cursor, updates).await {
+        if let Err(error) = follower.run(cursor, updates, task).await {
             tracing::warn!(task = %task_id, error = %error, "event stream ended early");
         }
     });
@@ -110,16 +110,24 @@ struct Follower {
 struct Stopped;
 
 impl Follower {
+    /// Streams from `cursor` on. `known` is the task as read after `updates` was
+    /// subscribed: any later change is in `updates`, so it is as good as a read made after
+    /// the first catch-up, and saves one.
     async fn run(
         self,
         mut cursor: Cursor,
         mut updates: broadcast::Receiver<TaskUpdate>,
+        known: TaskRecord,
     ) -> Result<(), ApiError> {
+        let mut known = Some(known);
         loop {
             if self.catch_up(&mut cursor).await?.is_err() || !self.follow {
                 return Ok(());
             }
-            let task = load_task(&self.state, self.task_id).await?;
+            let task = match known.take() {
+                Some(task) => task,
+                None => load_task(&self.state, self.task_id).await?,
+            };
             if task.attempt > cursor.attempt && (cursor.finished || task.state.is_terminal()) {
                 cursor = Cursor {
                     attempt: cursor.attempt + 1,
@@ -133,13 +141,21 @@ impl Follower {
                 let _ = self.catch_up(&mut cursor).await?;
                 return Ok(());
             }
-            // Live: forward contiguous events straight from memory; anything else (a gap,
-            // lag, a state change, the attempt's end) goes back to the store.
+            // Live: forward contiguous events straight from memory, and read the task alone
+            // when only its state changed; anything else (a gap, lag, an unknown change,
+            // the attempt's or the task's end) goes back to the store.
             loop {
                 tokio::select! {
                     update = updates.recv() => match update {
                         Ok(TaskUpdate::Events { attempt, events }) if attempt == cursor.attempt => {
                             if !self.send_live(&mut cursor, &events).await? {
+                                break;
+                            }
+                        }
+                        Ok(TaskUpdate::StateChanged) => {
+                            let task = load_task(&self.state, self.task_id).await?;
+                            if task.state.is_terminal() || task.attempt > cursor.attempt {
+                                known = Some(task);
                                 break;
                             }
                         }
