@@ -268,6 +268,37 @@ async fn a_follower_of_a_queued_task_ends_when_it_is_cancelled() {
     assert!(events.is_empty(), "{events:?}");
 }
 
+/// Closing a session ends its queued tasks, and with them their follows.
+#[tokio::test]
+async fn a_follower_of_a_queued_session_task_ends_when_the_session_closes() {
+    let control_plane = ControlPlane::start().await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let created = control_plane.kiln_ok(&["session", "create", "--repo", &repo.to_string_lossy()]);
+    let session = created.trim().to_owned();
+    let submitted = control_plane.kiln_ok(&[
+        "submit",
+        "--json",
+        "--session",
+        &session,
+        "--",
+        "echo",
+        "never",
+    ]);
+    let id = serde_json::from_str::<Value>(&submitted).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (url, token) = (&control_plane.url, &control_plane.admin_token);
+    let following = open_follow(url, token, &id, 0).await;
+    control_plane.kiln_ok(&["session", "close", &session]);
+    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
+        .await
+        .expect("the follow ends when the session's close ends the task");
+    assert!(events.is_empty(), "{events:?}");
+    let task = control_plane.task(&id).await;
+    assert_eq!(task["state"], "cancelled", "{task}");
+}
+
 #[tokio::test]
 async fn concurrent_tasks_on_one_repository_share_its_mirror_safely() {
     let control_plane = ControlPlane::start().await;

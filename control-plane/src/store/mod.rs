@@ -149,14 +149,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError>;
     /// One workspace session.
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError>;
-    /// Ends an open session as `closed` or `lost`, ending its queued tasks. False if it was
-    /// not open.
+    /// Ends an open session as `closed` or `lost`, ending its queued tasks: the tasks it
+    /// ended, or `None` if the session was not open.
     async fn end_workspace(
         &self,
         id: WorkspaceId,
         state: WorkspaceState,
         now: UnixMillis,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Vec<TaskId>>, StoreError>;
     /// Open sessions bound to `runner`.
     async fn open_workspaces_of(
         &self,

@@ -251,6 +251,16 @@ pub fn sandbox(row: &impl Columns) -> Result<crate::model::SandboxRecord, StoreE
     })
 }
 
+/// Task ids read from `tasks.id`.
+pub fn task_ids(ids: &[String]) -> Result<Vec<kiln_protocol::TaskId>, StoreError> {
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|e| corrupt("tasks", "id", format!("{id:?}: {e}")))
+        })
+        .collect()
+}
+
 /// Runner ids read from `attempts.runner_id`.
 pub fn runner_ids(ids: &[String]) -> Result<Vec<kiln_protocol::RunnerId>, StoreError> {
     ids.iter()

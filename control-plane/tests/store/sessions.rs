@@ -46,14 +46,22 @@ pub async fn workspaces_bind_to_their_first_runner_and_end_their_queue(store: &d
     assert!(second_too.is_empty(), "a session runs one task at a time");
     assert_eq!(store.open_workspaces_of(runner.id).await.unwrap(), [bound]);
 
-    assert!(store
-        .end_workspace(session.id, WorkspaceState::Lost, 50)
-        .await
-        .unwrap());
-    assert!(!store
-        .end_workspace(session.id, WorkspaceState::Closed, 60)
-        .await
-        .unwrap());
+    assert_eq!(
+        store
+            .end_workspace(session.id, WorkspaceState::Lost, 50)
+            .await
+            .unwrap(),
+        Some(vec![second.id]),
+        "the queued task it ended"
+    );
+    assert_eq!(
+        store
+            .end_workspace(session.id, WorkspaceState::Closed, 60)
+            .await
+            .unwrap(),
+        None,
+        "an ended session ends nothing"
+    );
     let ended = store.workspace(session.id).await.unwrap().expect("stored");
     assert_eq!(
         (ended.state, ended.closed_at),

@@ -272,7 +272,7 @@ async fn reconcile_workspaces(
     for workspace in open {
         if !hello.workspaces.contains(&workspace.id) {
             tracing::warn!(runner = %runner.id, workspace = %workspace.id, "runner no longer holds its workspace session");
-            state
+            let ended = state
                 .store
                 .end_workspace(
                     workspace.id,
@@ -280,6 +280,9 @@ async fn reconcile_workspaces(
                     now_millis(),
                 )
                 .await?;
+            for task in ended.into_iter().flatten() {
+                state.watchers.publish(task, TaskUpdate::StateChanged);
+            }
         }
     }
     Ok(())

@@ -157,7 +157,7 @@ impl Store for PostgresStore {
         id: WorkspaceId,
         state: WorkspaceState,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Vec<TaskId>>, StoreError> {
         self.timed(workspaces::end_workspace(&self.pool, id, state, now))
             .await
     }

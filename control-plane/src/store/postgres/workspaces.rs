@@ -1,6 +1,6 @@
 //! PostgreSQL queries for workspace sessions.
 
-use kiln_protocol::{RunnerId, UnixMillis, WorkspaceId};
+use kiln_protocol::{RunnerId, TaskId, UnixMillis, WorkspaceId};
 use sqlx::PgPool;
 
 use crate::model::{WorkspaceRecord, WorkspaceState};
@@ -41,7 +41,7 @@ pub async fn end_workspace(
     id: WorkspaceId,
     state: WorkspaceState,
     now: UnixMillis,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Vec<TaskId>>, StoreError> {
     let mut tx = pool.begin().await?;
     // The session's queued tasks before the session, as an assignment takes them: no
     // lock-order deadlock with a replica assigning one of them.
@@ -60,7 +60,7 @@ pub async fn end_workspace(
     .execute(&mut *tx)
     .await?;
     if ended.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     let (task_state, outcome) = queued_of_ended_workspace(state);
     let ended_tasks: Vec<String> = sqlx::query_scalar(
@@ -76,7 +76,7 @@ pub async fn end_workspace(
     .await?;
     super::notify::tasks_changed(&mut tx, &ended_tasks).await?;
     tx.commit().await?;
-    Ok(true)
+    rows::task_ids(&ended_tasks).map(Some)
 }
 
 pub async fn open_workspaces_of(

@@ -277,7 +277,7 @@ impl Store for SqliteStore {
         id: WorkspaceId,
         state: WorkspaceState,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Vec<TaskId>>, StoreError> {
         workspaces::end_workspace(&*self.writer().await, id, state, now).await
     }
     async fn open_workspaces_of(

@@ -1,6 +1,6 @@
 //! SQLite queries for workspace sessions.
 
-use kiln_protocol::{RunnerId, UnixMillis, WorkspaceId};
+use kiln_protocol::{RunnerId, TaskId, UnixMillis, WorkspaceId};
 use sqlx::SqlitePool;
 
 use crate::model::{WorkspaceRecord, WorkspaceState};
@@ -44,7 +44,7 @@ pub async fn end_workspace(
     id: WorkspaceId,
     state: WorkspaceState,
     now: UnixMillis,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Vec<TaskId>>, StoreError> {
     let mut tx = pool.begin().await?;
     let ended = sqlx::query(
         "UPDATE workspaces SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'",
@@ -55,22 +55,22 @@ pub async fn end_workspace(
     .execute(&mut *tx)
     .await?;
     if ended.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     let (task_state, outcome) = queued_of_ended_workspace(state);
-    sqlx::query(
+    let ended_tasks: Vec<String> = sqlx::query_scalar(
         "UPDATE tasks SET state = ?, outcome = ?, finished_at = ?, updated_at = ?
-         WHERE workspace_id = ? AND state = 'queued'",
+         WHERE workspace_id = ? AND state = 'queued' RETURNING id",
     )
     .bind(task_state.as_str())
     .bind(to_json(&outcome))
     .bind(now)
     .bind(now)
     .bind(id.to_string())
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(true)
+    rows::task_ids(&ended_tasks).map(Some)
 }
 
 pub async fn open_workspaces_of(
