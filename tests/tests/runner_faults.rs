@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use kiln_tests::control_plane::stdout_lines;
+use kiln_tests::follower::Follower;
 use kiln_tests::{git, process_alive, wait, ControlPlane, Runner};
 use nix::sys::signal::Signal;
 
@@ -234,5 +235,44 @@ async fn a_runner_restarted_after_kill_9_has_its_unknown_attempt_lost_at_once_an
     assert_eq!(
         stdout_lines(&control_plane.events(&id, 2).await),
         ["attempt 2 done"]
+    );
+}
+
+/// A follower of a task whose attempt is lost with its runner moves on to the retry while
+/// the retry runs (a lost attempt has no `finished` event to end it).
+#[tokio::test]
+async fn a_follower_moves_on_to_the_retry_of_a_lost_attempt_while_it_runs() {
+    let control_plane = ControlPlane::start_with(&["--lost-after", "2s"]).await;
+    let mut first = Runner::register(&control_plane, "first", &["--kill-grace", "1s"]);
+    first.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let gate = control_plane.scratch().join("gate");
+    let script = r#"
+        echo "attempt $KILN_ATTEMPT started"
+        if [ "$KILN_ATTEMPT" = 1 ]; then sleep 1000; fi
+        while [ ! -e "$GATE" ]; do sleep 0.02; done
+        echo "attempt $KILN_ATTEMPT done"
+    "#;
+    let env = format!("GATE={}", gate.display());
+    let id = control_plane.submit(&repo, &["--env", &env], script);
+    let follower = Follower::start(&control_plane, &id);
+    follower.wait_lines(1).await;
+    assert_eq!(follower.lines(), ["attempt 1 started"]);
+
+    first.kill();
+    let mut second = Runner::register(&control_plane, "second", &[]);
+    second.start_connected(&control_plane).await;
+    // The retry waits at the gate: its first line reaches the follower while it runs.
+    follower.wait_lines(2).await;
+    assert_eq!(follower.lines(), ["attempt 1 started", "attempt 2 started"]);
+    std::fs::write(&gate, "").unwrap();
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let lines = tokio::task::spawn_blocking(move || follower.finish())
+        .await
+        .unwrap();
+    assert_eq!(
+        lines,
+        ["attempt 1 started", "attempt 2 started", "attempt 2 done"]
     );
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
 use super::tasks::parse_task_id;
-use crate::model::TaskRecord;
+use crate::model::{AttemptState, TaskRecord};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -128,7 +128,11 @@ impl Follower {
                 Some(task) => task,
                 None => load_task(&self.state, self.task_id).await?,
             };
-            if task.attempt > cursor.attempt && (cursor.finished || task.state.is_terminal()) {
+            let moved_on = task.attempt > cursor.attempt
+                && (cursor.finished
+                    || task.state.is_terminal()
+                    || self.ended_unfinished(cursor.attempt).await?);
+            if moved_on {
                 cursor = Cursor {
                     attempt: cursor.attempt + 1,
                     after_seq: 0,
@@ -167,6 +171,14 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// True when `attempt` is over though no `finished` event of it was seen: lost with its
+    /// runner, or rejected. Its successor is then the attempt to follow.
+    async fn ended_unfinished(&self, attempt: u32) -> Result<bool, ApiError> {
+        let record = self.state.store.attempt(self.task_id, attempt).await?;
+        Ok(record
+            .is_some_and(|r| !matches!(r.state, AttemptState::Assigned | AttemptState::Running)))
     }
 
     /// Sends every stored event after the cursor.
