@@ -133,6 +133,11 @@ impl Follower {
                     || task.state.is_terminal()
                     || self.ended_unfinished(cursor.attempt).await?);
             if moved_on {
+                // One more read: the attempt's last events were stored before it ended,
+                // and that may have been after the catch-up above.
+                if self.catch_up(&mut cursor).await?.is_err() {
+                    return Ok(());
+                }
                 cursor = Cursor {
                     attempt: cursor.attempt + 1,
                     after_seq: 0,
