@@ -1,5 +1,5 @@
 //! A log follower: `kiln logs -f` run against a control plane, its output collected while
-//! the test goes on.
+//! the test goes on; and the follow endpoint read directly, opened before the test goes on.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -71,4 +71,40 @@ impl Follower {
         self.reader.join().expect("reader thread");
         stdout_lines(&self.events.lock().expect("lock"))
     }
+}
+
+/// Opens a follow of task `id`'s events after seq `since`: once this returns, the server
+/// follows the task, so nothing that happens to it after this is missed.
+pub async fn open_follow(control_plane: &ControlPlane, id: &str, since: u64) -> reqwest::Response {
+    let url = format!(
+        "{}/v1/tasks/{id}/events?follow=true&after_seq={since}",
+        control_plane.url
+    );
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&control_plane.admin_token)
+        .send()
+        .await
+        .expect("open the follow");
+    assert!(
+        response.status().is_success(),
+        "follow: {}",
+        response.status()
+    );
+    response
+}
+
+/// The events of a follow, until the server ends it.
+pub async fn read_to_end(response: reqwest::Response) -> Vec<Value> {
+    use futures_util::StreamExt as _;
+    let mut body = response.bytes_stream();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.next().await {
+        text.extend_from_slice(&chunk.expect("follow chunk"));
+    }
+    String::from_utf8(text)
+        .expect("UTF-8 events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON event"))
+        .collect()
 }

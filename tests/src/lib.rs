@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod raw;
 pub mod runner;
+pub mod sessions;
 pub mod wait;
 
 pub use control_plane::ControlPlane;

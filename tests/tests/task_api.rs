@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use kiln_tests::control_plane::stdout_lines;
+use kiln_tests::follower::{open_follow, read_to_end};
 use kiln_tests::{git, wait, ControlPlane, Runner};
 use serde_json::Value;
 
@@ -147,35 +147,8 @@ async fn retry_makes_a_new_attempt_of_a_finished_task() {
 }
 
 /// Follows a task's events to its end, from after `since`.
-async fn follow(url: String, token: String, id: String, since: u64) -> Vec<Value> {
-    read_to_end(open_follow(&url, &token, &id, since).await).await
-}
-
-/// Opens a follow of a task's events: once this returns, the server is following it.
-async fn open_follow(url: &str, token: &str, id: &str, since: u64) -> reqwest::Response {
-    let url = format!("{url}/v1/tasks/{id}/events?follow=true&after_seq={since}");
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    response
-}
-
-/// The events of a follow, until the server ends it.
-async fn read_to_end(response: reqwest::Response) -> Vec<Value> {
-    let mut body = response.bytes_stream();
-    let mut text = Vec::new();
-    while let Some(chunk) = body.next().await {
-        text.extend_from_slice(&chunk.unwrap());
-    }
-    String::from_utf8(text)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+async fn follow(control_plane: &ControlPlane, id: &str, since: u64) -> Vec<Value> {
+    read_to_end(open_follow(control_plane, id, since).await).await
 }
 
 #[tokio::test]
@@ -194,16 +167,11 @@ async fn several_watchers_each_get_every_line_and_any_seq_can_be_the_start() {
     runner.start_connected(&control_plane).await;
     control_plane.wait_events(&id, 1, 50, TIMEOUT).await;
 
-    let watchers: Vec<_> = (0..3)
-        .map(|_| {
-            let (url, token, id) = (
-                control_plane.url.clone(),
-                control_plane.admin_token.clone(),
-                id.clone(),
-            );
-            tokio::spawn(follow(url, token, id, 0))
-        })
-        .collect();
+    let mut watchers = Vec::new();
+    for _ in 0..3 {
+        let following = open_follow(&control_plane, &id, 0).await;
+        watchers.push(tokio::spawn(read_to_end(following)));
+    }
     std::fs::write(&gate, "").unwrap();
     let expected: Vec<String> = (1..=50)
         .map(|i| format!("early {i}"))
@@ -222,81 +190,13 @@ async fn several_watchers_each_get_every_line_and_any_seq_can_be_the_start() {
             "follow ends with the task"
         );
     }
-    let (url, token) = (control_plane.url.clone(), control_plane.admin_token.clone());
-    let all = follow(url.clone(), token.clone(), id.clone(), 0).await;
+    let all = follow(&control_plane, &id, 0).await;
     let cut = all[40]["seq"].as_u64().unwrap();
-    let tail = follow(url, token, id.clone(), cut).await;
+    let tail = follow(&control_plane, &id, cut).await;
     assert_eq!(tail.first().unwrap()["seq"].as_u64().unwrap(), cut + 1);
     assert_eq!(tail.len(), all.len() - 41);
     let cli = control_plane.kiln_ok(&["logs", &id, "--since-seq", &cut.to_string(), "--json"]);
     assert_eq!(cli.lines().count(), tail.len());
-}
-
-/// A follower that starts while the task is queued lives through its state changes
-/// (assigned, started, ended), which it reads without re-reading the events.
-#[tokio::test]
-async fn a_follower_from_before_the_task_is_placed_sees_it_to_the_end() {
-    let control_plane = ControlPlane::start().await;
-    let repo = git::repo(&control_plane.scratch(), "app");
-    let id = control_plane.submit(&repo, &[], "for i in $(seq 1 200); do echo line $i; done");
-    let (url, token) = (&control_plane.url, &control_plane.admin_token);
-    let following = open_follow(url, token, &id, 0).await;
-    let mut runner = Runner::register(&control_plane, "box", &[]);
-    runner.start_connected(&control_plane).await;
-    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
-        .await
-        .expect("the follow ends when the task does");
-    let expected: Vec<String> = (1..=200).map(|i| format!("line {i}")).collect();
-    assert_eq!(stdout_lines(&events), expected, "every line once, in order");
-    assert_eq!(events.last().unwrap()["kind"], "finished", "{events:?}");
-    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
-    assert_eq!(task["state"], "succeeded", "{task}");
-}
-
-/// A task cancelled while queued has no events: its state change alone ends the follow.
-#[tokio::test]
-async fn a_follower_of_a_queued_task_ends_when_it_is_cancelled() {
-    let control_plane = ControlPlane::start().await;
-    let repo = git::repo(&control_plane.scratch(), "app");
-    let id = control_plane.submit(&repo, &[], "echo never");
-    let (url, token) = (&control_plane.url, &control_plane.admin_token);
-    let following = open_follow(url, token, &id, 0).await;
-    control_plane.kiln_ok(&["cancel", &id]);
-    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
-        .await
-        .expect("the follow ends when the task is cancelled");
-    assert!(events.is_empty(), "{events:?}");
-}
-
-/// Closing a session ends its queued tasks, and with them their follows.
-#[tokio::test]
-async fn a_follower_of_a_queued_session_task_ends_when_the_session_closes() {
-    let control_plane = ControlPlane::start().await;
-    let repo = git::repo(&control_plane.scratch(), "app");
-    let created = control_plane.kiln_ok(&["session", "create", "--repo", &repo.to_string_lossy()]);
-    let session = created.trim().to_owned();
-    let submitted = control_plane.kiln_ok(&[
-        "submit",
-        "--json",
-        "--session",
-        &session,
-        "--",
-        "echo",
-        "never",
-    ]);
-    let id = serde_json::from_str::<Value>(&submitted).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (url, token) = (&control_plane.url, &control_plane.admin_token);
-    let following = open_follow(url, token, &id, 0).await;
-    control_plane.kiln_ok(&["session", "close", &session]);
-    let events = tokio::time::timeout(TIMEOUT, read_to_end(following))
-        .await
-        .expect("the follow ends when the session's close ends the task");
-    assert!(events.is_empty(), "{events:?}");
-    let task = control_plane.task(&id).await;
-    assert_eq!(task["state"], "cancelled", "{task}");
 }
 
 #[tokio::test]

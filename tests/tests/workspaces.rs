@@ -1,34 +1,13 @@
 //! Workspace sessions, file requests and exec on the real binaries.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers fail loudly, naming the call"
-)]
-
 use std::time::Duration;
 
 use kiln_tests::control_plane::{lines_of, stdout_lines};
+use kiln_tests::sessions::submit_in;
 use kiln_tests::{git, wait, ControlPlane, Runner};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn submit_in(control_plane: &ControlPlane, session: &str, script: &str) -> String {
-    let output = control_plane.kiln_ok(&[
-        "submit",
-        "--json",
-        "--session",
-        session,
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
-    serde_json::from_str::<Value>(&output).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn a_session_runs_its_steps_in_one_worktree_with_setup_once() {
