@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use kiln_protocol::{now_millis, WorkspaceId};
+
 use crate::hub::Hub;
-use crate::store::Store;
-use crate::watchers::Watchers;
+use crate::model::WorkspaceState;
+use crate::store::{Store, StoreError};
+use crate::watchers::{TaskUpdate, Watchers};
 
 /// Heartbeat period runners are told to keep: often enough to notice a dead link within
 /// seconds, rare enough to cost nothing with thousands of runners.
@@ -112,6 +115,20 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Ends an open workspace session as `closed` or `lost`, with its queued tasks, and
+    /// tells those tasks' followers. Nothing happens if the session was not open.
+    pub async fn end_workspace(
+        &self,
+        id: WorkspaceId,
+        ended_as: WorkspaceState,
+    ) -> Result<(), StoreError> {
+        let ended = self.store.end_workspace(id, ended_as, now_millis()).await?;
+        for task in ended.into_iter().flatten() {
+            self.watchers.publish(task, TaskUpdate::StateChanged);
+        }
+        Ok(())
+    }
+
     /// A task ended: burn its sandbox, if it has one.
     pub fn task_ended(&self, task: kiln_protocol::TaskId) {
         if let Some(sandboxes) = &self.sandboxes {

@@ -251,22 +251,16 @@ pub fn sandbox(row: &impl Columns) -> Result<crate::model::SandboxRecord, StoreE
     })
 }
 
-/// Task ids read from `tasks.id`.
-pub fn task_ids(ids: &[String]) -> Result<Vec<kiln_protocol::TaskId>, StoreError> {
+/// Ids read from column `column` of `table`, such as task ids from `tasks.id`.
+pub fn ids<T>(table: &'static str, column: &str, ids: &[String]) -> Result<Vec<T>, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     ids.iter()
         .map(|id| {
             id.parse()
-                .map_err(|e| corrupt("tasks", "id", format!("{id:?}: {e}")))
-        })
-        .collect()
-}
-
-/// Runner ids read from `attempts.runner_id`.
-pub fn runner_ids(ids: &[String]) -> Result<Vec<kiln_protocol::RunnerId>, StoreError> {
-    ids.iter()
-        .map(|id| {
-            id.parse()
-                .map_err(|e| corrupt("attempts", "runner_id", format!("{id:?}: {e}")))
+                .map_err(|e| corrupt(table, column, format!("{id:?}: {e}")))
         })
         .collect()
 }

@@ -10,7 +10,6 @@ use crate::model::{WorkspaceRecord, WorkspaceState};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::watchers::TaskUpdate;
 
 /// Most setup commands a session may have.
 const MAX_SETUP_COMMANDS: usize = 32;
@@ -90,13 +89,7 @@ pub async fn close(
 ) -> Result<Json<WorkspaceRecord>, ApiError> {
     let id = parse_workspace_id(&id)?;
     let workspace = load(&state, id).await?;
-    let ended = state
-        .store
-        .end_workspace(id, WorkspaceState::Closed, now_millis())
-        .await?;
-    for task in ended.into_iter().flatten() {
-        state.watchers.publish(task, TaskUpdate::StateChanged);
-    }
+    state.end_workspace(id, WorkspaceState::Closed).await?;
     let busy = state.store.busy_workspaces().await?.contains(&id);
     if let (Some(runner), false) = (workspace.runner_id, busy) {
         let close = ServerMessage::CloseWorkspace { workspace_id: id };

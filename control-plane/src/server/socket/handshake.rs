@@ -272,17 +272,9 @@ async fn reconcile_workspaces(
     for workspace in open {
         if !hello.workspaces.contains(&workspace.id) {
             tracing::warn!(runner = %runner.id, workspace = %workspace.id, "runner no longer holds its workspace session");
-            let ended = state
-                .store
-                .end_workspace(
-                    workspace.id,
-                    crate::model::WorkspaceState::Lost,
-                    now_millis(),
-                )
+            state
+                .end_workspace(workspace.id, crate::model::WorkspaceState::Lost)
                 .await?;
-            for task in ended.into_iter().flatten() {
-                state.watchers.publish(task, TaskUpdate::StateChanged);
-            }
         }
     }
     Ok(())

@@ -76,7 +76,7 @@ pub async fn end_workspace(
     .await?;
     super::notify::tasks_changed(&mut tx, &ended_tasks).await?;
     tx.commit().await?;
-    rows::task_ids(&ended_tasks).map(Some)
+    rows::ids("tasks", "id", &ended_tasks).map(Some)
 }
 
 pub async fn open_workspaces_of(

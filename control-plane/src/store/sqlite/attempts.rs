@@ -120,7 +120,7 @@ pub async fn runners_with_open_attempts(pool: &SqlitePool) -> Result<Vec<RunnerI
     )
     .fetch_all(pool)
     .await?;
-    rows::runner_ids(&ids)
+    rows::ids("attempts", "runner_id", &ids)
 }
 
 pub async fn silent_runners_with_open_attempts(
@@ -135,7 +135,7 @@ pub async fn silent_runners_with_open_attempts(
     .bind(heard_before)
     .fetch_all(pool)
     .await?;
-    rows::runner_ids(&ids)
+    rows::ids("attempts", "runner_id", &ids)
 }
 
 pub async fn open_attempts(

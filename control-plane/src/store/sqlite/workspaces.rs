@@ -70,7 +70,7 @@ pub async fn end_workspace(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    rows::task_ids(&ended_tasks).map(Some)
+    rows::ids("tasks", "id", &ended_tasks).map(Some)
 }
 
 pub async fn open_workspaces_of(
