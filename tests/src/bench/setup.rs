@@ -163,9 +163,9 @@ pub fn probe_program() -> PathBuf {
     std::env::current_exe().expect("own executable")
 }
 
-/// The latency agent, `kiln-start-probe`, built beside this executable.
+/// The latency agent, `kiln-start-probe`, built statically by `tests/build.rs`.
 pub fn start_probe() -> PathBuf {
-    probe_program().with_file_name("kiln-start-probe")
+    PathBuf::from(env!("KILN_START_PROBE"))
 }
 
 /// A repository of `files` small files in 100-file directories, one commit, in `parent`.
