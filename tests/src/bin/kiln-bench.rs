@@ -6,7 +6,7 @@
 //! that it completes, never a timing); `--json` prints one JSON object instead of the
 //! tables; `--database` runs the control planes on that PostgreSQL database instead of
 //! SQLite. The binary is also the log probe agent (`kiln-bench probe lines N [RATE]`); the
-//! latency probe is the small `kiln-start-probe` beside it.
+//! latency probe is the small, statically linked `kiln-start-probe` (`tests/build.rs`).
 //! Exit codes: 0 done (whether or not targets were met); 2 bad usage.
 
 use std::process::ExitCode;
