@@ -10,6 +10,7 @@ use kiln_control_plane::retention::Retention;
 use kiln_control_plane::serve::{self, SandboxOptions, SandboxProviderKind, ServeOptions};
 use kiln_runner::cli_docs;
 use kiln_runner::daemon::Signals;
+use tokio::runtime::{Builder, Runtime};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
     kiln_runner::logging::init(cli.log_format, if is_server { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(&cli.command) {
         Ok(runtime) => runtime,
         Err(e) => {
             return exit::report(
@@ -37,6 +38,23 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => exit::report(&error, json),
     }
+}
+
+/// The runtime `command` runs on: one thread, unless `kiln serve --worker-threads` asks
+/// for more. (`kiln dev`'s control plane and runner share the one thread.)
+fn runtime_for(command: &Command) -> std::io::Result<Runtime> {
+    let threads = match command {
+        Command::Serve(args) => usize::from(args.worker_threads),
+        _ => 1,
+    };
+    if threads == 1 {
+        return Builder::new_current_thread().enable_all().build();
+    }
+    Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("kiln-worker")
+        .enable_all()
+        .build()
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

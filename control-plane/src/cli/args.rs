@@ -65,7 +65,20 @@ pub struct ServeArgs {
     /// Time between retention passes (pruning is housekeeping: ten minutes late is fine).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "retention")]
     pub prune_every: std::time::Duration,
+    /// Threads running HTTP, WebSockets and followers (the SQLite writer has its own). One
+    /// makes the fewest wake-ups between cores, the lowest latency on small machines; raise
+    /// it when that thread keeps a core busy.
+    #[arg(
+        long,
+        env = "KILN_WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=MAX_WORKER_THREADS)
+    )]
+    pub worker_threads: u16,
 }
+
+/// Most `--worker-threads`: far past any machine's cores, a bound on a typo.
+const MAX_WORKER_THREADS: i64 = 1024;
 
 /// `kiln serve --sandbox-provider`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
