@@ -1,6 +1,8 @@
-//! Small notices for the control plane that are not attempt events (such as "I now mirror
-//! this repository"). Sent on the current connection; a new connection's hello carries the
-//! same facts, so what is queued while disconnected is simply dropped.
+//! Messages for the control plane that are not attempt events: small notices (such as "I
+//! now mirror this repository") and answers to file requests, made on a blocking thread.
+//! Sent on the current connection, or the next one: a new connection's hello carries the
+//! notices' facts anyway, and the control plane ignores an answer to a request it no
+//! longer waits for.
 
 use std::sync::Mutex;
 

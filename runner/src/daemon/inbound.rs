@@ -93,17 +93,26 @@ impl Runtime {
                 target,
                 op,
             } => {
-                let result = match self.worktree_of(&target) {
-                    Some(path) if path.exists() => crate::workspace::files::apply(&path, &op),
-                    Some(_) => FileResult::Failed {
-                        error: "the worktree is not ready yet (it is still being checked out)"
-                            .into(),
-                    },
-                    None => FileResult::Failed {
-                        error: "no live worktree for that task or session on this runner".into(),
-                    },
-                };
-                vec![RunnerMessage::FileResponse { request_id, result }]
+                // Reading 2 MiB or listing a directory on a slow disk must not hold up the
+                // one async thread (heartbeats, agents' output): the answer goes out as a
+                // notice on the connection once the file work is done.
+                let worktree = self.worktree_of(&target);
+                let notices = Arc::clone(&self.shared.notices);
+                tokio::task::spawn_blocking(move || {
+                    let result = match worktree {
+                        Some(path) if path.exists() => crate::workspace::files::apply(&path, &op),
+                        Some(_) => FileResult::Failed {
+                            error: "the worktree is not ready yet (it is still being checked out)"
+                                .into(),
+                        },
+                        None => FileResult::Failed {
+                            error: "no live worktree for that task or session on this runner"
+                                .into(),
+                        },
+                    };
+                    notices.post(RunnerMessage::FileResponse { request_id, result });
+                });
+                Vec::new()
             }
             ServerMessage::Error { message } => {
                 tracing::warn!(%message, "control plane refused a frame");
