@@ -45,10 +45,13 @@ async fn a_control_plane_with_three_worker_threads_has_them_and_runs_a_task() {
     assert_eq!(done["state"], "succeeded", "{done}");
 }
 
-#[test]
-fn a_worker_thread_count_out_of_range_is_refused_naming_the_flag() {
+/// A refusal comes before anything starts; a count wrongly accepted would serve forever.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_worker_thread_count_out_of_range_is_refused_naming_the_flag() {
     for count in ["0", "1025", "many"] {
-        let output = std::process::Command::new(kiln_tests::bins::path("kiln"))
+        let running = tokio::process::Command::new(kiln_tests::bins::path("kiln"))
             .args([
                 "serve",
                 "--listen",
@@ -57,7 +60,11 @@ fn a_worker_thread_count_out_of_range_is_refused_naming_the_flag() {
                 count,
             ])
             .env_remove("KILN_WORKER_THREADS")
-            .output()
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(REFUSAL_TIMEOUT, running)
+            .await
+            .unwrap_or_else(|_| panic!("--worker-threads {count} was not refused"))
             .expect("run kiln");
         assert_eq!(output.status.code(), Some(2), "{count}: {output:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
