@@ -36,6 +36,8 @@ pub struct ControlPlane {
     /// The CA to trust when the server speaks TLS.
     pub ca: Option<PathBuf>,
     profile: Profile,
+    /// `KILN_LOG` instead of the profile's.
+    log_filter: Option<String>,
 }
 
 /// How the control plane is set up for its job.
@@ -95,7 +97,16 @@ impl ControlPlane {
             given_admin_token: None,
             ca: None,
             profile,
+            log_filter: None,
         }
+    }
+
+    /// Starts a control plane whose log filter (`KILN_LOG`) is `filter`.
+    pub async fn start_logging(filter: &str) -> Self {
+        let mut control_plane = Self::unlaunched(&[], Profile::Test);
+        control_plane.log_filter = Some(filter.to_owned());
+        control_plane.launch().await;
+        control_plane
     }
 
     /// Starts one replica of a control plane whose store is the PostgreSQL database at
@@ -177,7 +188,7 @@ impl ControlPlane {
             .arg("--data-dir")
             .arg(&data)
             .env_remove("KILN_SERVER_URL")
-            .env("KILN_LOG", log_filter)
+            .env("KILN_LOG", self.log_filter.as_deref().unwrap_or(log_filter))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

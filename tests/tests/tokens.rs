@@ -61,15 +61,23 @@ async fn a_rotated_token_is_saved_by_the_runner_and_the_old_one_retired() {
     );
 }
 
+/// A secret env value given to the task below; it must appear in no log either.
+const SECRET_VALUE: &str = "supersecret-value-42";
+
 #[tokio::test]
-async fn no_token_appears_in_any_log() {
-    let control_plane = ControlPlane::start().await;
+async fn no_token_or_secret_appears_in_any_log_at_any_level() {
+    // Every level of every crate: the WebSocket library's own tracing prints whole frames
+    // (assignments with secret values, rotations with new tokens) at trace.
+    let control_plane = ControlPlane::start_logging("trace").await;
     let registration = control_plane.registration_token(5);
     let mut runner = Runner::register(&control_plane, "box", &[]);
-    runner.start_connected(&control_plane).await;
+    runner.start_with_env(&[("KILN_LOG", "trace")]);
+    runner.wait_online(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
-    let id = control_plane.submit(&repo, &[], "echo hello");
-    control_plane.wait_terminal(&id, TIMEOUT).await;
+    let secret = format!("API_KEY={SECRET_VALUE}");
+    let id = control_plane.submit(&repo, &["--secret-env", &secret], "echo hello");
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
     let old = runner_token(&runner);
     control_plane.kiln_ok(&["runners", "rotate", &runner.id]);
     let rotated = wait::until("the rotation", TIMEOUT, || async {
@@ -88,6 +96,14 @@ async fn no_token_appears_in_any_log() {
     assert!(
         logs.contains("request refused"),
         "the refusal itself is logged"
+    );
+    assert!(
+        control_plane.log().contains("sqlx::query"),
+        "KILN_LOG took effect: the database driver's debug records are there"
+    );
+    assert!(
+        !logs.contains(SECRET_VALUE),
+        "the task's secret value appears in a log"
     );
     for token in [
         &control_plane.admin_token,

@@ -131,8 +131,11 @@ pub fn summarize(worktree: &Path, branch: &str, base: &str) -> Result<Summary, R
         .and_then(|h| h.peel_to_commit())
         .map_err(step("read HEAD"))?;
     let branch_ref = format!("refs/heads/{branch}");
-    let on_branch =
-        repo.head().ok().and_then(|h| h.name().ok().map(str::to_owned)) == Some(branch_ref.clone());
+    let on_branch = repo
+        .head()
+        .ok()
+        .and_then(|h| h.name().ok().map(str::to_owned))
+        == Some(branch_ref.clone());
     if !on_branch {
         repo.reference(&branch_ref, head.id(), true, "kiln: result of the attempt")
             .map_err(step(format!("point {branch} at HEAD")))?;
