@@ -8,6 +8,8 @@
 
 #[path = "store/cases.rs"]
 mod cases;
+#[path = "store/ended.rs"]
+mod ended;
 #[path = "store/fixtures.rs"]
 mod fixtures;
 #[path = "store/placing.rs"]
@@ -41,6 +43,7 @@ async fn postgres() -> (TestPostgres, PostgresStore) {
 /// Every case, whichever file holds it.
 mod all {
     pub use super::cases::*;
+    pub use super::ended::*;
     pub use super::placing::*;
     pub use super::races::*;
     pub use super::sessions::*;
@@ -68,6 +71,8 @@ macro_rules! backend {
                 ending_a_task_as_its_runner_finishes_it_ends_it_once,
                 a_task_is_assigned_as_it_is_stored_only_when_nothing_queued_goes_first,
                 a_session_task_is_assigned_as_it_is_stored_only_when_its_session_is_free,
+                an_attempt_that_reported_accepts_no_more_events_or_uploads,
+                a_lost_attempt_keeps_its_late_lines_but_takes_no_upload_or_second_report,
             );
         }
     };

@@ -59,6 +59,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound { what, id } => Self::NotFound(format!("{what} {id} not found")),
             StoreError::NotYours { .. } => Self::Forbidden(error.to_string()),
+            StoreError::Ended { .. } => Self::Conflict(error.to_string()),
             other => Self::Internal(other.into()),
         }
     }

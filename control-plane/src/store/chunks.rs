@@ -15,12 +15,14 @@ pub struct Accepted {
     pub log_bytes: u64,
 }
 
-/// An attempt's row as read before appending to it: its runner, the last seq stored and
-/// the log bytes stored.
-pub type AttemptRow = (String, i64, i64);
+/// An attempt's row as read before appending to it: its runner, the last seq stored, the
+/// log bytes stored, and whether its `finished` event is stored (`reported_at IS NOT
+/// NULL`).
+pub type AttemptRow = (String, i64, i64, bool);
 
 /// The new events of a batch from `runner` for the attempt `key`, whose row is `row`:
-/// refused when the attempt does not exist or is another runner's.
+/// refused when the attempt does not exist, is another runner's, or has reported
+/// `finished` already (resends of what is stored are still acknowledged).
 pub fn accept_from(
     key: (TaskId, u32),
     runner: RunnerId,
@@ -29,7 +31,7 @@ pub fn accept_from(
     log_cap: u64,
 ) -> Result<Accepted, StoreError> {
     let (task, attempt) = key;
-    let Some((owner, acked, log_bytes)) = row else {
+    let Some((owner, acked, log_bytes, reported)) = row else {
         return Err(StoreError::NotFound {
             what: "attempt",
             id: format!("{task}/{attempt}"),
@@ -42,9 +44,17 @@ pub fn accept_from(
             runner: runner.to_string(),
         });
     }
+    let acked = u64::try_from(acked).unwrap_or(0);
+    if reported && events.iter().any(|event| event.seq > acked) {
+        return Err(StoreError::Ended {
+            task: task.to_string(),
+            attempt,
+            what: "events".to_owned(),
+        });
+    }
     Ok(accept(
         events,
-        u64::try_from(acked).unwrap_or(0),
+        acked,
         u64::try_from(log_bytes).unwrap_or(0),
         log_cap,
     ))

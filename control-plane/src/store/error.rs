@@ -40,6 +40,17 @@ pub enum StoreError {
         /// The runner that asked.
         runner: String,
     },
+    /// The attempt has ended (it reported `finished`, or was lost or cancelled): it accepts
+    /// no more events or uploads.
+    #[error("attempt {attempt} of task {task} has ended: it accepts no more {what}")]
+    Ended {
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// What it was sent: `events`, `bundle`, `diff`.
+        what: String,
+    },
     /// The transaction a grouped write was part of could not begin or commit.
     #[error("database error: {0}")]
     GroupFailed(String),

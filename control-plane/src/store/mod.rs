@@ -336,7 +336,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
-    /// Saves an attempt's artifact (`bundle` or `diff`), replacing an earlier upload.
+    /// Saves an attempt's artifact (`bundle` or `diff`), replacing an earlier upload of the
+    /// same attempt; refused with [`StoreError::Ended`] once the attempt has ended or reported.
     async fn put_artifact(
         &self,
         task: TaskId,

@@ -317,12 +317,13 @@ pub async fn retention_prunes_only_old_finished_tasks(store: &dyn Store) {
             .await
             .unwrap();
     }
+    // Uploaded before its report, as a runner does: an attempt that reported takes none.
     store
-        .append_events(old.id, 1, worker.id, vec![finished(2)], 1 << 20, 200)
+        .put_artifact(old.id, 1, "diff", b"patch", 199)
         .await
         .unwrap();
     store
-        .put_artifact(old.id, 1, "diff", b"patch", 201)
+        .append_events(old.id, 1, worker.id, vec![finished(2)], 1 << 20, 200)
         .await
         .unwrap();
 

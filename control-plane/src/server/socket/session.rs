@@ -338,7 +338,11 @@ impl Session {
             .await
         {
             Ok(appended) => appended,
-            Err(e @ (StoreError::NotYours { .. } | StoreError::NotFound { .. })) => {
+            Err(
+                e @ (StoreError::NotYours { .. }
+                | StoreError::NotFound { .. }
+                | StoreError::Ended { .. }),
+            ) => {
                 return self.refuse_frame(format!("events refused: {e}")).await;
             }
             Err(e) => return Err(internal(e)),

@@ -40,8 +40,8 @@ async fn append_in(
 ) -> Result<Appended, StoreError> {
     let tx = conn;
     let row: Option<AttemptRow> = sqlx::query_as(
-        "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = $1 AND attempt = $2
-         FOR UPDATE",
+        "SELECT runner_id, acked_seq, log_bytes, reported_at IS NOT NULL FROM attempts
+         WHERE task_id = $1 AND attempt = $2 FOR UPDATE",
     )
     .bind(task.to_string())
     .bind(i64::from(attempt))
@@ -68,10 +68,13 @@ async fn append_in(
     }
     if !appended.stored.is_empty() {
         sqlx::query(
-            "UPDATE attempts SET acked_seq = $1, log_bytes = $2 WHERE task_id = $3 AND attempt = $4",
+            "UPDATE attempts SET acked_seq = $1, log_bytes = $2,
+                                 reported_at = COALESCE(reported_at, $3)
+             WHERE task_id = $4 AND attempt = $5",
         )
         .bind(int(appended.acked_seq))
         .bind(int(log_bytes))
+        .bind(appended.finished.then_some(now))
         .bind(task.to_string())
         .bind(i64::from(attempt))
         .execute(&mut *tx)
@@ -166,8 +169,11 @@ pub async fn put_artifact(
     data: &[u8],
     now: UnixMillis,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at) VALUES ($1, $2, $3, $4, $5)
+    let stored = sqlx::query(
+        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at)
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (
+             SELECT 1 FROM attempts WHERE task_id = $1 AND attempt = $2
+                                      AND state IN ('assigned', 'running') AND reported_at IS NULL)
          ON CONFLICT (task_id, attempt, kind) DO UPDATE SET data = excluded.data,
                                                            created_at = excluded.created_at",
     )
@@ -178,6 +184,13 @@ pub async fn put_artifact(
     .bind(now)
     .execute(pool)
     .await?;
+    if stored.rows_affected() == 0 {
+        return Err(StoreError::Ended {
+            task: task.to_string(),
+            attempt,
+            what: kind.to_owned(),
+        });
+    }
     Ok(())
 }
 

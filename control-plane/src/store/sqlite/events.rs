@@ -51,8 +51,11 @@ pub async fn put_artifact(
     data: &[u8],
     now: UnixMillis,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at) VALUES (?, ?, ?, ?, ?)
+    let stored = sqlx::query(
+        "INSERT INTO artifacts (task_id, attempt, kind, data, created_at)
+         SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (
+             SELECT 1 FROM attempts WHERE task_id = ?1 AND attempt = ?2
+                                      AND state IN ('assigned', 'running') AND reported_at IS NULL)
          ON CONFLICT (task_id, attempt, kind) DO UPDATE SET data = excluded.data,
                                                            created_at = excluded.created_at",
     )
@@ -63,6 +66,13 @@ pub async fn put_artifact(
     .bind(now)
     .execute(pool)
     .await?;
+    if stored.rows_affected() == 0 {
+        return Err(StoreError::Ended {
+            task: task.to_string(),
+            attempt,
+            what: kind.to_owned(),
+        });
+    }
     Ok(())
 }
 

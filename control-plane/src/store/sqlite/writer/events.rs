@@ -22,10 +22,11 @@ pub fn append_events(
     let (task, attempt) = (key.0.to_string(), i64::from(key.1));
     let row: Option<AttemptRow> = conn
         .prepare_cached(
-            "SELECT runner_id, acked_seq, log_bytes FROM attempts WHERE task_id = ? AND attempt = ?",
+            "SELECT runner_id, acked_seq, log_bytes, reported_at IS NOT NULL FROM attempts
+             WHERE task_id = ? AND attempt = ?",
         )?
         .query_row(params![task, attempt], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?;
     let accepted = chunks::accept_from(key, runner, row, events, log_cap)?;
@@ -48,11 +49,13 @@ pub fn append_events(
         finish_attempt(conn, &task, attempt, outcome, now)?;
     }
     conn.prepare_cached(
-        "UPDATE attempts SET acked_seq = ?, log_bytes = ? WHERE task_id = ? AND attempt = ?",
+        "UPDATE attempts SET acked_seq = ?, log_bytes = ?, reported_at = COALESCE(reported_at, ?)
+         WHERE task_id = ? AND attempt = ?",
     )?
     .execute(params![
         int(appended.acked_seq),
         int(log_bytes),
+        appended.finished.then_some(now),
         task,
         attempt
     ])?;
