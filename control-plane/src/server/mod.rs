@@ -8,6 +8,7 @@ mod auth;
 mod dashboard;
 pub mod error;
 pub mod handshakes;
+mod headers;
 pub mod listener;
 mod socket;
 pub mod state;
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::map_response(headers::protect))
         .with_state(state)
 }
 

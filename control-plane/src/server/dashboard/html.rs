@@ -5,19 +5,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use kiln_protocol::UnixMillis;
 
-/// The dashboard's style sheet: small, inline, no build step.
-const STYLE: &str = "
-body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2129;background:#f6f7f9}
-nav{background:#1d2129;padding:8px 16px}nav a{color:#fff;margin-right:16px;text-decoration:none}
-nav form{display:inline;float:right}nav button{background:none;border:0;color:#aaa;cursor:pointer}
-main{padding:16px}table{border-collapse:collapse;background:#fff;width:100%}
-th,td{border-bottom:1px solid #e3e5e8;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#eef0f3}.state{font-weight:600}.filters a{margin-right:8px}
-pre{background:#fff;border:1px solid #e3e5e8;padding:8px;white-space:pre-wrap;word-break:break-all}
-#log{background:#111;color:#ddd;max-height:60vh;overflow:auto}
-#log .stderr{color:#ff7b72}#log .system{color:#8b949e;font-style:italic}
-.error{color:#b42318}";
-
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -41,11 +28,12 @@ pub fn page(title: &str, body: &str) -> String {
         out,
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta name=viewport content='width=device-width,initial-scale=1'>\
-         <title>{} · kiln</title><style>{STYLE}</style></head><body>\
+         <title>{} · kiln</title><link rel=stylesheet href='{}'></head><body>\
          <nav><a href='/'>Fleet</a><a href='/tasks'>Tasks</a>\
          <form method=post action='/logout'><button>Log out</button></form></nav>\
          <main>{body}</main></body></html>",
-        escape(title)
+        escape(title),
+        super::assets::STYLE_PATH,
     );
     out
 }

@@ -3,19 +3,21 @@
 //! cookie holding the token; it authorises reads (GET) only, so no other site can act in
 //! the operator's name. No build step and no framework: HTML from Rust, one small script.
 
+mod assets;
 mod html;
 mod pages;
 
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
 use super::auth::{check_admin, dashboard_cookie, DASHBOARD_COOKIE};
+use super::headers::same_origin;
 use super::state::AppState;
 use crate::tokens::Token;
 
@@ -30,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks/{id}", get(pages::task))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route(assets::STYLE_PATH, get(assets::style))
+        .route(assets::LIVE_LOG_PATH, get(assets::live_log))
 }
 
 /// An operator logged in to the dashboard; anyone else is sent to the login form.
@@ -73,7 +77,25 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+/// A form post from another site's page: refused before anything is looked at, so no
+/// page elsewhere can log an operator in (as someone else) or out.
+fn cross_site() -> Response {
+    tracing::warn!("dashboard form posted from another site refused");
+    (
+        StatusCode::FORBIDDEN,
+        login_page(Some("That form was posted from another site.")),
+    )
+        .into_response()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let token = Token::from_secret(form.token.trim());
     if let Err(refused) = check_admin(&state, &token).await {
         tracing::warn!(reason = %refused, "dashboard login refused");
@@ -109,7 +131,10 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
         .into_response()
 }
 
-async fn logout() -> Response {
+async fn logout(headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let cleared = format!("{DASHBOARD_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     let cleared = HeaderValue::from_str(&cleared).unwrap_or(HeaderValue::from_static(""));
     (

@@ -202,9 +202,9 @@ pub async fn task(
     } else {
         let _ = write!(
             body,
-            "<pre id=log data-task='{id}' data-attempt='{}'></pre><script>{}</script>",
+            "<pre id=log data-task='{id}' data-attempt='{}'></pre><script src='{}'></script>",
             task.attempt.max(1),
-            include_str!("live_log.js")
+            super::assets::LIVE_LOG_PATH,
         );
     }
     body.push_str(&history);
