@@ -87,6 +87,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 lost_after: args.lost_after,
                 tls: args.tls_cert.zip(args.tls_key),
                 max_connections: args.max_connections,
+                max_connections_per_address: args
+                    .max_connections_per_address
+                    .and_then(|n| usize::try_from(n).ok()),
                 max_upload_bytes: args.max_upload_bytes,
                 max_log_bytes: args.max_log_bytes,
                 accept_deadline: args.accept_deadline,

@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections one address may hold; `None`: all but the share kept for others.
+    pub max_connections_per_address: Option<usize>,
     /// Largest artifact a runner may upload.
     pub max_upload_bytes: usize,
     /// Log text stored per attempt.
@@ -103,6 +105,7 @@ impl ServeOptions {
             lost_after: crate::server::state::DEFAULT_LOST_AFTER,
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: None,
             max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
             max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
             accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
@@ -198,6 +201,9 @@ pub async fn prepare(
         listen: ListenOptions {
             tls,
             max_connections: options.max_connections,
+            max_per_address: options.max_connections_per_address.unwrap_or_else(|| {
+                crate::server::listener::default_per_address(options.max_connections)
+            }),
         },
         _lock: lock,
     })

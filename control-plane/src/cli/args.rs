@@ -28,6 +28,11 @@ pub struct ServeArgs {
     /// Most connections open at once.
     #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Most connections one client address may hold [default: all but a tenth of
+    /// --max-connections, at least 16 kept for others]; behind a load balancer whose address
+    /// every client shares, set it to --max-connections.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: Option<u32>,
     /// Largest result artifact (bundle, diff) a runner may upload, in bytes.
     #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,

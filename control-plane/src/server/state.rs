@@ -92,7 +92,7 @@ pub struct AppState {
     /// Cancelled when the server shuts down; sessions and streams end on it.
     pub shutdown: CancellationToken,
     /// Runner handshakes in progress, per address.
-    pub handshakes: Arc<crate::server::handshakes::Handshakes>,
+    pub handshakes: Arc<crate::server::per_address::PerAddress>,
     /// File requests waiting for runners.
     pub files: Arc<crate::relay::FileRelay>,
     /// Sandbox forging and burning.
@@ -164,7 +164,9 @@ impl AppState {
             watchers: Arc::default(),
             settings: Arc::new(settings),
             shutdown,
-            handshakes: Arc::default(),
+            handshakes: crate::server::per_address::PerAddress::new(
+                crate::server::per_address::MAX_HANDSHAKES_PER_ADDRESS,
+            ),
             files: Arc::default(),
             sandboxes: None,
             known_admins: Arc::default(),

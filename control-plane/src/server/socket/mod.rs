@@ -30,7 +30,7 @@ pub async fn connect(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let Some(slot) = state.handshakes.begin(peer.ip()) else {
+    let Some(slot) = state.handshakes.take(peer.ip()) else {
         tracing::warn!(%peer, runner = %runner.id, "too many runner handshakes in progress from this address");
         return Err(ApiError::TooMany(format!(
             "too many runner handshakes in progress from {}",

@@ -17,7 +17,7 @@ use super::handshake;
 use super::reader::{self, Inbound};
 use crate::hub::{Connection, Outbound, OUTBOUND_QUEUE};
 use crate::model::RunnerRecord;
-use crate::server::handshakes::HandshakeSlot;
+use crate::server::per_address::Held;
 use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
@@ -66,7 +66,7 @@ struct Session {
 }
 
 /// Runs a runner's session from its first frame to its close.
-pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: HandshakeSlot) {
+pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: Held) {
     let _counted = state.metrics.connection();
     let (mut sink, mut stream) = socket.split();
     let hello = handshake::read_hello(&mut stream)
