@@ -7,12 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_protocol::{
-    now_millis, RunnerId, ServerMessage, TaskSpec, UnixMillis, WorkspaceId, WorkspaceSpec,
-};
+use kiln_protocol::{now_millis, RunnerId, ServerMessage, UnixMillis, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{AttemptRecord, AttemptState, TaskRecord, WorkspaceRecord};
+use crate::model::{AttemptRecord, AttemptState, TaskRecord, TaskState, WorkspaceRecord};
 use crate::scheduler::{self, QueuedTask};
 use crate::server::state::AppState;
 use crate::store::StoreError;
@@ -190,7 +188,7 @@ pub async fn send_assignments(
         state.hub.reserve(runner, key);
         let workspace = task.spec.workspace_id.and_then(|w| workspaces.get(&w));
         let assign = ServerMessage::Assign {
-            task: Box::new(spec(task, workspace)),
+            task: Box::new(crate::assignment::spec(&task.spec, workspace)),
             attempt: attempt.attempt,
         };
         if state.hub.send(runner, assign) {
@@ -203,10 +201,13 @@ pub async fn send_assignments(
             expire_unaccepted(state.clone(), attempt.task_id, attempt.attempt, runner);
         } else {
             // The runner left between the snapshot and now: undo, keep the task queued.
-            state
+            let next = state
                 .store
                 .reject_attempt(attempt.task_id, attempt.attempt, runner, now)
                 .await?;
+            if next.is_some_and(TaskState::is_terminal) {
+                state.task_ended(attempt.task_id);
+            }
             state.hub.release(runner, key, now);
         }
         state
@@ -237,9 +238,13 @@ fn expire_unaccepted(
         }
         tracing::warn!(%task, attempt, %runner, "assignment not accepted in time; back to the queue");
         let now = now_millis();
-        if let Err(error) = state.store.reject_attempt(task, attempt, runner, now).await {
-            tracing::error!(error = %error, "could not requeue an unaccepted assignment");
-            return;
+        match state.store.reject_attempt(task, attempt, runner, now).await {
+            Ok(next) if next.is_some_and(TaskState::is_terminal) => state.task_ended(task),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(error = %error, "could not requeue an unaccepted assignment");
+                return;
+            }
         }
         state.hub.note_rejection(task, runner);
         state.hub.release(runner, (task, attempt), now);
@@ -254,32 +259,4 @@ fn expire_unaccepted(
         );
         state.watchers.publish(task, TaskUpdate::StateChanged);
     });
-}
-
-/// What the runner is told about a task (run in `workspace`, if it has one).
-pub fn spec(task: &TaskRecord, workspace: Option<&WorkspaceRecord>) -> TaskSpec {
-    TaskSpec {
-        task_id: task.spec.id,
-        repo: task.spec.repo.clone(),
-        base_ref: task.spec.base_ref.clone(),
-        branch: task.spec.branch.clone(),
-        prompt: task.spec.prompt.clone(),
-        command: task.spec.command.clone(),
-        env: task.spec.env.clone(),
-        secret_env: task.spec.secret_env.0.clone(),
-        timeout_ms: task.spec.timeout_ms,
-        idle_timeout_ms: task.spec.idle_timeout_ms,
-        agent: task.spec.options.agent.clone(),
-        max_iterations: task.spec.options.max_iterations,
-        completion_signal: task.spec.options.completion_signal.clone(),
-        completion_grace_ms: task.spec.options.completion_grace_ms,
-        max_turns: task.spec.options.max_turns,
-        max_cost_usd: task.spec.options.max_cost_usd,
-        push: task.spec.options.push,
-        container: task.spec.options.container.clone(),
-        workspace: workspace.map(|w| WorkspaceSpec {
-            workspace_id: w.id,
-            setup: w.setup.clone(),
-        }),
-    }
 }

@@ -1,6 +1,7 @@
 //! kiln's control plane: the task queue and record, the runner fleet, and the operator CLI.
 
 pub mod api_types;
+pub mod assignment;
 pub mod cli;
 pub mod data_dir;
 pub mod dev;

@@ -73,13 +73,18 @@ pub async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), Stor
     let now = now_millis();
     for open in state.store.open_attempts(runner).await? {
         let next = match open.state {
-            AttemptState::Assigned => {
-                state
-                    .store
-                    .reject_attempt(open.task_id, open.attempt, runner, now)
-                    .await?;
-                "queued (never accepted)".to_owned()
-            }
+            AttemptState::Assigned => match state
+                .store
+                .reject_attempt(open.task_id, open.attempt, runner, now)
+                .await?
+            {
+                Some(task_state) if task_state.is_terminal() => {
+                    state.task_ended(open.task_id);
+                    format!("{task_state} (never accepted)")
+                }
+                Some(task_state) => format!("{task_state} (never accepted)"),
+                None => continue,
+            },
             _ => match state
                 .store
                 .lose_attempt(open.task_id, open.attempt, runner, now)

@@ -141,7 +141,7 @@ pub fn new_task(
             )),
         )?;
     }
-    Ok(NewTask {
+    let task = NewTask {
         id,
         repo: request.repo,
         base_ref: request.base_ref,
@@ -160,7 +160,9 @@ pub fn new_task(
         options: request.options,
         workspace_id: workspace.map(|w| w.id),
         sandbox_id: None,
-    })
+    };
+    crate::assignment::check_fits(&task, workspace)?;
+    Ok(task)
 }
 
 /// Checks the agent preset, loop and budgets; a preset adds `agent:<name>` to `requires`.

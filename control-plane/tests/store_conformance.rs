@@ -73,6 +73,7 @@ macro_rules! backend {
                 a_session_task_is_assigned_as_it_is_stored_only_when_its_session_is_free,
                 an_attempt_that_reported_accepts_no_more_events_or_uploads,
                 a_lost_attempt_keeps_its_late_lines_but_takes_no_upload_or_second_report,
+                a_task_no_runner_takes_ends_after_five_untaken_assignments,
             );
         }
     };

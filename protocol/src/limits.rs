@@ -9,6 +9,10 @@ pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 /// is far beyond any real one and well inside [`MAX_FRAME_BYTES`].
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
 
+/// Largest file read or written through a file request (`kiln files`). Its base64 fits
+/// one frame with room to spare.
+pub const MAX_FILE_BYTES: usize = 2 * 1024 * 1024;
+
 /// Longest log line kept whole. Longer lines are cut at this many bytes and end with
 /// [`TRUNCATION_MARKER`] so the reader sees that something was dropped.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;

@@ -289,6 +289,22 @@ impl ControlPlane {
         response.json().await.expect("JSON body")
     }
 
+    /// `POST path` with the admin token and a JSON body; its status and JSON body (or
+    /// `null` if the body is not JSON), whatever the status.
+    pub async fn post_status(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// `POST path` with the admin token and a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Value {
         let response = self

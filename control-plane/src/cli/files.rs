@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use base64::Engine as _;
+use kiln_protocol::limits::MAX_FILE_BYTES;
 use kiln_protocol::{FileOp, FileResult};
 
 use super::client::ApiClient;
@@ -21,6 +22,16 @@ pub async fn files(client: &ApiClient, args: FilesArgs, json: bool) -> anyhow::R
             let bytes = std::fs::read(local).map_err(|e| {
                 Exit::with(exit::USAGE, format!("cannot read {}: {e}", local.display()))
             })?;
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(Exit::with(
+                    exit::USAGE,
+                    format!(
+                        "{} is {} bytes; a file sent to a worktree may be at most {MAX_FILE_BYTES}",
+                        local.display(),
+                        bytes.len()
+                    ),
+                ));
+            }
             FileOp::Write {
                 path: path.clone(),
                 data: engine.encode(bytes),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::client::ApiClient;
 use super::exit::{self, Exit};
+use kiln_protocol::limits::MAX_PROMPT_BYTES;
 use kiln_protocol::{AgentSpec, ContainerSpec};
 
 use super::{logs, render, AgentArgs, CancelArgs, SubmitArgs, TaskArgs, TasksArgs};
@@ -119,6 +120,16 @@ fn submit_request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
             .map_err(|e| usage(format!("cannot read prompt file {}: {e}", path.display())))?,
         (None, None) => String::new(),
     };
+    if prompt.len() > MAX_PROMPT_BYTES {
+        let source = match &args.prompt_file {
+            Some(path) if args.prompt.is_none() => format!("prompt file {}", path.display()),
+            _ => "--prompt".to_owned(),
+        };
+        return Err(usage(format!(
+            "{source} is {} bytes; a task's prompt may be at most {MAX_PROMPT_BYTES}",
+            prompt.len()
+        )));
+    }
     let env = key_values("--env", &args.env)?;
     let labels = key_values("--label", &args.labels)?;
     let secret_env = args

@@ -258,14 +258,16 @@ pub trait Store: Send + Sync + 'static {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<bool, StoreError>;
-    /// The runner refused the attempt; the task goes back to the queue.
+    /// The runner refused the attempt, or never took it; the task goes back to the queue,
+    /// or ends as `error` once [`outcomes::MAX_UNTAKEN_ASSIGNMENTS`] of its assignments went
+    /// untaken. Returns the task's new state, or `None` if the attempt was not assigned.
     async fn reject_attempt(
         &self,
         task: TaskId,
         attempt: u32,
         runner: RunnerId,
         now: UnixMillis,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<TaskState>, StoreError>;
     /// Ends an open attempt of `runner` as `lost` (its runner no longer has it). The task is
     /// queued again while fewer than `max_attempts` attempts have started, else it ends as
     /// `lost`. Returns the task's

@@ -4,6 +4,30 @@ use kiln_protocol::{Outcome, OutcomeStatus};
 
 use crate::model::{TaskState, WorkspaceState};
 
+/// Assignments of one task that no runner took (refused, not accepted in time, or lost
+/// with a runner that dropped its socket on reading it) before the task ends as `error`.
+/// A task that every runner drops would otherwise be handed out forever, since only
+/// attempts that started count against `max_attempts`. Five covers a flapping link or a
+/// restart or two; a task no runner can read reaches it within seconds.
+pub const MAX_UNTAKEN_ASSIGNMENTS: i64 = 5;
+
+/// The task's state after one more of its assignments went untaken, given how many of
+/// them no runner has taken in all: back to the queue, or `error` once there were
+/// [`MAX_UNTAKEN_ASSIGNMENTS`].
+pub fn after_untaken(untaken: i64) -> (TaskState, Option<Outcome>) {
+    if untaken < MAX_UNTAKEN_ASSIGNMENTS {
+        return (TaskState::Queued, None);
+    }
+    let message = format!(
+        "no runner took its assignment: {untaken} assignments were refused, not accepted \
+         in time, or dropped with the runner's connection"
+    );
+    (
+        TaskState::Error,
+        Some(ended_unrun(OutcomeStatus::Error, &message)),
+    )
+}
+
 /// The outcome of a task that ended without running.
 pub fn ended_unrun(status: OutcomeStatus, message: &str) -> Outcome {
     Outcome {

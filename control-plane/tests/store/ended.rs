@@ -108,3 +108,36 @@ pub async fn a_lost_attempt_keeps_its_late_lines_but_takes_no_upload_or_second_r
     assert_eq!(store.events(t.id, 1, 0, 100).await.unwrap().len(), 2);
     assert_eq!(store.artifact(t.id, 1, "bundle").await.unwrap(), None);
 }
+
+pub async fn a_task_no_runner_takes_ends_after_five_untaken_assignments(store: &dyn Store) {
+    let worker = runner(store, "worker").await;
+    let t = task("r", 100);
+    store.insert_task(&t).await.unwrap();
+    for attempt in 1..=5u32 {
+        let assigned = store.assign(&[(t.id, worker.id)], 110).await.unwrap();
+        assert_eq!(assigned[0].attempt, attempt);
+        let next = store
+            .reject_attempt(t.id, attempt, worker.id, 120)
+            .await
+            .unwrap();
+        let expected = if attempt < 5 {
+            TaskState::Queued
+        } else {
+            TaskState::Error
+        };
+        assert_eq!(next, Some(expected), "after untaken assignment {attempt}");
+    }
+    let ended = store.task(t.id).await.unwrap().unwrap();
+    assert_eq!(ended.state, TaskState::Error);
+    let message = ended.outcome.unwrap().message;
+    assert!(
+        message.contains("no runner took its assignment"),
+        "{message}"
+    );
+    assert!(store.queued_tasks(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.reject_attempt(t.id, 5, worker.id, 130).await.unwrap(),
+        None,
+        "a second refusal of the same attempt changes nothing"
+    );
+}

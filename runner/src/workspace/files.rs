@@ -10,7 +10,7 @@ use base64::Engine as _;
 use kiln_protocol::{FileEntry, FileOp, FileResult};
 
 /// Largest file read or written through a request: its base64 must fit in one frame.
-pub const MAX_TRANSFER_BYTES: u64 = 2 * 1024 * 1024;
+pub const MAX_TRANSFER_BYTES: u64 = kiln_protocol::limits::MAX_FILE_BYTES as u64;
 
 /// Carries out `op` in the worktree at `root`.
 pub fn apply(root: &Path, op: &FileOp) -> FileResult {

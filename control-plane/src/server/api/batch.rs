@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use kiln_protocol::{now_millis, WorkspaceId};
 
+use super::body::JsonBody;
 use crate::api_types::{BatchSubmitRequest, TaskPage};
 use crate::model::{TaskRecord, WorkspaceRecord};
 use crate::server::auth::Admin;
@@ -25,7 +26,7 @@ pub const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub async fn submit(
     _: Admin,
     State(state): State<AppState>,
-    Json(batch): Json<BatchSubmitRequest>,
+    JsonBody(batch): JsonBody<BatchSubmitRequest, MAX_BATCH_BODY_BYTES>,
 ) -> Result<(StatusCode, Json<TaskPage>), ApiError> {
     if batch.tasks.is_empty() || batch.tasks.len() > MAX_BATCH_TASKS {
         return Err(ApiError::BadRequest(format!(

@@ -3,19 +3,25 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use kiln_protocol::limits::MAX_FILE_BYTES;
 use kiln_protocol::{FileOp, FileResult, FileTarget, RunnerId};
 
+use super::body::JsonBody;
 use super::workspaces;
 use crate::model::{AttemptState, WorkspaceState};
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 
+/// Largest file request body: a file of [`MAX_FILE_BYTES`] as base64, and the rest of
+/// the request.
+const FILE_BODY_BYTES: usize = MAX_FILE_BYTES / 3 * 4 + 64 * 1024;
+
 pub async fn request(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(op): Json<FileOp>,
+    JsonBody(op): JsonBody<FileOp, FILE_BODY_BYTES>,
 ) -> Result<Json<FileResult>, ApiError> {
     let (runner, target) = locate(&state, &id).await?;
     let result = state

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod batch;
+mod body;
 mod events;
 mod files;
 pub mod fleet;
@@ -20,10 +21,7 @@ use super::state::AppState;
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
-        .route(
-            "/v1/tasks/batch",
-            post(batch::submit).layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
-        )
+        .route("/v1/tasks/batch", post(batch::submit))
         .route("/v1/tasks/{id}", get(tasks::show))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/retry", post(tasks::retry))

@@ -8,6 +8,7 @@ use kiln_protocol::{
     millis_ago, now_millis, validate, RegisterRequest, RegisterResponse, RunnerId,
 };
 
+use super::body::{JsonBody, SMALL_BODY_BYTES};
 use crate::api_types::{
     CreateRegistrationToken, RegistrationTokenCreated, RunnerState, RunnerView,
 };
@@ -25,7 +26,7 @@ pub const MAX_SLOTS_PER_RUNNER: u32 = 256;
 pub async fn register(
     Registration(token): Registration,
     State(state): State<AppState>,
-    Json(request): Json<RegisterRequest>,
+    JsonBody(request): JsonBody<RegisterRequest, SMALL_BODY_BYTES>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
     check_registration(&request)?;
     let runner_token = Token::generate(TokenKind::Runner);
@@ -95,7 +96,7 @@ fn check_registration(request: &RegisterRequest) -> Result<(), ApiError> {
 pub async fn create_registration_token(
     _: Admin,
     State(state): State<AppState>,
-    Json(request): Json<CreateRegistrationToken>,
+    JsonBody(request): JsonBody<CreateRegistrationToken, SMALL_BODY_BYTES>,
 ) -> Result<(StatusCode, Json<RegistrationTokenCreated>), ApiError> {
     if request.uses == Some(0) {
         return Err(ApiError::BadRequest("uses must be at least 1".into()));

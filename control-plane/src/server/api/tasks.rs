@@ -6,6 +6,7 @@ use axum::Json;
 use kiln_protocol::{now_millis, ServerMessage, TaskId};
 use serde::Deserialize;
 
+use super::body::JsonBody;
 use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
 use crate::dispatcher;
 use crate::model::{CancelEffect, RetryEffect, TaskRecord, TaskState};
@@ -17,6 +18,10 @@ use crate::store::TaskFilter;
 use crate::task_input;
 use crate::watchers::TaskUpdate;
 
+/// Largest submit body: a task whose assignment fits a frame (4 MiB) is far smaller, and a
+/// larger prompt or env is read whole, so that the refusal names the field.
+pub const SUBMIT_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// Tasks listed when the caller does not say how many.
 const DEFAULT_LIST_LIMIT: u32 = 50;
 
@@ -26,7 +31,7 @@ const MAX_LIST_LIMIT: u32 = 1000;
 pub async fn submit(
     _: Admin,
     State(state): State<AppState>,
-    Json(request): Json<SubmitRequest>,
+    JsonBody(request): JsonBody<SubmitRequest, SUBMIT_BODY_BYTES>,
 ) -> Result<(StatusCode, Json<TaskRecord>), ApiError> {
     let workspace =
         match request.workspace_id {

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use kiln_protocol::{now_millis, validate, ServerMessage, WorkspaceId};
 
+use super::body::JsonBody;
 use crate::api_types::CreateWorkspace;
 use crate::model::{WorkspaceRecord, WorkspaceState};
 use crate::server::auth::Admin;
@@ -27,10 +28,13 @@ pub async fn load(state: &AppState, id: WorkspaceId) -> Result<WorkspaceRecord, 
         .ok_or_else(|| ApiError::NotFound(format!("workspace session {id} not found")))
 }
 
+/// Largest session body: a repository, refs and setup commands.
+const WORKSPACE_BODY_BYTES: usize = 1024 * 1024;
+
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
-    Json(request): Json<CreateWorkspace>,
+    JsonBody(request): JsonBody<CreateWorkspace, WORKSPACE_BODY_BYTES>,
 ) -> Result<(StatusCode, Json<WorkspaceRecord>), ApiError> {
     let bad = |field: &str, reason: String| ApiError::BadRequest(format!("{field} {reason}"));
     validate::repo(&request.repo).map_err(|r| bad("repo", r))?;

@@ -226,10 +226,13 @@ pub async fn reconcile(
         match open.state {
             // Never accepted: the assign was lost in flight. Not an attempt that ran.
             AttemptState::Assigned => {
-                state
+                let next = state
                     .store
                     .reject_attempt(open.task_id, open.attempt, runner.id, now)
                     .await?;
+                if next.is_some_and(crate::model::TaskState::is_terminal) {
+                    state.task_ended(open.task_id);
+                }
             }
             _ => {
                 state

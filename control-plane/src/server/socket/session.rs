@@ -298,10 +298,13 @@ impl Session {
                 reason,
             } => {
                 tracing::info!(%runner, task = %task_id, attempt, %reason, "assignment rejected");
-                store
+                let next = store
                     .reject_attempt(task_id, attempt, runner, now)
                     .await
                     .map_err(internal)?;
+                if next.is_some_and(crate::model::TaskState::is_terminal) {
+                    self.state.task_ended(task_id);
+                }
                 hub.note_rejection(task_id, runner);
                 hub.release(runner, (task_id, attempt), now);
                 self.state

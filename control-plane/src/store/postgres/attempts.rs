@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::model::{AttemptRecord, TaskState};
-use crate::store::rows;
+use crate::store::outcomes;
+use crate::store::rows::{self, to_json};
 use crate::store::StoreError;
 
 /// Placements persisted per statement: a round trip to the server costs more than the row
@@ -159,7 +160,7 @@ pub async fn reject_attempt(
     attempt: u32,
     runner: RunnerId,
     now: UnixMillis,
-) -> Result<(), StoreError> {
+) -> Result<Option<TaskState>, StoreError> {
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE attempts SET state = 'rejected', finished_at = $1
@@ -171,21 +172,35 @@ pub async fn reject_attempt(
     .bind(runner.to_string())
     .execute(&mut *tx)
     .await?;
-    if updated.rows_affected() == 1 {
-        sqlx::query(
-            "UPDATE tasks SET state = 'queued', updated_at = $1
-             WHERE id = $2 AND attempt = $3 AND state = 'assigned'",
-        )
-        .bind(now)
-        .bind(task.to_string())
-        .bind(i64::from(attempt))
-        .execute(&mut *tx)
-        .await?;
-        super::notify::queue_changed(&mut tx).await?;
-        super::notify::task_changed(&mut tx, task).await?;
+    if updated.rows_affected() != 1 {
+        tx.commit().await?;
+        return Ok(None);
     }
+    let untaken: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM attempts WHERE task_id = $1 AND state = 'rejected'",
+    )
+    .bind(task.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    let (next, outcome) = outcomes::after_untaken(untaken);
+    let finished_at = outcome.is_some().then_some(now);
+    let changed = sqlx::query(
+        "UPDATE tasks SET state = $1, outcome = COALESCE($2, outcome),
+                          finished_at = COALESCE($3, finished_at), updated_at = $4
+         WHERE id = $5 AND attempt = $6 AND state = 'assigned'",
+    )
+    .bind(next.as_str())
+    .bind(outcome.as_ref().map(to_json))
+    .bind(finished_at)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut *tx)
+    .await?;
+    super::notify::queue_changed(&mut tx).await?;
+    super::notify::task_changed(&mut tx, task).await?;
     tx.commit().await?;
-    Ok(())
+    Ok((changed.rows_affected() == 1).then_some(next))
 }
 
 pub async fn lose_attempt(

@@ -233,7 +233,7 @@ impl Store for PostgresStore {
         attempt: u32,
         runner: RunnerId,
         now: UnixMillis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<TaskState>, StoreError> {
         self.timed(attempts::reject_attempt(
             &self.pool, task, attempt, runner, now,
         ))

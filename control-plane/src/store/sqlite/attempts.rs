@@ -5,7 +5,8 @@ use kiln_protocol::{RunnerId, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
 use crate::model::{AttemptRecord, TaskState};
-use crate::store::rows;
+use crate::store::outcomes;
+use crate::store::rows::{self, to_json};
 use crate::store::StoreError;
 
 pub async fn reject_attempt(
@@ -14,7 +15,7 @@ pub async fn reject_attempt(
     attempt: u32,
     runner: RunnerId,
     now: UnixMillis,
-) -> Result<(), StoreError> {
+) -> Result<Option<TaskState>, StoreError> {
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE attempts SET state = 'rejected', finished_at = ?
@@ -26,19 +27,33 @@ pub async fn reject_attempt(
     .bind(runner.to_string())
     .execute(&mut *tx)
     .await?;
-    if updated.rows_affected() == 1 {
-        sqlx::query(
-            "UPDATE tasks SET state = 'queued', updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'assigned'",
-        )
-        .bind(now)
-        .bind(task.to_string())
-        .bind(i64::from(attempt))
-        .execute(&mut *tx)
-        .await?;
+    if updated.rows_affected() != 1 {
+        tx.commit().await?;
+        return Ok(None);
     }
+    let untaken: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM attempts WHERE task_id = ? AND state = 'rejected'",
+    )
+    .bind(task.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    let (next, outcome) = outcomes::after_untaken(untaken);
+    let finished_at = outcome.is_some().then_some(now);
+    let changed = sqlx::query(
+        "UPDATE tasks SET state = ?, outcome = COALESCE(?, outcome),
+                          finished_at = COALESCE(?, finished_at), updated_at = ?
+         WHERE id = ? AND attempt = ? AND state = 'assigned'",
+    )
+    .bind(next.as_str())
+    .bind(outcome.as_ref().map(to_json))
+    .bind(finished_at)
+    .bind(now)
+    .bind(task.to_string())
+    .bind(i64::from(attempt))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(())
+    Ok((changed.rows_affected() == 1).then_some(next))
 }
 
 pub async fn lose_attempt(

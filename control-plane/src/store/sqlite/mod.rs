@@ -347,7 +347,7 @@ impl Store for SqliteStore {
         attempt: u32,
         runner: RunnerId,
         now: UnixMillis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<TaskState>, StoreError> {
         attempts::reject_attempt(&*self.writer().await, task, attempt, runner, now).await
     }
     async fn lose_attempt(
