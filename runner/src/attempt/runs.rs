@@ -11,6 +11,7 @@ use super::agent::{self, AgentCommand, AgentEnd, DEFAULT_COMPLETION_GRACE};
 use super::budget::LogBudget;
 use super::container::{self, AgentContainer};
 use super::outcome::{self, RunEnd};
+use super::redact::Needles;
 use super::watch::{Budgets, Verdict, Watcher};
 use super::{blocking, Attempt};
 use crate::presets::Invocation;
@@ -170,6 +171,8 @@ impl Attempt {
             max_turns: self.spec.max_turns,
             max_cost_usd: self.spec.max_cost_usd,
         };
+        let secrets: Vec<String> = self.spec.secret_env.values().cloned().collect();
+        let (needles, _) = Needles::new(&secrets);
         let mut log = LogBudget::new(self.shared.max_log_bytes);
         let mut usage = Usage::default();
         let mut reported = false;
@@ -186,6 +189,7 @@ impl Attempt {
             };
             let mut watcher = Watcher::new(
                 invocation.format,
+                needles.clone(),
                 signal,
                 budgets,
                 usage.clone(),

@@ -5,6 +5,7 @@
 use kiln_protocol::{AgentEvent, EventBody, LineEncoding, LogLine, StopReason, Stream, Usage};
 
 use super::budget::LogBudget;
+use super::redact::Needles;
 use crate::presets::{self, Format};
 
 /// What the agent loop should do after a line.
@@ -30,6 +31,9 @@ pub struct Budgets {
 /// Watches one run of the agent.
 pub struct Watcher<'a> {
     format: Format,
+    /// The task's secrets, redacted again from what the preset decodes: an escape in the
+    /// JSON (`\"`, `\\`, `\u00e9`) hides a secret from the redaction of the raw line.
+    needles: Needles,
     signal: Option<&'a str>,
     recent_text: String,
     budgets: Budgets,
@@ -56,6 +60,7 @@ impl<'a> Watcher<'a> {
     /// A watcher for one run; `earlier` is the usage of the attempt's earlier runs.
     pub fn new(
         format: Format,
+        needles: Needles,
         signal: Option<&'a str>,
         budgets: Budgets,
         earlier: Usage,
@@ -64,6 +69,7 @@ impl<'a> Watcher<'a> {
     ) -> Self {
         Self {
             format,
+            needles,
             signal: signal.filter(|s| !s.is_empty()),
             recent_text: String::new(),
             budgets,
@@ -91,6 +97,7 @@ impl<'a> Watcher<'a> {
         };
         self.turns_started += u64::from(parsed.new_turn);
         for event in parsed.events {
+            let event = self.redacted(event);
             match &event {
                 AgentEvent::Text { text } => self.notice_text(text),
                 AgentEvent::Result { text, usage, .. } => {
@@ -107,6 +114,18 @@ impl<'a> Watcher<'a> {
             }
         }
         self.verdict()
+    }
+
+    /// `event` with the task's secrets redacted from every string in it.
+    fn redacted(&self, event: AgentEvent) -> AgentEvent {
+        if self.needles.is_empty() {
+            return event;
+        }
+        let Ok(mut value) = serde_json::to_value(&event) else {
+            return event;
+        };
+        self.needles.redact_json(&mut value);
+        serde_json::from_value(value).unwrap_or(event)
     }
 
     fn notice_text(&mut self, text: &str) {
@@ -170,6 +189,7 @@ mod tests {
         let mut emit = |e: EventBody| out.push(e);
         let mut watcher = Watcher::new(
             Format::ClaudeCode,
+            Needles::default(),
             Some("DONE!"),
             Budgets::default(),
             Usage::default(),
@@ -196,6 +216,7 @@ mod tests {
         };
         let mut watcher = Watcher::new(
             Format::ClaudeCode,
+            Needles::default(),
             None,
             budgets,
             Usage::default(),
@@ -221,6 +242,7 @@ mod tests {
         };
         let mut watcher = Watcher::new(
             Format::ClaudeCode,
+            Needles::default(),
             None,
             budgets,
             earlier,
