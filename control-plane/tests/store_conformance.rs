@@ -74,6 +74,7 @@ macro_rules! backend {
                 an_attempt_that_reported_accepts_no_more_events_or_uploads,
                 a_lost_attempt_keeps_its_late_lines_but_takes_no_upload_or_second_report,
                 a_task_no_runner_takes_ends_after_five_untaken_assignments,
+                the_write_probe_writes_again_and_again,
             );
         }
     };

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The store cannot write: its disk is full.
+    #[error("{0}")]
+    DiskFull(String),
     /// The caller has too many requests of this kind in progress.
     #[error("{0}")]
     TooMany(String),
@@ -49,10 +52,15 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
+
+/// What a client is told when the store's disk is full.
+const DISK_FULL: &str =
+    "the control plane's disk is full: nothing was stored; free space where it keeps its data";
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
@@ -60,6 +68,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { what, id } => Self::NotFound(format!("{what} {id} not found")),
             StoreError::NotYours { .. } => Self::Forbidden(error.to_string()),
             StoreError::Ended { .. } => Self::Conflict(error.to_string()),
+            ref full if full.is_disk_full() => {
+                tracing::error!(error = %full, "the store cannot write: its disk is full");
+                Self::DiskFull(DISK_FULL.to_owned())
+            }
             other => Self::Internal(other.into()),
         }
     }

@@ -53,10 +53,18 @@ async fn metrics(
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (StatusCode, &'static str) {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.has_admin_token()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+    let probe = state.store.probe_write(kiln_protocol::now_millis());
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(error)) if error.is_disk_full() => {
+            tracing::error!(error = %error, "store cannot write: its disk is full");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store cannot write: the disk is full",
+            )
+        }
         Ok(Err(error)) => {
-            tracing::error!(error = %error, "store unreachable");
+            tracing::error!(error = %error, "store cannot write");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
         }
         Err(_) => {

@@ -51,6 +51,16 @@ pub enum StoreError {
         /// What it was sent: `events`, `bundle`, `diff`.
         what: String,
     },
+    /// The disk that holds the database has (almost) no space left.
+    #[error("the disk holding {path} has {free} bytes free, under the {needed} a write needs")]
+    DiskFull {
+        /// The database's directory.
+        path: String,
+        /// Bytes free for kiln.
+        free: u64,
+        /// The least kept free.
+        needed: u64,
+    },
     /// The transaction a grouped write was part of could not begin or commit.
     #[error("database error: {0}")]
     GroupFailed(String),
@@ -85,5 +95,35 @@ impl fmt::Display for RegistrationRefusal {
             Self::Expired => "registration token has expired",
             Self::UsedUp => "registration token has no uses left",
         })
+    }
+}
+
+/// SQLite's message for `SQLITE_FULL`, which the group writer's errors carry as text.
+const SQLITE_FULL_MESSAGE: &str = "database or disk is full";
+
+/// PostgreSQL's SQLSTATE for a full disk (`disk_full`).
+const POSTGRES_DISK_FULL: &str = "53100";
+
+/// SQLite's primary result code for a full disk (`SQLITE_FULL`).
+const SQLITE_FULL_CODE: &str = "13";
+
+impl StoreError {
+    /// True when the write failed because the database's disk is full: nothing was stored,
+    /// and nothing will be until space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(error)) => {
+                matches!(
+                    error.code().as_deref(),
+                    Some(POSTGRES_DISK_FULL | SQLITE_FULL_CODE)
+                ) || error.message().contains(SQLITE_FULL_MESSAGE)
+            }
+            Self::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.code == rusqlite::ErrorCode::DiskFull
+            }
+            Self::GroupFailed(message) => message.contains(SQLITE_FULL_MESSAGE),
+            Self::DiskFull { .. } => true,
+            _ => false,
+        }
     }
 }

@@ -93,6 +93,9 @@ pub struct TaskFilter {
 pub trait Store: Send + Sync + 'static {
     /// True when at least one admin token exists.
     async fn has_admin_token(&self) -> Result<bool, StoreError>;
+    /// Writes one row and waits until it is durable: readiness means the store can write
+    /// (a full disk fails here, where a read would still succeed).
+    async fn probe_write(&self, now: UnixMillis) -> Result<(), StoreError>;
     /// Adds an admin token hash (idempotent).
     async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError>;
     /// True when `hash` is an admin token's.

@@ -141,3 +141,9 @@ pub async fn a_task_no_runner_takes_ends_after_five_untaken_assignments(store: &
         "a second refusal of the same attempt changes nothing"
     );
 }
+
+pub async fn the_write_probe_writes_again_and_again(store: &dyn Store) {
+    for now in [1, 2, 3] {
+        store.probe_write(now).await.unwrap();
+    }
+}

@@ -22,6 +22,16 @@ impl Store for PostgresStore {
     async fn has_admin_token(&self) -> Result<bool, StoreError> {
         auth::has_admin_token(&self.pool).await
     }
+    async fn probe_write(&self, now: UnixMillis) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         tasks::stats(&self.pool).await
     }

@@ -9,11 +9,12 @@ mod group;
 mod retention;
 mod sandboxes;
 mod schema;
+mod space;
 mod tasks;
 mod workspaces;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ const READER_CONNECTIONS: u32 = 4;
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// The directory of the database file, for the free-space check.
+    directory: PathBuf,
     /// The connection for writes other than the hot ones; it writes only in its turn.
     writer_pool: SqlitePool,
     /// Whose turn it is to write: this pool's or the writer thread's.
@@ -72,6 +75,7 @@ impl SqliteStore {
         let turn = WriteTurn::default();
         let group = GroupCommit::start(path, turn.clone())?;
         Ok(Self {
+            directory: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             writer_pool: writer,
             turn,
             reader,
@@ -152,6 +156,22 @@ impl std::ops::Deref for WriterTurn<'_> {
 impl Store for SqliteStore {
     async fn has_admin_token(&self) -> Result<bool, StoreError> {
         auth::has_admin_token(&self.reader).await
+    }
+    async fn probe_write(&self, now: UnixMillis) -> Result<(), StoreError> {
+        // A write that fits the WAL's space already on disk still succeeds on a full disk,
+        // while any that needs more fails: the free space says more than one small write.
+        let directory = self.directory.clone();
+        tokio::task::spawn_blocking(move || space::check(&directory))
+            .await
+            .map_err(|e| StoreError::GroupFailed(format!("the space check failed: {e}")))??;
+        sqlx::query(
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, ?)
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(now)
+        .execute(&*self.writer().await)
+        .await?;
+        Ok(())
     }
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         tasks::stats(&self.reader).await
