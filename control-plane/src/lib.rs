@@ -10,6 +10,7 @@ pub mod hub;
 pub mod liveness;
 pub mod metrics;
 pub mod model;
+pub mod overdue;
 pub mod placing;
 pub mod relay;
 pub mod replicas;

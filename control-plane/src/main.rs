@@ -93,6 +93,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_upload_bytes: args.max_upload_bytes,
                 max_log_bytes: args.max_log_bytes,
                 accept_deadline: args.accept_deadline,
+                stop_grace: args.stop_grace,
                 registration_token: args.registration_token,
                 database_url: args.database.url,
                 sandbox: SandboxOptions {

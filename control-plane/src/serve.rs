@@ -50,6 +50,8 @@ pub struct ServeOptions {
     pub max_log_bytes: u64,
     /// Time a runner has to accept an assignment.
     pub accept_deadline: Duration,
+    /// Time a runner has past a timeout or cancel before the control plane ends the task.
+    pub stop_grace: Duration,
     /// A registration token given by the operator (`KILN_REGISTRATION_TOKEN`), saved with
     /// unlimited uses, so that runner containers can register without a manual step.
     pub registration_token: Option<String>,
@@ -109,6 +111,7 @@ impl ServeOptions {
             max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
             max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
             accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
+            stop_grace: crate::server::state::DEFAULT_STOP_GRACE,
             registration_token: None,
             sandbox: SandboxOptions::default(),
             retention: None,
@@ -181,6 +184,7 @@ pub async fn prepare(
         max_upload_bytes: options.max_upload_bytes,
         max_log_bytes: options.max_log_bytes,
         accept_deadline: options.accept_deadline,
+        stop_grace: options.stop_grace,
         secure_cookies: tls.is_some(),
     };
     let mut state = AppState::new(store, settings, shutdown);

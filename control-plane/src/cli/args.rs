@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Time a runner has to accept an assignment before it goes back to the queue.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub accept_deadline: std::time::Duration,
+    /// Time a runner has, past a task's timeout or cancel, to report its attempt ended;
+    /// then the control plane ends the task itself, whatever the runner does.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub stop_grace: std::time::Duration,
     /// Log text stored per attempt, in bytes; later lines keep their place, not their text.
     #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,

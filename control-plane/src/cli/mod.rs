@@ -74,7 +74,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a control plane and one local runner, ready to take tasks.
     Dev(DevArgs),
     /// Apply the database's pending schema migrations (`serve` also applies them).

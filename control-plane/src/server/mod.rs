@@ -90,10 +90,12 @@ pub async fn run(
         tracing::error!(error = %error, "could not look for absent runners");
     }
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), shutdown.clone()));
+    let overdue = tokio::spawn(crate::overdue::watch(state.clone(), shutdown.clone()));
     state.hub.wake_dispatcher();
     listener::serve(listener, app(state), options, shutdown.clone()).await;
     shutdown.cancel();
     let _ = dispatcher.await;
+    let _ = overdue.await;
 }
 
 #[cfg(test)]

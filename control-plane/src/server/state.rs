@@ -29,6 +29,11 @@ pub const DEFAULT_LOST_AFTER: Duration = Duration::from_secs(120);
 /// thirty seconds covers a very slow link without leaving a task stuck for long.
 pub const DEFAULT_ACCEPT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Time a runner has, past a task's timeout or its cancel, to report that the attempt
+/// ended before the control plane ends the task itself: the agent's SIGTERM grace (10 s by
+/// default), then saving and uploading what it left, fit easily.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(60);
+
 /// Log text kept per attempt: 1 GiB is hours of a very chatty agent, and bounds what one
 /// runaway attempt can put in the database.
 pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 30;
@@ -47,6 +52,8 @@ pub struct ServerSettings {
     pub lost_after: Duration,
     /// Time a runner has to accept an assignment before it goes back to the queue.
     pub accept_deadline: Duration,
+    /// Time a runner has past a timeout or cancel before the control plane ends the task.
+    pub stop_grace: Duration,
     /// Log text stored per attempt; beyond it lines keep their place but lose their text.
     pub max_log_bytes: u64,
     /// Served over TLS: the dashboard's cookie is marked `Secure`.
@@ -60,6 +67,7 @@ impl Default for ServerSettings {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             lost_after: DEFAULT_LOST_AFTER,
             accept_deadline: DEFAULT_ACCEPT_DEADLINE,
+            stop_grace: DEFAULT_STOP_GRACE,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             secure_cookies: false,
         }

@@ -311,6 +311,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         requested_before: UnixMillis,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Open attempts of tasks whose timeout, counted from the attempt's start (or its
+    /// assignment, if never started), ended before `due_before`.
+    async fn timeouts_unheeded(
+        &self,
+        due_before: UnixMillis,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Runners an operator paused, asked to drain, or revoked after `revoked_since`: what
     /// the replica holding each must have acted on.
     async fn runners_under_control(

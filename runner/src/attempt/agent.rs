@@ -54,8 +54,9 @@ pub struct AgentCommand<'a> {
     pub stdin_file: Option<&'a Path>,
     /// Where the shim reports the agent's exit status.
     pub status_file: PathBuf,
-    /// Overall limit.
-    pub timeout: Option<Duration>,
+    /// The task's overall limit: when it runs out (counted from the attempt's start, so
+    /// the fetch and checkout used some of it), and how long it is.
+    pub timeout: Option<(Instant, Duration)>,
     /// Limit on silence.
     pub idle_timeout: Option<Duration>,
     /// SIGTERM-to-SIGKILL grace.
@@ -149,7 +150,7 @@ pub async fn run(
 
     let start = Instant::now();
     let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
-    let overall = command.timeout.map_or(far, |t| start + t);
+    let overall = command.timeout.map_or(far, |(at, _)| at);
     let mut idle = command.idle_timeout.map_or(far, |t| start + t);
     let mut halted: Option<Halt> = None;
     let mut grace_until = far;
@@ -213,7 +214,7 @@ pub async fn run(
                 halted = Some(Halt::Cancelled);
             }
             () = sleep_until(overall), if halted.is_none() && !exited => {
-                halted = command.timeout.map(Halt::Timeout);
+                halted = command.timeout.map(|(_, limit)| Halt::Timeout(limit));
             }
             () = sleep_until(idle), if halted.is_none() && !exited && reading => {
                 halted = command.idle_timeout.map(Halt::IdleTimeout);

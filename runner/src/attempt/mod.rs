@@ -81,16 +81,31 @@ struct Attempt {
     spec: TaskSpec,
     number: u32,
     cancel: CancellationToken,
+    /// When the task's overall timeout ends the attempt, counted from its start: it covers
+    /// the fetch, the checkout and any setup as well as the agent.
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Why the preparation of an attempt stopped before its agent started.
+enum Stopped {
+    /// A cancel arrived.
+    Cancelled,
+    /// The task's timeout passed.
+    TimedOut,
 }
 
 /// Runs attempt `number` of `spec` to its end and frees its slot. The stream must already
 /// be open in the outbox and the slot claimed.
 pub async fn run(shared: Shared, spec: TaskSpec, number: u32, cancel: CancellationToken) {
+    let deadline = spec
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let attempt = Attempt {
         shared,
         spec,
         number,
         cancel,
+        deadline,
     };
     let outcome = attempt.execute().await;
     tracing::info!(task = %attempt.spec.task_id, attempt = number, status = ?outcome.status,
@@ -114,6 +129,30 @@ impl Attempt {
 
     fn say(&self, text: impl Into<String>) {
         self.emit(EventBody::Log(LogLine::system(text)));
+    }
+
+    /// Resolves when the attempt must stop: cancelled, or past its deadline.
+    async fn stopped(&self) -> Stopped {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.cancel.cancelled() => Stopped::Cancelled,
+            () = deadline => Stopped::TimedOut,
+        }
+    }
+
+    /// The outcome of stopping for `why` while doing `during`, before the agent.
+    fn stopped_before_start(&self, why: Stopped, during: &str) -> Outcome {
+        match (why, self.spec.timeout_ms) {
+            (Stopped::TimedOut, Some(ms)) => {
+                outcome::timed_out_before_start(Duration::from_millis(ms), during)
+            }
+            _ => outcome::cancelled_before_start(),
+        }
     }
 
     fn phase(&self, phase: Phase) {
@@ -141,11 +180,12 @@ impl Attempt {
         self.phase(Phase::Fetching);
         let mirror = tokio::select! {
             mirror = self.shared.mirrors.lock(repo) => mirror,
-            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
+            why = self.stopped() => return Err(self.stopped_before_start(why, "waiting for the mirror")),
         };
+        // Dropping the fetch kills git (`kill_on_drop`).
         let fetched = tokio::select! {
             fetched = self.shared.mirrors.fetch(&mirror, repo) => fetched,
-            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
+            why = self.stopped() => return Err(self.stopped_before_start(why, "fetching")),
         };
         match fetched {
             Err(e) => return Err(outcome::error(format!("fetching {repo} failed: {e}"))),
@@ -163,18 +203,26 @@ impl Attempt {
         self.phase(Phase::CheckingOut);
         let spare = tokio::select! {
             spare = self.shared.spares.take(&mirror) => spare,
-            () = self.cancel.cancelled() => return Err(outcome::cancelled_before_start()),
+            why = self.stopped() => return Err(self.stopped_before_start(why, "checking out")),
         };
-        let from = match spare {
-            Some(spare) => {
-                self.adopt_or_add(&mirror, &spare, path, &base, earlier)
+        let made = async {
+            match spare {
+                Some(spare) => {
+                    self.adopt_or_add(&mirror, &spare, path, &base, earlier)
+                        .await
+                }
+                None => worktree::add(&mirror.path, path, &self.spec.branch, &base, earlier)
                     .await
+                    .map(|()| ""),
             }
-            None => worktree::add(&mirror.path, path, &self.spec.branch, &base, earlier)
-                .await
-                .map(|()| ""),
-        }
-        .map_err(|e| outcome::error(format!("checkout failed: {e}")))?;
+        };
+        let from = tokio::select! {
+            made = made => made.map_err(|e| outcome::error(format!("checkout failed: {e}")))?,
+            why = self.stopped() => {
+                worktree::remove(&mirror.path, path).await;
+                return Err(self.stopped_before_start(why, "checking out"));
+            }
+        };
         self.shared.spares.replenish(&mirror, repo, &base).await;
         self.say(format!(
             "worktree {} on branch {} at {}{from}",

@@ -44,6 +44,20 @@ pub fn cancelled_before_start() -> Outcome {
     cancelled
 }
 
+/// The outcome of an attempt whose overall timeout passed before its agent started (a
+/// fetch or checkout that did not finish in time).
+pub fn timed_out_before_start(timeout: std::time::Duration, during: &str) -> Outcome {
+    let mut timed_out = outcome(
+        OutcomeStatus::TimedOut,
+        format!(
+            "timed out after {} while {during}, before the agent started",
+            humantime::format_duration(timeout)
+        ),
+    );
+    timed_out.stop = Some(StopReason::Timeout);
+    timed_out
+}
+
 /// How the last run of the agent ended, and whether the attempt is over.
 #[derive(Clone, Debug)]
 pub struct RunEnd<'a> {

@@ -90,7 +90,10 @@ impl Attempt {
                 .shared
                 .worktree_base
                 .join(format!("{}-{}.status", self.spec.task_id, self.number)),
-            timeout: self.spec.timeout_ms.map(Duration::from_millis),
+            // The task's deadline, which the fetch, checkout and earlier runs count against.
+            timeout: self
+                .deadline
+                .zip(self.spec.timeout_ms.map(Duration::from_millis)),
             idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
             kill_grace: self.shared.kill_grace,
             secrets: self.spec.secret_env.values().cloned().collect(),

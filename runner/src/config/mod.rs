@@ -35,6 +35,11 @@ pub const DEFAULT_MAX_COMMIT_FILE_BYTES: u64 = 50 << 20;
 /// and below the control plane's own default cap.
 pub const DEFAULT_MAX_LOG_BYTES: u64 = 512 << 20;
 
+/// A fetch that moves no bytes for this long fails: a server that accepts and then says
+/// nothing would otherwise hold the task (and a draining runner) as long as TCP lets it,
+/// while a slow but moving fetch of a large repository is never cut.
+pub const DEFAULT_FETCH_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Agents run at once when nothing says otherwise: one, as GitLab Runner's `concurrent`.
 pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 
@@ -42,7 +47,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 17] = [
+const ENV_KEYS: [(&str, &str); 18] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -60,6 +65,7 @@ const ENV_KEYS: [(&str, &str); 17] = [
     ("KILN_METRICS_LISTEN", "metrics_listen"),
     ("KILN_MAX_COMMIT_FILE_SIZE", "max_commit_file_size"),
     ("KILN_SPARE_WORKTREES", "spare_worktrees"),
+    ("KILN_FETCH_STALL_TIMEOUT", "fetch_stall_timeout"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -140,6 +146,7 @@ struct Layered {
     metrics_listen: Option<String>,
     max_commit_file_size: Option<String>,
     spare_worktrees: Option<u32>,
+    fetch_stall_timeout: Option<String>,
     #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
     #[serde(default)]
@@ -191,6 +198,8 @@ pub struct RunnerConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Worktrees checked out ahead of tasks, at most one per repository (0: none).
     pub spare_worktrees: u32,
+    /// A fetch over HTTP that moves no bytes for this long has stalled and fails.
+    pub fetch_stall_timeout: Duration,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -323,6 +332,17 @@ impl RunnerConfig {
                 format!("is {spare_worktrees}; it must be 0 to {MAX_SPARE_WORKTREES}"),
             ));
         }
+        let fetch_stall_timeout = values::duration(
+            "fetch_stall_timeout",
+            layered.fetch_stall_timeout.as_deref(),
+        )?
+        .unwrap_or(DEFAULT_FETCH_STALL_TIMEOUT);
+        if fetch_stall_timeout < Duration::from_secs(1) {
+            return Err(invalid(
+                "fetch_stall_timeout",
+                "must be at least 1s (git counts it in whole seconds)".to_owned(),
+            ));
+        }
         let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
         let worktree_base = layered
             .worktree_base
@@ -349,6 +369,7 @@ impl RunnerConfig {
             container_limits,
             metrics_listen,
             spare_worktrees,
+            fetch_stall_timeout,
         })
     }
 

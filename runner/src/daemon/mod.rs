@@ -208,7 +208,7 @@ pub async fn run(
         shared: attempt::Shared {
             outbox: Arc::clone(&outbox),
             attempts: Arc::clone(&attempts),
-            mirrors: Arc::new(Mirrors::new(&config.cache_dir)),
+            mirrors: Arc::new(Mirrors::new(&config.cache_dir, config.fetch_stall_timeout)),
             spares,
             worktree_base: config.worktree_base.clone(),
             uploader: Uploader::new(http, identity.server_url.clone(), token.clone()),

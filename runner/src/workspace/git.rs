@@ -30,7 +30,14 @@ impl GitError {
 
 /// Runs `git -C dir args...` without a terminal prompt and returns its stdout.
 pub async fn run(dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let command = args.first().copied().unwrap_or_default().to_owned();
+    // The subcommand, after any `-c key=value` settings.
+    let mut words = args.iter().copied();
+    let mut command = words.next().unwrap_or_default();
+    while command == "-c" {
+        let _setting = words.next();
+        command = words.next().unwrap_or_default();
+    }
+    let command = command.to_owned();
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)

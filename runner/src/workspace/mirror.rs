@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
 
@@ -38,6 +39,8 @@ fn touch(mirror: &Path) {
 #[derive(Debug)]
 pub struct Mirrors {
     root: PathBuf,
+    /// A fetch over HTTP that moves no bytes for this long fails.
+    stall_after: Duration,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -50,10 +53,12 @@ pub struct LockedMirror {
 }
 
 impl Mirrors {
-    /// A cache rooted at `cache_dir/mirrors`.
-    pub fn new(cache_dir: &Path) -> Self {
+    /// A cache rooted at `cache_dir/mirrors` whose HTTP fetches fail once they move no
+    /// bytes for `stall_after`.
+    pub fn new(cache_dir: &Path, stall_after: Duration) -> Self {
         Self {
             root: cache_dir.join("mirrors"),
+            stall_after,
             locks: Mutex::default(),
         }
     }
@@ -96,7 +101,7 @@ impl Mirrors {
     pub async fn fetch(&self, mirror: &LockedMirror, repo: &str) -> Result<Fetched, GitError> {
         touch(&mirror.path);
         if mirror.path.join("HEAD").exists() {
-            update(&mirror.path).await?;
+            update(&mirror.path, self.stall_after).await?;
             return Ok(Fetched::Updated);
         }
         // Build the mirror in a temp dir and rename it into place: a failed first fetch
@@ -110,7 +115,7 @@ impl Mirrors {
         git::run(temp.path(), &["remote", "add", "origin", repo]).await?;
         std::fs::write(temp.path().join(ORIGIN_FILE), repo)
             .map_err(|e| io_error("write origin", e))?;
-        update(temp.path()).await?;
+        update(temp.path(), self.stall_after).await?;
         let _ = std::fs::remove_dir_all(&mirror.path);
         std::fs::rename(temp.keep(), &mirror.path)
             .map_err(|e| io_error("move mirror into place", e))?;
@@ -228,8 +233,16 @@ fn has_worktrees(mirror: &Path) -> bool {
     std::fs::read_dir(mirror.join("worktrees")).is_ok_and(|mut d| d.next().is_some())
 }
 
-async fn update(mirror: &Path) -> Result<(), GitError> {
-    git::run(mirror, &["fetch", "--quiet", "--prune", "--tags", "origin"]).await?;
+/// Fewer bytes a second than this, for the stall time, is a stalled fetch.
+const STALLED_BYTES_PER_SECOND: u32 = 1;
+
+async fn update(mirror: &Path, stall_after: Duration) -> Result<(), GitError> {
+    let limit = format!("http.lowSpeedLimit={STALLED_BYTES_PER_SECOND}");
+    let time = format!("http.lowSpeedTime={}", stall_after.as_secs().max(1));
+    let fetch = [
+        "-c", &limit, "-c", &time, "fetch", "--quiet", "--prune", "--tags", "origin",
+    ];
+    git::run(mirror, &fetch).await?;
     // An empty remote has no HEAD to point at; the base ref check reports that later.
     let _ = git::run(mirror, &["remote", "set-head", "origin", "--auto"]).await;
     Ok(())
@@ -252,7 +265,7 @@ mod tests {
 
     #[test]
     fn mirror_paths_are_readable_distinct_and_stable() {
-        let mirrors = Mirrors::new(Path::new("/cache"));
+        let mirrors = Mirrors::new(Path::new("/cache"), Duration::from_secs(60));
         let a = mirrors.path_for("https://example.com/acme/app.git");
         let b = mirrors.path_for("/srv/other/app");
         assert!(

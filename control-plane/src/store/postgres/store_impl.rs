@@ -288,6 +288,12 @@ impl Store for PostgresStore {
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::cancels_unheeded(&self.pool, requested_before).await
     }
+    async fn timeouts_unheeded(
+        &self,
+        due_before: UnixMillis,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        attempts::timeouts_unheeded(&self.pool, due_before).await
+    }
     async fn runners_under_control(
         &self,
         revoked_since: UnixMillis,

@@ -181,3 +181,19 @@ pub async fn cancels_unheeded(
     .await?;
     found.iter().map(rows::attempt).collect()
 }
+
+pub async fn timeouts_unheeded(
+    pool: &SqlitePool,
+    due_before: UnixMillis,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let found = sqlx::query(
+        "SELECT a.* FROM attempts a JOIN tasks t ON t.id = a.task_id AND t.attempt = a.attempt
+         WHERE a.state IN ('assigned', 'running') AND t.timeout_ms IS NOT NULL
+           AND COALESCE(a.started_at, a.assigned_at) + t.timeout_ms < ?
+         ORDER BY a.assigned_at",
+    )
+    .bind(due_before)
+    .fetch_all(pool)
+    .await?;
+    found.iter().map(rows::attempt).collect()
+}

@@ -405,6 +405,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         attempts::cancels_unheeded(&self.reader, requested_before).await
     }
+    async fn timeouts_unheeded(
+        &self,
+        due_before: UnixMillis,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        attempts::timeouts_unheeded(&self.reader, due_before).await
+    }
     async fn runners_under_control(
         &self,
         revoked_since: UnixMillis,

@@ -19,7 +19,9 @@ pub fn check(directory: &Path) -> Result<(), StoreError> {
             directory.display()
         ))
     })?;
-    let free = u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size()));
+    let free = stats
+        .blocks_available()
+        .saturating_mul(stats.fragment_size());
     if free < MIN_FREE_BYTES {
         return Err(StoreError::DiskFull {
             path: directory.display().to_string(),

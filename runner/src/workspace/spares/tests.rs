@@ -33,7 +33,10 @@ async fn a_spare_is_registered_in_its_mirror_before_the_lock_is_released() {
     git(&source, &["add", "README"]);
     git(&source, &["commit", "--quiet", "-m", "first"]);
     let repo = source.to_string_lossy().into_owned();
-    let mirrors = Mirrors::new(&dir.path().join("cache"));
+    let mirrors = Mirrors::new(
+        &dir.path().join("cache"),
+        std::time::Duration::from_secs(60),
+    );
     let spares: Arc<Spares> = Spares::new(&dir.path().join("worktrees"), 2);
 
     let mirror = mirrors.lock(&repo).await;
