@@ -139,6 +139,18 @@ pub struct DrainRequest {
     pub deadline_ms: Option<u64>,
 }
 
+/// `POST /v1/runners/{id}/update`: what an operator gives a runner; a field left out keeps
+/// its value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRunner {
+    /// The runner's capabilities, all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// The runner's labels, all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
 /// Whether a runner is reachable now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

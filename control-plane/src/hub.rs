@@ -42,9 +42,9 @@ pub struct Connection {
     pub session_id: SessionId,
     /// Name from hello.
     pub name: String,
-    /// Capabilities from hello.
+    /// Capabilities it was registered with, or an operator gave it (never its hello's).
     pub capabilities: BTreeSet<String>,
-    /// Labels from hello.
+    /// Labels it was registered with, or an operator gave it (never its hello's).
     pub labels: BTreeMap<String, String>,
     /// Slots from hello.
     pub max_concurrent: u32,
@@ -188,6 +188,20 @@ impl Hub {
     pub fn set_paused(&self, runner: RunnerId, paused: bool) {
         if let Some(connection) = lock(&self.runners).get_mut(&runner) {
             connection.paused = paused;
+        }
+        self.wake_dispatcher();
+    }
+
+    /// Gives a connected runner the capabilities and labels an operator set.
+    pub fn set_tags(
+        &self,
+        runner: RunnerId,
+        capabilities: &[String],
+        labels: &BTreeMap<String, String>,
+    ) {
+        if let Some(connection) = lock(&self.runners).get_mut(&runner) {
+            connection.capabilities = capabilities.iter().cloned().collect();
+            connection.labels = labels.clone();
         }
         self.wake_dispatcher();
     }

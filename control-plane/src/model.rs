@@ -489,10 +489,6 @@ pub struct RegistrationTokenRecord {
 pub struct RunnerAnnouncement {
     /// Its name.
     pub name: String,
-    /// Capabilities now.
-    pub capabilities: Vec<String>,
-    /// Labels now.
-    pub labels: BTreeMap<String, String>,
     /// Slots now.
     pub max_concurrent: u32,
     /// Software version.

@@ -87,6 +87,18 @@ pub enum RegisterError {
 }
 
 /// Registers with the control plane and writes runner.yaml (mode 0600) in `config_dir`.
+/// `capabilities` plus `agent:<preset>` for each built-in agent CLI on this machine's PATH:
+/// what the runner registers with (its hello cannot add more later).
+fn with_installed_agents(capabilities: &[String]) -> Vec<String> {
+    let mut all = capabilities.to_vec();
+    for detected in crate::presets::capabilities(&crate::presets::builtin()) {
+        if !all.contains(&detected) {
+            all.push(detected);
+        }
+    }
+    all
+}
+
 pub async fn register(
     config_dir: &ConfigDir,
     registration: Registration,
@@ -100,7 +112,7 @@ pub async fn register(
     let server = registration.server.to_string();
     let request = RegisterRequest {
         name: registration.name.clone(),
-        capabilities: registration.capabilities.clone(),
+        capabilities: with_installed_agents(&registration.capabilities),
         labels: registration.labels.clone(),
         max_concurrent: registration.max_concurrent,
     };

@@ -29,6 +29,17 @@ pub struct Runner {
 impl Runner {
     /// Registers a runner named `name` with `extra` register flags.
     pub fn register(control_plane: &ControlPlane, name: &str, extra: &[&str]) -> Self {
+        Self::register_with_env(control_plane, name, extra, &[])
+    }
+
+    /// Registers a runner with extra environment variables for `kiln-runner register`
+    /// (such as a `PATH` with stand-in agent CLIs, which it registers as capabilities).
+    pub fn register_with_env(
+        control_plane: &ControlPlane,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let root = tempfile::tempdir().expect("runner temp dir");
         let token = control_plane.registration_token(1);
         let config_dir = root.path().join("config");
@@ -50,7 +61,8 @@ impl Runner {
             .arg(root.path().join("cache"))
             .arg("--worktree-base")
             .arg(root.path().join("worktrees"))
-            .args(extra);
+            .args(extra)
+            .envs(env.iter().copied());
         if let Some(ca) = &control_plane.ca {
             command.arg("--ca-cert").arg(ca);
         }

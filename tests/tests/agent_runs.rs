@@ -18,8 +18,14 @@ async fn runner_with_agents(control_plane: &ControlPlane, scripts: &[(&str, &str
     for (name, script) in scripts {
         agents::install(&bin, name, script);
     }
-    let mut runner = Runner::register(control_plane, "box", &["--kill-grace", "1s"]);
-    runner.start_with_env(&[("PATH", &agents::path_with(&bin))]);
+    let path = agents::path_with(&bin);
+    let mut runner = Runner::register_with_env(
+        control_plane,
+        "box",
+        &["--kill-grace", "1s"],
+        &[("PATH", &path)],
+    );
+    runner.start_with_env(&[("PATH", &path)]);
     runner.wait_online(control_plane).await;
     runner
 }

@@ -65,8 +65,14 @@ async fn setup() -> Setup {
     agents::install(&bin, "gemini", GEMINI);
     let record = control_plane.scratch().join("record");
     std::fs::create_dir_all(&record).unwrap();
-    let mut runner = Runner::register(&control_plane, "agents", &["--max-concurrent", "2"]);
-    runner.start_with_env(&[("PATH", &agents::path_with(&bin))]);
+    let path = agents::path_with(&bin);
+    let mut runner = Runner::register_with_env(
+        &control_plane,
+        "agents",
+        &["--max-concurrent", "2"],
+        &[("PATH", &path)],
+    );
+    runner.start_with_env(&[("PATH", &path)]);
     runner.wait_online(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
     Setup {

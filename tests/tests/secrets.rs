@@ -148,8 +148,9 @@ async fn secrets_written_with_json_escapes_are_redacted_from_parsed_agent_events
     let control_plane = ControlPlane::start().await;
     let bin = control_plane.scratch().join("bin");
     kiln_tests::agents::install(&bin, "claude", ESCAPING_CLAUDE);
-    let mut runner = Runner::register(&control_plane, "box", &[]);
-    runner.start_with_env(&[("PATH", &kiln_tests::agents::path_with(&bin))]);
+    let path = kiln_tests::agents::path_with(&bin);
+    let mut runner = Runner::register_with_env(&control_plane, "box", &[], &[("PATH", &path)]);
+    runner.start_with_env(&[("PATH", &path)]);
     runner.wait_online(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
     let secret = format!("API_KEY={ESCAPED_SECRET}");

@@ -261,6 +261,23 @@ pub enum RunnersCommand {
         /// The runner id.
         id: String,
     },
+    /// Set the capabilities and labels tasks are placed by (a runner's own hello cannot).
+    Update {
+        /// The runner id.
+        id: String,
+        /// A capability, repeatable; together they replace the runner's capabilities.
+        #[arg(long = "capability", value_name = "CAP")]
+        capabilities: Vec<String>,
+        /// Remove every capability.
+        #[arg(long, conflicts_with = "capabilities")]
+        no_capabilities: bool,
+        /// A label KEY=VALUE, repeatable; together they replace the runner's labels.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Remove every label.
+        #[arg(long, conflicts_with = "labels")]
+        no_labels: bool,
+    },
 }
 
 /// `kiln sandboxes`.

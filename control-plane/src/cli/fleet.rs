@@ -1,11 +1,12 @@
-//! `kiln runners [drain|pause|resume|revoke]` and `kiln token create`.
+//! `kiln runners [drain|pause|resume|revoke|rotate|update]` and `kiln token create`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use super::client::ApiClient;
 use super::{render, RunnersArgs, RunnersCommand, TokenCreateArgs};
 use crate::api_types::{
-    CreateRegistrationToken, DrainRequest, RegistrationTokenCreated, RunnerView,
+    CreateRegistrationToken, DrainRequest, RegistrationTokenCreated, RunnerView, UpdateRunner,
 };
 use crate::model::RunnerRecord;
 
@@ -29,6 +30,23 @@ pub async fn runners(
         Some(RunnersCommand::Resume { id }) => (id, "resume", serde_json::Value::Null),
         Some(RunnersCommand::Revoke { id }) => (id, "revoke", serde_json::Value::Null),
         Some(RunnersCommand::Rotate { id }) => (id, "rotate", serde_json::Value::Null),
+        Some(RunnersCommand::Update {
+            id,
+            capabilities,
+            no_capabilities,
+            labels,
+            no_labels,
+        }) => {
+            let update = UpdateRunner {
+                capabilities: (no_capabilities || !capabilities.is_empty()).then_some(capabilities),
+                labels: match (no_labels, labels.is_empty()) {
+                    (true, _) => Some(BTreeMap::new()),
+                    (false, true) => None,
+                    (false, false) => Some(label_pairs(&labels)?),
+                },
+            };
+            (id, "update", serde_json::to_value(update)?)
+        }
     };
     let runner: RunnerRecord = client
         .post(&format!("/v1/runners/{id}/{action}"), &body)
@@ -41,11 +59,26 @@ pub async fn runners(
             "pause" => "is paused: it takes no new work",
             "resume" => "is resumed",
             "rotate" => "gets a new token (now if connected, else when it next connects)",
+            "update" => "is placed by its new capabilities and labels",
             _ => "is revoked: its token is refused and its connection closed",
         };
         println!("runner {} ({}) {done}", runner.id, runner.name);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `KEY=VALUE` items as a map, naming the item that has no `=`.
+fn label_pairs(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+            None => Err(super::exit::Exit::with(
+                super::exit::USAGE,
+                format!("--label {item:?} is not KEY=VALUE"),
+            )),
+        })
+        .collect()
 }
 
 async fn list(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {

@@ -33,6 +33,8 @@ pub enum RunnerAction {
     /// Send it a new token, made there: a token never travels between replicas (the
     /// rotation is recorded requested).
     Rotate,
+    /// Place it by the capabilities and labels the store now records for it.
+    Retag,
     /// Remove a session's worktree (the session is recorded ended).
     CloseWorkspace {
         /// The session.
@@ -105,6 +107,13 @@ pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), S
                 .close(runner, CloseCode::Revoked, "runner token revoked");
         }
         RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
+        RunnerAction::Retag => {
+            if let Some(record) = state.store.runner(runner).await? {
+                state
+                    .hub
+                    .set_tags(runner, &record.capabilities, &record.labels);
+            }
+        }
         RunnerAction::CloseWorkspace { workspace_id } => {
             state
                 .hub
@@ -141,6 +150,8 @@ async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, Sto
                 RunnerAction::Resume => record.paused_at.is_none(),
                 RunnerAction::Revoke => record.revoked_at.is_some(),
                 RunnerAction::Rotate => record.rotation_requested_at.is_some(),
+                // It applies what the store holds, whoever asked.
+                RunnerAction::Retag => true,
                 RunnerAction::Cancel { .. } | RunnerAction::CloseWorkspace { .. } => false,
             }
         }

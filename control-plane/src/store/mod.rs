@@ -12,6 +12,8 @@ mod postgres;
 mod rows;
 mod sqlite;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use kiln_protocol::{Event, RunnerId, SandboxId, TaskId, UnixMillis, WorkspaceId};
 
@@ -117,7 +119,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The runner whose token hashes to `hash`, revoked or not.
     async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError>;
-    /// Records what a runner announced in its hello.
+    /// Sets the capabilities and labels an operator gives a runner (its hello cannot). False
+    /// if it does not exist.
+    async fn set_runner_tags(
+        &self,
+        id: RunnerId,
+        capabilities: &[String],
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
+    /// Records what a runner announced in its hello: its name, slots and version, never its
+    /// capabilities or labels (those are registered, and changed by an operator).
     async fn announce_runner(
         &self,
         id: RunnerId,

@@ -15,12 +15,12 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::tokens::{Token, TokenKind};
 
-fn parse_runner_id(text: &str) -> Result<RunnerId, ApiError> {
+pub fn parse_runner_id(text: &str) -> Result<RunnerId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::BadRequest(format!("runner id {text:?} is not a valid id")))
 }
 
-async fn load(state: &AppState, id: RunnerId) -> Result<RunnerRecord, ApiError> {
+pub async fn load(state: &AppState, id: RunnerId) -> Result<RunnerRecord, ApiError> {
     state
         .store
         .runner(id)

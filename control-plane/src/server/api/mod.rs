@@ -8,6 +8,7 @@ mod files;
 pub mod fleet;
 pub mod runners;
 mod sandboxes;
+mod tags;
 pub mod tasks;
 mod workspaces;
 
@@ -43,6 +44,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/runners/{id}/resume", post(fleet::resume))
         .route("/v1/runners/{id}/revoke", post(fleet::revoke))
         .route("/v1/runners/{id}/rotate", post(fleet::rotate))
+        .route("/v1/runners/{id}/update", post(tags::update))
         .route("/v1/runners/register", post(runners::register))
         .route(
             "/v1/registration-tokens",

@@ -61,8 +61,10 @@ pub async fn forge_for(
     let runner = RunnerRecord {
         id: RunnerId::new(),
         name: format!("sandbox-{id}"),
-        capabilities: Vec::new(),
-        labels: Default::default(),
+        // The box exists for this task: its runner is given what the task asks for (its
+        // hello cannot add anything).
+        capabilities: task.requires.clone(),
+        labels: task.labels.clone(),
         max_concurrent: 1,
         version: None,
         created_at: now,

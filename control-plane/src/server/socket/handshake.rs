@@ -137,6 +137,26 @@ pub fn check_sandbox(runner: &RunnerRecord, hello: &Hello) -> Result<(), Refusal
     }
 }
 
+/// Logs capabilities and labels a hello claims that the runner was not registered with:
+/// they are ignored (an operator adds them with `kiln runners update`).
+fn note_unregistered_claims(runner: &RunnerRecord, hello: &Hello) {
+    let extra: Vec<&String> = hello
+        .capabilities
+        .iter()
+        .filter(|c| !runner.capabilities.contains(c))
+        .collect();
+    let other_labels: Vec<String> = hello
+        .labels
+        .iter()
+        .filter(|(k, v)| runner.labels.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !extra.is_empty() || !other_labels.is_empty() {
+        tracing::info!(runner = %runner.id, capabilities = ?extra, labels = ?other_labels,
+            "runner claims capabilities or labels it was not registered with; ignored (kiln runners update gives them)");
+    }
+}
+
 pub async fn reconcile(
     state: &AppState,
     runner: &RunnerRecord,
@@ -146,11 +166,10 @@ pub async fn reconcile(
     let now = now_millis();
     let announcement = RunnerAnnouncement {
         name: hello.name.clone(),
-        capabilities: hello.capabilities.clone(),
-        labels: hello.labels.clone(),
         max_concurrent: hello.max_concurrent,
         version: hello.version.clone(),
     };
+    note_unregistered_claims(runner, hello);
     state
         .store
         .announce_runner(runner.id, &announcement, now)

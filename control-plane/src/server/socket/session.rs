@@ -96,8 +96,10 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
         Connection {
             session_id,
             name: hello.name.clone(),
-            capabilities: hello.capabilities.iter().cloned().collect(),
-            labels: hello.labels.clone(),
+            // What it was registered with: a hello cannot claim more (an impostor with a
+            // stolen token could otherwise draw any task).
+            capabilities: runner.capabilities.iter().cloned().collect(),
+            labels: runner.labels.clone(),
             max_concurrent: hello.max_concurrent,
             cached_projects: hello.cached_projects.iter().cloned().collect(),
             active: reconciled.active,

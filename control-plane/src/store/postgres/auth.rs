@@ -127,13 +127,10 @@ pub async fn announce_runner(
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE runners SET name = $1, capabilities = $2, labels = $3, max_concurrent = $4,
-                            version = $5, last_seen_at = $6
-         WHERE id = $7",
+        "UPDATE runners SET name = $1, max_concurrent = $2, version = $3, last_seen_at = $4
+         WHERE id = $5",
     )
     .bind(&announcement.name)
-    .bind(to_json(&announcement.capabilities))
-    .bind(to_json(&announcement.labels))
     .bind(i64::from(announcement.max_concurrent))
     .bind(&announcement.version)
     .bind(now)

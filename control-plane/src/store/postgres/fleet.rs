@@ -112,3 +112,18 @@ pub async fn runners_under_control(
     .await?;
     found.iter().map(rows::runner).collect()
 }
+
+pub async fn set_runner_tags(
+    pool: &PgPool,
+    id: RunnerId,
+    capabilities: &[String],
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query("UPDATE runners SET capabilities = $1, labels = $2 WHERE id = $3")
+        .bind(crate::store::rows::to_json(&capabilities))
+        .bind(crate::store::rows::to_json(labels))
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}

@@ -74,6 +74,15 @@ impl Store for PostgresStore {
     async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError> {
         auth::runner_by_token(&self.pool, hash).await
     }
+    async fn set_runner_tags(
+        &self,
+        id: RunnerId,
+        capabilities: &[String],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        self.timed(fleet::set_runner_tags(&self.pool, id, capabilities, labels))
+            .await
+    }
     async fn announce_runner(
         &self,
         id: RunnerId,

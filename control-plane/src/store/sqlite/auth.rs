@@ -125,13 +125,10 @@ pub async fn announce_runner(
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE runners SET name = ?, capabilities = ?, labels = ?, max_concurrent = ?,
-                            version = ?, last_seen_at = ?
+        "UPDATE runners SET name = ?, max_concurrent = ?, version = ?, last_seen_at = ?
          WHERE id = ?",
     )
     .bind(&announcement.name)
-    .bind(to_json(&announcement.capabilities))
-    .bind(to_json(&announcement.labels))
     .bind(i64::from(announcement.max_concurrent))
     .bind(&announcement.version)
     .bind(now)

@@ -211,6 +211,14 @@ impl Store for SqliteStore {
     async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError> {
         auth::runner_by_token(&self.reader, hash).await
     }
+    async fn set_runner_tags(
+        &self,
+        id: RunnerId,
+        capabilities: &[String],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        fleet::set_runner_tags(&*self.writer().await, id, capabilities, labels).await
+    }
     async fn announce_runner(
         &self,
         id: RunnerId,
