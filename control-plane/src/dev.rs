@@ -36,7 +36,12 @@ pub async fn run(options: ServeOptions, slots: u32, signals: Signals) -> anyhow:
         ..Overrides::default()
     };
     ensure_registered(&*store, &runner_dir, &url, slots).await?;
-    let config = RunnerConfig::load(&runner_dir, &overrides).context("dev runner configuration")?;
+    let mut config =
+        RunnerConfig::load(&runner_dir, &overrides).context("dev runner configuration")?;
+    // The data dir holds the admin token and the database: no agent may read them.
+    config
+        .agent_hidden_paths
+        .push(options.data_dir.path().to_path_buf());
     print_banner(&url, &options.data_dir, &config);
     let result = daemon::run(config, None, signals)
         .await

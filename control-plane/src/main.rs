@@ -14,12 +14,9 @@ use tokio::runtime::{Builder, Runtime};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os();
-    if args
-        .nth(1)
-        .is_some_and(|a| a == kiln_runner::shim::SUBCOMMAND)
-    {
-        return kiln_runner::shim::main(args.collect());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = kiln_runner::hidden::dispatch(&args) {
+        return code;
     }
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Dev(_));

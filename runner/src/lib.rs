@@ -10,6 +10,8 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod exit;
+pub mod fence;
+pub mod hidden;
 pub mod logging;
 pub mod metrics;
 pub mod notices;

@@ -11,12 +11,12 @@ use kiln_runner::daemon::{self, DaemonError, Signals};
 use kiln_runner::register::{self, Existing, Registration};
 use kiln_runner::secret::Secret;
 use kiln_runner::server_url::ServerUrl;
-use kiln_runner::{cli_docs, exit, shim, signals, status};
+use kiln_runner::{cli_docs, exit, signals, status};
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == shim::SUBCOMMAND) {
-        return shim::main(args.collect());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = kiln_runner::hidden::dispatch(&args) {
+        return code;
     }
     // The token may sit in this process's environment (sandbox mode): make /proc/PID/environ
     // and ptrace off-limits to agents running as the same user. Children (the shim, the
@@ -158,6 +158,9 @@ async fn status(dir: &ConfigDir, json: bool) -> anyhow::Result<ExitCode> {
     println!("kiln-runner {} (pid {}) {}", report.name, report.pid, link);
     if report.draining {
         println!("draining: taking no new work");
+    }
+    if !report.agents.is_empty() {
+        println!("agents: {}", report.agents);
     }
     if let Some(address) = &report.metrics_address {
         println!("metrics: http://{address}/metrics, status: http://{address}/status");

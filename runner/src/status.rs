@@ -60,6 +60,9 @@ pub struct StatusReport {
     /// Repositories with a spare worktree checked out and waiting for a task.
     #[serde(default)]
     pub spare_worktrees: Vec<String>,
+    /// Whether agents run fenced (`fenced`), or why not (`not fenced: ...`).
+    #[serde(default)]
+    pub agents: String,
     /// Where `/metrics` and `/status` are served over HTTP (`--metrics-listen`), if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_address: Option<String>,

@@ -52,8 +52,11 @@ pub struct AgentCommand<'a> {
     pub env: Vec<(String, String)>,
     /// File given to the agent as stdin (none: empty stdin).
     pub stdin_file: Option<&'a Path>,
-    /// Where the shim reports the agent's exit status.
+    /// Where the shim reports the agent's exit status (inside the fence's run directory
+    /// when there is a fence).
     pub status_file: PathBuf,
+    /// The fence the agent runs in, if this runner can make one.
+    pub fence: Option<crate::fence::FencePlan>,
     /// The task's overall limit: when it runs out (counted from the attempt's start, so
     /// the fetch and checkout used some of it), and how long it is.
     pub timeout: Option<(Instant, Duration)>,
@@ -115,6 +118,7 @@ pub async fn run(
         workdir: command.workdir.to_path_buf(),
         env: command.env.clone(),
         argv: command.argv.clone(),
+        fence: command.fence.clone(),
     };
     let _ = std::fs::remove_file(&command.status_file);
     let mut child = match command.shims.launch(&launch).await {

@@ -5,7 +5,10 @@
 pub mod agent;
 mod budget;
 pub mod container;
+pub mod fence_probe;
+pub mod fencing;
 mod gate;
+mod launch;
 mod lines;
 mod outcome;
 pub mod prompt_files;
@@ -13,6 +16,7 @@ mod redact;
 mod runs;
 mod save;
 pub mod shims;
+mod steps;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use crate::upload::Uploader;
 use crate::workspace::mirror::{Fetched, LockedMirror, Mirrors};
 use crate::workspace::sessions::{self, Workspace, Workspaces};
 use crate::workspace::spares::Spares;
+use crate::workspace::step::Step;
 use crate::workspace::{result, worktree, GitError};
 use container::ContainerLimits;
 use prompt_files::PromptFiles;
@@ -73,6 +78,11 @@ pub struct Shared {
     pub runner_id: String,
     /// Limits of agent containers (the docker executor).
     pub container_limits: ContainerLimits,
+    /// Where results are imported, read and pushed from.
+    pub results: Arc<crate::workspace::results::Results>,
+    /// How agents are fenced; `None` where this machine cannot (they then run as the
+    /// runner's user, seeing what it sees).
+    pub fencing: Option<Arc<fencing::Fencing>>,
 }
 
 /// One attempt in progress.
@@ -289,13 +299,11 @@ impl Attempt {
         };
         let head = match workspace.head {
             Some(head) => head,
-            None => {
-                let path = workspace.path.clone();
-                match blocking(move || result::head(&path).map_err(|e| e.to_string())).await {
-                    Ok(head) => head,
-                    Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
-                }
-            }
+            // The setup commands may have committed, in the agent's view.
+            None => match self.step(&workspace.path, Step::Head).await {
+                Ok(stepped) => stepped.answer.head,
+                Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
+            },
         };
         let outcome = self
             .work_in(&workspace.path, &head, &workspace.base, invocation)

@@ -3,133 +3,32 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kiln_protocol::{EventBody, Outcome, OutcomeStatus, Phase, Usage};
 
-use super::agent::{self, AgentCommand, AgentEnd, DEFAULT_COMPLETION_GRACE};
+use super::agent::AgentEnd;
 use super::budget::LogBudget;
-use super::container::{self, AgentContainer};
+use super::launch::{Program, Role};
 use super::outcome::{self, RunEnd};
 use super::redact::Needles;
 use super::watch::{Budgets, Verdict, Watcher};
-use super::{blocking, Attempt};
+use super::Attempt;
 use crate::presets::Invocation;
-use crate::workspace::result;
-
-/// A container started for one run, to clean up after it.
-#[derive(Debug)]
-struct Launched {
-    name: String,
-    env_file: std::path::PathBuf,
-}
+use crate::workspace::step::Step;
 
 impl Attempt {
-    fn agent_env(&self, path: &Path, prompt_file: Option<&Path>) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = vec![
-            ("KILN_TASK_ID".into(), self.spec.task_id.to_string()),
-            ("KILN_ATTEMPT".into(), self.number.to_string()),
-            ("KILN_WORKTREE".into(), path.to_string_lossy().into_owned()),
-            ("KILN_BRANCH".into(), self.spec.branch.clone()),
-        ];
-        if let Some(prompt_file) = prompt_file {
-            env.push((
-                "KILN_PROMPT_FILE".into(),
-                prompt_file.to_string_lossy().into_owned(),
-            ));
-        }
-        env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env.extend(
-            self.spec
-                .secret_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        env
-    }
-
-    /// How to run `argv` in the worktree: directly, or through the docker executor (then
-    /// also the container to clean up afterwards).
-    fn command<'a>(
-        &'a self,
-        argv: &[String],
-        path: &'a Path,
-        stdin: Option<&'a Path>,
-        prompt_file: Option<&Path>,
-        run: &str,
-    ) -> Result<(AgentCommand<'a>, Option<Launched>), String> {
-        let env = self.agent_env(path, prompt_file);
-        let (argv, env, launched) = match &self.spec.container {
-            None => (argv.to_vec(), env, None),
-            Some(spec) => {
-                let name = format!("kiln-agent-{}-{}-{run}", self.spec.task_id, self.number);
-                let container = AgentContainer {
-                    env_file: self.shared.worktree_base.join(format!("{name}.env")),
-                    name,
-                    runner: &self.shared.runner_id,
-                    spec,
-                    limits: &self.shared.container_limits,
-                    worktree: path,
-                    prompt_file,
-                };
-                let argv = container.wrap(argv, env)?;
-                let launched = Launched {
-                    name: container.name,
-                    env_file: container.env_file,
-                };
-                (argv, Vec::new(), Some(launched))
-            }
-        };
-        let command = AgentCommand {
-            shims: &self.shared.shims,
-            argv,
-            workdir: path,
-            env,
-            stdin_file: stdin,
-            status_file: self
-                .shared
-                .worktree_base
-                .join(format!("{}-{}.status", self.spec.task_id, self.number)),
-            // The task's deadline, which the fetch, checkout and earlier runs count against.
-            timeout: self
-                .deadline
-                .zip(self.spec.timeout_ms.map(Duration::from_millis)),
-            idle_timeout: self.spec.idle_timeout_ms.map(Duration::from_millis),
-            kill_grace: self.shared.kill_grace,
-            secrets: self.spec.secret_env.values().cloned().collect(),
-            completion_grace: self
-                .spec
-                .completion_grace_ms
-                .map_or(DEFAULT_COMPLETION_GRACE, Duration::from_millis),
-            outbox: &self.shared.outbox,
-            key: self.key(),
-        };
-        Ok((command, launched))
-    }
-
-    /// Runs one agent command, removing its container (if any) afterwards.
-    async fn run_agent(
-        &self,
-        command: Result<(AgentCommand<'_>, Option<Launched>), String>,
-        handle: impl FnMut(kiln_protocol::LogLine) -> Verdict,
-    ) -> AgentEnd {
-        let (command, launched) = match command {
-            Ok(prepared) => prepared,
-            Err(reason) => return AgentEnd::SpawnFailed(reason),
-        };
-        let end = agent::run(command, &self.cancel, handle).await;
-        if let Some(launched) = launched {
-            container::remove(&launched.name).await;
-            let _ = std::fs::remove_file(&launched.env_file);
-        }
-        end
-    }
-
     /// Runs a session setup command in the worktree, streaming its output.
     pub(super) async fn run_setup(&self, path: &Path, argv: &[String]) -> Result<(), String> {
         let key = self.key();
         let outbox = Arc::clone(&self.shared.outbox);
-        let command = self.command(argv, path, None, None, "setup");
+        let program = Program {
+            role: Role::Agent,
+            argv,
+            stdin: None,
+            prompt_file: None,
+            name: "setup",
+        };
+        let command = self.prepare(program, path);
         let end = self
             .run_agent(command, |line| {
                 outbox.push(key, EventBody::Log(line));
@@ -199,13 +98,15 @@ impl Attempt {
                 &mut log,
                 &mut emit,
             );
-            let command = self.command(
-                &invocation.argv,
-                path,
+            let name = iteration.to_string();
+            let program = Program {
+                role: Role::Agent,
+                argv: &invocation.argv,
                 stdin,
-                Some(&prompt_file),
-                &iteration.to_string(),
-            );
+                prompt_file: Some(&prompt_file),
+                name: &name,
+            };
+            let command = self.prepare(program, path);
             let end = self.run_agent(command, |line| watcher.on_line(line)).await;
             let (signaled, run_usage) = (watcher.signaled, watcher.usage.clone());
             reported |= run_usage != Usage::default();
@@ -255,17 +156,16 @@ impl Attempt {
 
     async fn commit_iteration(&self, path: &Path, iteration: u32) {
         let message = outcome::commit_message(&self.spec, self.number, Some(iteration));
-        let (worktree, limit) = (path.to_owned(), self.shared.max_commit_file_bytes);
-        match blocking(move || {
-            result::commit_leftovers(&worktree, &message, limit).map_err(|e| e.to_string())
-        })
-        .await
-        {
-            Ok((Some(commit), _)) => self.say(format!(
+        let step = Step::Commit {
+            message,
+            max_file_bytes: self.shared.max_commit_file_bytes,
+        };
+        match self.step(path, step).await.map(|s| s.answer.committed) {
+            Ok(Some(commit)) => self.say(format!(
                 "iteration {iteration} committed as {}",
-                &commit[..12]
+                &commit[..12.min(commit.len())]
             )),
-            Ok((None, _)) => self.say(format!("iteration {iteration} changed nothing")),
+            Ok(None) => self.say(format!("iteration {iteration} changed nothing")),
             Err(e) => self.say(format!("iteration {iteration} could not be committed: {e}")),
         }
     }

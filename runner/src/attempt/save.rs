@@ -1,5 +1,7 @@
-//! Saving an attempt's result: commit what the agent left, summarise, upload the bundle
-//! and the diff, and push the branch when asked.
+//! Saving an attempt's result: the agent's leftovers committed and the branch bundled in the
+//! agent's view (a git step), the bundle imported into the runner's results repository,
+//! where the commits, diffstat and patch are read and from where the branch is pushed;
+//! then the bundle and the diff uploaded.
 
 use std::path::Path;
 
@@ -7,6 +9,7 @@ use kiln_protocol::{Phase, TaskResult};
 
 use super::{blocking, outcome, Attempt};
 use crate::workspace::result;
+use crate::workspace::step::Step;
 
 impl Attempt {
     /// Commits leftovers, summarises, and uploads bundle and diff when there are commits.
@@ -17,44 +20,54 @@ impl Attempt {
         bundle_base: &str,
     ) -> Result<TaskResult, String> {
         let message = outcome::commit_message(&self.spec, self.number, None);
-        let (worktree, branch, base_commit) =
-            (path.to_owned(), self.spec.branch.clone(), base.to_owned());
         let limit = self.shared.max_commit_file_bytes;
-        let (summary, skipped) = blocking(move || {
-            let (_, skipped) =
-                result::commit_leftovers(&worktree, &message, limit).map_err(|e| e.to_string())?;
-            let summary =
-                result::summarize(&worktree, &branch, &base_commit).map_err(|e| e.to_string())?;
-            Ok((summary, skipped))
-        })
-        .await?;
-        if !skipped.is_empty() {
+        let step = Step::Save {
+            message,
+            max_file_bytes: limit,
+            branch: self.spec.branch.clone(),
+            bundle_base: bundle_base.to_owned(),
+            bundle: Default::default(),
+        };
+        let stepped = self.step(path, step).await?;
+        let (answer, bundle) = (stepped.answer, stepped.bundle);
+        if !answer.skipped.is_empty() {
             self.say(format!(
                 "not committed (over {limit} bytes): {}",
-                skipped.join(", ")
+                answer.skipped.join(", ")
             ));
         }
         let mut saved = TaskResult {
             branch: self.spec.branch.clone(),
             base_commit: base.to_owned(),
-            head_commit: summary.head.clone(),
-            commits: summary.commits,
-            diffstat: summary.diffstat,
+            head_commit: answer.head.clone(),
+            commits: Vec::new(),
+            diffstat: Default::default(),
             bundle_uploaded: false,
             pushed: false,
-            skipped_files: skipped,
+            skipped_files: answer.skipped,
         };
+        let Some(bundle) = bundle.filter(|_| answer.head != base) else {
+            self.say("the agent changed nothing");
+            return Ok(saved);
+        };
+        let name = format!("{}-{}", self.spec.task_id, self.number);
+        let repo = self.import(&bundle, &name).await?;
+        let (results, head, base_commit) = (repo.clone(), answer.head.clone(), base.to_owned());
+        let (summary, diff) = blocking(move || {
+            let summary =
+                result::summarize(&results, &head, &base_commit).map_err(|e| e.to_string())?;
+            let diff = result::patch(&results, &base_commit, &head).map_err(|e| e.to_string())?;
+            Ok((summary, diff))
+        })
+        .await?;
+        saved.commits = summary.commits;
+        saved.diffstat = summary.diffstat;
         if saved.commits.is_empty() {
             self.say("the agent changed nothing");
+            self.shared.results.forget(&repo, &name).await;
             return Ok(saved);
         }
         self.phase(Phase::Uploading);
-        let bundle = self.bundle(path, bundle_base).await?;
-        let (worktree, head, base_commit) = (path.to_owned(), summary.head, base.to_owned());
-        let diff = blocking(move || {
-            result::patch(&worktree, &base_commit, &head).map_err(|e| e.to_string())
-        })
-        .await?;
         let uploader = &self.shared.uploader;
         let abort = &self.shared.abort;
         uploader
@@ -70,35 +83,34 @@ impl Attempt {
             saved.branch
         ));
         if self.spec.push {
-            let refspec = format!("+refs/heads/{0}:refs/heads/{0}", self.spec.branch);
-            crate::workspace::git(path, &["push", "--quiet", "origin", &refspec])
-                .await
-                .map_err(|e| format!("push of {} failed: {e}", self.spec.branch))?;
+            let refspec = format!("+{}:refs/heads/{}", answer.head, self.spec.branch);
+            let pushed =
+                crate::workspace::git(&repo, &["push", "--quiet", &self.spec.repo, &refspec])
+                    .await
+                    .map_err(|e| format!("push of {} failed: {e}", self.spec.branch));
+            self.shared.results.forget(&repo, &name).await;
+            pushed?;
             saved.pushed = true;
             self.say(format!("pushed {} to the repository", self.spec.branch));
+        } else {
+            self.shared.results.forget(&repo, &name).await;
         }
         Ok(saved)
     }
 
-    async fn bundle(&self, path: &Path, base: &str) -> Result<Vec<u8>, String> {
-        let file =
-            tempfile::NamedTempFile::new().map_err(|e| format!("cannot make bundle file: {e}"))?;
-        let file_path = file.path().to_string_lossy().into_owned();
-        let branch_ref = format!("refs/heads/{}", self.spec.branch);
-        let exclude = format!("^{base}");
-        crate::workspace::git(
-            path,
-            &[
-                "bundle",
-                "create",
-                "--quiet",
-                &file_path,
-                &branch_ref,
-                &exclude,
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        std::fs::read(file.path()).map_err(|e| format!("cannot read bundle: {e}"))
+    /// Writes `bundle` to a scratch file and fetches it into the results repository.
+    async fn import(&self, bundle: &[u8], name: &str) -> Result<std::path::PathBuf, String> {
+        let file = tempfile::Builder::new()
+            .prefix(".result-")
+            .suffix(".bundle")
+            .tempfile_in(&self.shared.worktree_base)
+            .map_err(|e| format!("cannot make a bundle file: {e}"))?;
+        std::fs::write(file.path(), bundle).map_err(|e| format!("cannot write the bundle: {e}"))?;
+        let mirror = self.shared.mirrors.path_for(&self.spec.repo);
+        self.shared
+            .results
+            .import(&mirror, file.path(), &self.spec.branch, name)
+            .await
+            .map_err(|e| format!("cannot import the result: {e}"))
     }
 }

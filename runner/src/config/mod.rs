@@ -148,6 +148,8 @@ struct Layered {
     spare_worktrees: Option<u32>,
     fetch_stall_timeout: Option<String>,
     #[serde(default)]
+    agent_hidden_paths: Vec<PathBuf>,
+    #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
     #[serde(default)]
     container: ContainerSection,
@@ -200,6 +202,8 @@ pub struct RunnerConfig {
     pub spare_worktrees: u32,
     /// A fetch over HTTP that moves no bytes for this long has stalled and fails.
     pub fetch_stall_timeout: Duration,
+    /// Paths hidden from agents besides the runner's own directories and credentials.
+    pub agent_hidden_paths: Vec<PathBuf>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -370,6 +374,7 @@ impl RunnerConfig {
             metrics_listen,
             spare_worktrees,
             fetch_stall_timeout,
+            agent_hidden_paths: layered.agent_hidden_paths,
         })
     }
 

@@ -131,6 +131,30 @@ fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
     capabilities
 }
 
+/// Fences agents if this machine can (see `fence/`); otherwise says loudly what that
+/// means. The reason is kept for `kiln-runner status`.
+async fn fence_agents(
+    config: &RunnerConfig,
+    shims: &Shims,
+) -> Result<Arc<crate::attempt::fencing::Fencing>, String> {
+    let fencing = crate::attempt::fencing::Fencing::new(
+        config.config_dir.path(),
+        &config.cache_dir,
+        &config.worktree_base,
+        &config.agent_hidden_paths,
+    );
+    match crate::attempt::fence_probe::probe(shims, &fencing, &config.worktree_base).await {
+        Ok(()) => {
+            tracing::info!("agents run fenced: their own user, mount and PID namespaces, this runner's files hidden");
+            Ok(Arc::new(fencing))
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "agents are NOT fenced: they run as this runner's user and can read its token, config and other tasks' files (see SECURITY.md)");
+            Err(reason)
+        }
+    }
+}
+
 /// Runs the daemon until drained, aborted, or refused by the control plane. A sandbox
 /// runner also stops at its sandbox's expiry.
 pub async fn run(
@@ -178,6 +202,8 @@ pub async fn run(
         DaemonError::Http(format!("cannot find own executable: {e}"))
     })?));
     shims.prepare();
+    crate::workspace::worktree::clear_orphan_fences(&config.worktree_base);
+    let fencing = fence_agents(&config, &shims).await;
     let prompt_files = Arc::new(PromptFiles::new(&config.worktree_base));
     prompt_files.prepare();
     let board = Arc::new(Board {
@@ -194,6 +220,10 @@ pub async fn run(
             unacked_attempts: 0,
             spilled_events: 0,
             spare_worktrees: Vec::new(),
+            agents: match &fencing {
+                Ok(_) => "fenced".to_owned(),
+                Err(reason) => format!("not fenced: {reason}"),
+            },
             metrics_address: metrics_listener
                 .as_ref()
                 .and_then(|l| l.local_addr().ok())
@@ -227,6 +257,8 @@ pub async fn run(
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
             container_limits: config.container_limits.clone(),
+            results: Arc::new(crate::workspace::results::Results::new(&config.cache_dir)),
+            fencing: fencing.as_ref().ok().cloned(),
         },
         identity,
         tls,

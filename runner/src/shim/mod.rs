@@ -61,6 +61,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The agent's argv; the first element is the program.
     pub argv: Vec<String>,
+    /// The fence the agent runs in (`None`: as the runner's user, seeing what it sees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<crate::fence::FencePlan>,
 }
 
 /// Longest launch line read: environments and argv of a few MiB at most.
@@ -94,18 +97,24 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(plan) = &launch.fence {
+        return crate::fence::run(&launch, plan);
+    }
     let status = supervise(&launch);
-    let text = serde_json::to_vec(&status).unwrap_or_default();
+    report(&launch.status_file, &status)
+}
+
+/// Writes `status` where the runner reads it.
+pub fn report(status_file: &std::path::Path, status: &AgentStatus) -> ExitCode {
+    let text = serde_json::to_vec(status).unwrap_or_default();
     // Read by the runner as soon as the shim exits; a machine crash makes it moot, so it
     // is not synced.
-    if let Err(e) = crate::atomic_file::write_scratch(
-        &launch.status_file,
-        &text,
-        crate::atomic_file::SECRET_MODE,
-    ) {
+    if let Err(e) =
+        crate::atomic_file::write_scratch(status_file, &text, crate::atomic_file::SECRET_MODE)
+    {
         eprintln!(
             "kiln agent-shim: cannot write {}: {e}",
-            launch.status_file.display()
+            status_file.display()
         );
         return ExitCode::from(1);
     }
@@ -133,7 +142,8 @@ fn read_launch() -> Result<Option<Launch>, String> {
         .map_err(|e| format!("bad launch line: {e}"))
 }
 
-fn supervise(launch: &Launch) -> AgentStatus {
+/// Starts the agent and stops its whole tree when it exits or the lifeline closes.
+pub fn supervise(launch: &Launch) -> AgentStatus {
     let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let stdin = match &launch.stdin_file {
         Some(path) => match std::fs::File::open(path) {

@@ -123,8 +123,8 @@ pub fn head(worktree: &Path) -> Result<String, ResultError> {
 }
 
 /// Points `branch` at the worktree's HEAD (in case the agent moved HEAD elsewhere) and
-/// summarises the commits since `base`.
-pub fn summarize(worktree: &Path, branch: &str, base: &str) -> Result<Summary, ResultError> {
+/// returns that commit.
+pub fn pin_branch(worktree: &Path, branch: &str) -> Result<String, ResultError> {
     let repo = Repository::open(worktree).map_err(step("open worktree"))?;
     let head = repo
         .head()
@@ -140,6 +140,15 @@ pub fn summarize(worktree: &Path, branch: &str, base: &str) -> Result<Summary, R
         repo.reference(&branch_ref, head.id(), true, "kiln: result of the attempt")
             .map_err(step(format!("point {branch} at HEAD")))?;
     }
+    Ok(head.id().to_string())
+}
+
+/// Summarises the commits from `base` to `head` in the repository at `repo`.
+pub fn summarize(repo: &Path, head: &str, base: &str) -> Result<Summary, ResultError> {
+    let repo = Repository::open(repo).map_err(step("open the results repository"))?;
+    let head = Oid::from_str(head)
+        .and_then(|oid| repo.find_commit(oid))
+        .map_err(step("find the result's head"))?;
     let base_oid = Oid::from_str(base).map_err(step("parse base commit"))?;
     let mut walk = repo.revwalk().map_err(step("walk commits"))?;
     walk.push(head.id()).map_err(step("walk from HEAD"))?;
@@ -171,9 +180,9 @@ pub fn summarize(worktree: &Path, branch: &str, base: &str) -> Result<Summary, R
     })
 }
 
-/// The unified diff from `base` to `head`, for `kiln diff`.
-pub fn patch(worktree: &Path, base: &str, head: &str) -> Result<Vec<u8>, ResultError> {
-    let repo = Repository::open(worktree).map_err(step("open worktree"))?;
+/// The unified diff from `base` to `head` in the repository at `repo`, for `kiln diff`.
+pub fn patch(repo: &Path, base: &str, head: &str) -> Result<Vec<u8>, ResultError> {
+    let repo = Repository::open(repo).map_err(step("open the results repository"))?;
     let tree_of = |id: &str| {
         Oid::from_str(id)
             .and_then(|oid| repo.find_commit(oid))

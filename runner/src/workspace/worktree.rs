@@ -87,9 +87,57 @@ async fn clear_the_way(mirror: &Path, path: &Path, earlier: &[PathBuf]) -> Resul
     Ok(())
 }
 
-/// Removes a worktree and its git metadata. Never fails: a leftover directory is pruned on
-/// the next checkout.
+/// Where the private directories of every worktree's fence live, beside the worktrees.
+const FENCES_DIR: &str = ".fences";
+
+/// The private directories of the fence of the worktree at `path` (its agents' git overlay,
+/// home overlay and `/tmp`): `<worktree base>/.fences/<name>`.
+pub fn fence_dir_of(path: &Path) -> PathBuf {
+    let base = path.parent().unwrap_or(Path::new("/"));
+    base.join(FENCES_DIR)
+        .join(path.file_name().unwrap_or_default())
+}
+
+/// Removes a directory tree, even one holding a directory with no permissions (an
+/// overlay's work directory holds one the kernel made). Never fails.
+pub fn remove_tree(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+        return;
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// Removes the fence directories of worktrees that are gone (a runner killed before its
+/// cleanup) and the run directories of launches outside a fence. Called at start.
+pub fn clear_orphan_fences(base: &Path) {
+    remove_tree(&base.join(".runs"));
+    let Ok(entries) = std::fs::read_dir(base.join(FENCES_DIR)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !base.join(entry.file_name()).exists() {
+            remove_tree(&entry.path());
+        }
+    }
+}
+
+/// Removes a worktree, its git metadata and its fence's private directories. Never fails:
+/// a leftover directory is pruned on the next checkout.
 pub async fn remove(mirror: &Path, path: &Path) {
+    let fence = fence_dir_of(path);
+    let _ = tokio::task::spawn_blocking(move || remove_tree(&fence)).await;
     let path_text = path.to_string_lossy();
     if git::run(mirror, &["worktree", "remove", "--force", "--", &path_text])
         .await
