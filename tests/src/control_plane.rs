@@ -88,7 +88,7 @@ impl ControlPlane {
     /// A control plane in a fresh temp dir, not started yet.
     fn unlaunched(extra_args: &[&str], profile: Profile) -> Self {
         Self {
-            root: tempfile::tempdir().expect("temp dir"),
+            root: crate::scratch::tempdir(),
             url: String::new(),
             admin_token: String::new(),
             child: None,

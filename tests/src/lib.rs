@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod raw;
 pub mod runner;
+pub mod scratch;
 pub mod sessions;
 pub mod wait;
 

@@ -40,7 +40,7 @@ impl Runner {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let root = tempfile::tempdir().expect("runner temp dir");
+        let root = crate::scratch::tempdir();
         let token = control_plane.registration_token(1);
         let config_dir = root.path().join("config");
         let mut command = Command::new(bins::path("kiln-runner"));

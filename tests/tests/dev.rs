@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 
 #[tokio::test]
 async fn kiln_dev_runs_a_task_end_to_end_and_stops_on_ctrl_c() {
-    let root = tempfile::tempdir().unwrap();
+    let root = kiln_tests::scratch::tempdir();
     let data = root.path().join("data");
     let repo = git::repo(root.path(), "app");
     let mut dev = Command::new(bins::path("kiln"))

@@ -95,7 +95,7 @@ fn shim() -> Command {
 
 #[tokio::test]
 async fn the_shim_starts_the_agent_its_launch_line_describes() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = kiln_tests::scratch::tempdir();
     let workdir = scratch.path().join("work");
     std::fs::create_dir(&workdir).unwrap();
     let stdin_file = scratch.path().join("prompt");
