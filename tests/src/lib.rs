@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod docker;
 pub mod follower;
 pub mod git;
+pub mod processes;
 pub mod prometheus;
 pub mod proxy;
 pub mod raw;

@@ -23,6 +23,9 @@ pub struct Runner {
     pub name: String,
     /// Its id.
     pub id: String,
+    /// The test's scratch directory, which its agents may write (as an operator's shared
+    /// cache would be): tests hand agents gates and collect their records there.
+    shared: PathBuf,
     child: Option<Child>,
 }
 
@@ -75,6 +78,7 @@ impl Runner {
         let registered: Value = serde_json::from_slice(&output.stdout).expect("register JSON");
         Self {
             root,
+            shared: control_plane.scratch(),
             name: name.to_owned(),
             id: registered["runner_id"]
                 .as_str()
@@ -136,6 +140,7 @@ impl Runner {
             .args(nix::unistd::geteuid().is_root().then_some("--allow-root"))
             .args(extra)
             .env("KILN_LOG", "info,kiln_runner=debug")
+            .env("KILN_AGENT_SHARED_PATHS", &self.shared)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)

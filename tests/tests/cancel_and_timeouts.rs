@@ -20,33 +20,25 @@ async fn cancel_kills_an_agent_that_traps_sigterm_and_its_detached_grandchild() 
     let mut runner = Runner::register(&control_plane, "box-1", &["--kill-grace", "1s"]);
     runner.start_connected(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
-    let pids = control_plane.scratch().join("pids");
-    std::fs::create_dir_all(&pids).unwrap();
     let script = r#"
         trap '' TERM
-        echo $$ > "$PIDS/agent"
-        setsid sh -c 'trap "" TERM; sleep 1000' & echo $! > "$PIDS/detached"
+        setsid sh -c 'trap "" TERM; sleep 1000' &
         echo ready
         while true; do sleep 0.1; done
     "#;
-    let env = format!("PIDS={}", pids.display());
-    let id = control_plane.submit(&repo, &["--env", &env], script);
+    let id = control_plane.submit(&repo, &[], script);
     wait::until("the agent to be ready", TIMEOUT, || async {
         stdout_lines(&control_plane.events(&id, 1).await)
             .contains(&"ready".to_owned())
             .then_some(())
     })
     .await;
-    let tree: Vec<i32> = ["agent", "detached"]
-        .iter()
-        .map(|name| {
-            std::fs::read_to_string(pids.join(name))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    // Its own pids are its fence's: find its processes by the task id in their environment.
+    let tree = kiln_tests::processes::of_task(&id);
+    assert!(
+        tree.len() >= 2,
+        "the agent and its detached grandchild: {tree:?}"
+    );
     assert!(tree.iter().all(|pid| process_alive(*pid)));
 
     let started = Instant::now();

@@ -68,3 +68,209 @@ async fn a_hello_cannot_claim_capabilities_or_labels_only_an_operator_gives_them
     let runners = control_plane.get("/v1/runners").await;
     assert_eq!(runners[0]["capabilities"], json!(["gpu"]), "{runners}");
 }
+
+/// The runner's token, from its runner.yaml.
+fn runner_token(runner: &kiln_tests::Runner) -> String {
+    let yaml =
+        std::fs::read_to_string(runner.config_dir().join("runner.yaml")).expect("runner.yaml");
+    yaml.lines()
+        .find_map(|l| l.strip_prefix("runner_token:"))
+        .map(|t| t.trim().trim_matches('"').to_owned())
+        .expect("a runner token")
+}
+
+/// What an attacker's agent does: look for its runner among the processes, read its
+/// config, environment, spool and mirrors, and list the other worktrees.
+const TAKEOVER: &str = r#"
+echo "runner-processes=$(for d in /proc/[0-9]*; do tr '\0' ' ' < "$d/cmdline" 2>/dev/null; echo; done | grep -c '[k]iln-runner run')"
+cat "$CONFIG_DIR/runner.yaml" 2>/dev/null | sed 's/^/yaml: /'
+for f in /proc/[0-9]*/environ; do tr '\0' '\n' < "$f" 2>/dev/null; done | grep '^KILN_RUNNER' | sed 's/^/environ: /'
+ls "$CACHE_DIR" "$CACHE_DIR/spool" 2>/dev/null | sed 's/^/cache: /'
+ls -a "$WORKTREES" 2>/dev/null | grep -v '^\.*$' | sed 's/^/worktree: /'
+sed 's/^/mirror: /' "$(git rev-parse --git-common-dir)/config"
+echo done
+"#;
+
+#[tokio::test]
+async fn an_agent_cannot_find_its_runner_or_read_its_token_config_spool_or_mirror_credentials() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = kiln_tests::Runner::register(&control_plane, "box", &[]);
+    let token = runner_token(&runner);
+    // The runner gets its token from its environment too, as in sandbox mode.
+    runner.start_with_env(&[("KILN_RUNNER_TOKEN", &token)]);
+    runner.wait_online(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    // A first task makes the mirror; then it is given a credential, as an operator's
+    // fetch setup might.
+    let first = control_plane.submit(&repo, &[], "true");
+    control_plane.wait_terminal(&first, TIMEOUT).await;
+    let mirrors = runner.root.path().join("cache").join("mirrors");
+    let mirror = std::fs::read_dir(&mirrors)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut config = std::fs::read_to_string(mirror.join("config")).unwrap();
+    config.push_str("[http]\n\textraHeader = Authorization: Bearer hunter2-credential\n");
+    std::fs::write(mirror.join("config"), config).unwrap();
+    let env = [
+        format!("CONFIG_DIR={}", runner.config_dir().display()),
+        format!("CACHE_DIR={}", runner.root.path().join("cache").display()),
+        format!("WORKTREES={}", runner.worktree_base().display()),
+    ];
+    let mut args = Vec::new();
+    for pair in &env {
+        args.extend(["--env", pair.as_str()]);
+    }
+    let id = control_plane.submit(&repo, &args, TAKEOVER);
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let lines = kiln_tests::control_plane::stdout_lines(&control_plane.events(&id, 1).await);
+    let all = lines.join("\n");
+    assert!(lines.iter().any(|l| l == "done"), "the agent ran: {all}");
+    assert!(
+        lines.iter().any(|l| l == "runner-processes=0"),
+        "the agent saw its runner: {all}"
+    );
+    assert!(
+        !all.contains(&token[9..]),
+        "the agent read the runner's token: {all}"
+    );
+    assert!(
+        all.contains("mirror: "),
+        "the agent reads its repository's config: {all}"
+    );
+    for leak in ["yaml: ", "environ: ", "spool", "results", "hunter2"] {
+        assert!(!all.contains(leak), "{leak}: {all}");
+    }
+    // What it sees of the runner's directories is the skeleton its own paths are shown
+    // in: its worktree, its prompt, its fence's run directory, its mirror's mount point.
+    let worktrees: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("worktree: "))
+        .collect();
+    assert!(
+        worktrees
+            .iter()
+            .all(|l| l.ends_with(&format!("{id}-1")) || l.starts_with("worktree: .")),
+        "the agent sees only its own worktree: {worktrees:?}"
+    );
+}
+
+/// Waits for `$GATE`, holding its secret and prompt, while the other task looks for them.
+const HOLDER: &str = r#"echo ready; while [ ! -e "$GATE" ]; do sleep 0.05; done; echo released"#;
+
+/// Looks for the other task: its environment in every process, its worktree, its prompt.
+const SNOOPER: &str = r#"
+for f in /proc/[0-9]*/environ; do tr '\0' '\n' < "$f" 2>/dev/null; done | grep -c 'supersecret' | sed 's/^/secrets-seen=/'
+ls "$OTHER_WORKTREE" 2>/dev/null | sed 's/^/other-worktree: /'
+cat "$WORKTREES"/.prompt-* 2>/dev/null | sed 's/^/prompt: /'
+grep -rh 'PROMPT-OF-A' "$WORKTREES" 2>/dev/null | sed 's/^/found: /'
+echo done
+"#;
+
+#[tokio::test]
+async fn an_agent_cannot_read_another_tasks_environment_worktree_or_prompt() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner =
+        kiln_tests::Runner::register(&control_plane, "box", &["--max-concurrent", "2"]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let gate = control_plane.scratch().join("gate");
+    let gate_env = format!("GATE={}", gate.display());
+    let holder = control_plane.submit(
+        &repo,
+        &[
+            "--env",
+            &gate_env,
+            "--secret-env",
+            "API_KEY=supersecret-value-42",
+            "--prompt",
+            "PROMPT-OF-A: keep this private",
+        ],
+        HOLDER,
+    );
+    kiln_tests::wait::until("the first agent to run", TIMEOUT, || async {
+        let lines =
+            kiln_tests::control_plane::stdout_lines(&control_plane.events(&holder, 1).await);
+        lines.iter().any(|l| l == "ready").then_some(())
+    })
+    .await;
+    let other = runner.worktree_base().join(format!("{holder}-1"));
+    let snoop_env = [
+        format!("OTHER_WORKTREE={}", other.display()),
+        format!("WORKTREES={}", runner.worktree_base().display()),
+    ];
+    let snooper = control_plane.submit(
+        &repo,
+        &["--env", &snoop_env[0], "--env", &snoop_env[1]],
+        SNOOPER,
+    );
+    let snooped = control_plane.wait_terminal(&snooper, TIMEOUT).await;
+    assert_eq!(snooped["state"], "succeeded", "{snooped}");
+    std::fs::write(&gate, "").unwrap();
+    let held = control_plane.wait_terminal(&holder, TIMEOUT).await;
+    assert_eq!(held["state"], "succeeded", "{held}");
+    let lines = kiln_tests::control_plane::stdout_lines(&control_plane.events(&snooper, 1).await);
+    let all = lines.join("\n");
+    assert!(lines.iter().any(|l| l == "done"), "{all}");
+    assert!(lines.iter().any(|l| l == "secrets-seen=0"), "{all}");
+    assert!(!all.contains("supersecret"), "{all}");
+    for leak in ["other-worktree: ", "prompt: ", "found: "] {
+        assert!(!all.contains(leak), "{leak}: {all}");
+    }
+}
+
+/// Plants a hook and git config in the repository's shared metadata, which the runner's
+/// own git commands (the next checkout) would run.
+const PLANTER: &str = r#"
+common="$(git rev-parse --git-common-dir)"
+printf '#!/bin/sh\ntouch "%s"\n' "$MARKER" > "$common/hooks/post-checkout" && chmod +x "$common/hooks/post-checkout" && echo planted-hook
+git config core.fsmonitor "touch $MARKER" && echo planted-config
+git config --get core.fsmonitor
+"#;
+
+#[tokio::test]
+async fn what_an_agent_writes_in_git_metadata_never_reaches_the_runner_or_the_next_task() {
+    let control_plane = ControlPlane::start().await;
+    let mut runner = kiln_tests::Runner::register(&control_plane, "box", &[]);
+    runner.start_connected(&control_plane).await;
+    let repo = git::repo(&control_plane.scratch(), "app");
+    let marker = control_plane.scratch().join("hook-ran");
+    let marker_env = format!("MARKER={}", marker.display());
+    let first = control_plane.submit(&repo, &["--env", &marker_env], PLANTER);
+    let task = control_plane.wait_terminal(&first, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let lines = kiln_tests::control_plane::stdout_lines(&control_plane.events(&first, 1).await);
+    assert!(lines.iter().any(|l| l == "planted-hook"), "{lines:?}");
+    // The next task on the repository: a checkout (which runs post-checkout hooks) and git
+    // commands in the worktree.
+    let second = control_plane.submit(
+        &repo,
+        &[],
+        "git status --short; git config --get core.fsmonitor || echo clean-config",
+    );
+    let task = control_plane.wait_terminal(&second, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let lines = kiln_tests::control_plane::stdout_lines(&control_plane.events(&second, 1).await);
+    assert!(
+        lines.iter().any(|l| l == "clean-config"),
+        "the next agent saw the planted config: {lines:?}"
+    );
+    assert!(
+        !marker.exists(),
+        "a hook or config the agent planted ran outside its fence"
+    );
+    let mirrors = runner.root.path().join("cache").join("mirrors");
+    for entry in std::fs::read_dir(&mirrors).unwrap() {
+        let mirror = entry.unwrap().path();
+        assert!(
+            !mirror.join("hooks/post-checkout").exists(),
+            "{}",
+            mirror.display()
+        );
+        let config = std::fs::read_to_string(mirror.join("config")).unwrap_or_default();
+        assert!(!config.contains("fsmonitor"), "{config}");
+    }
+}

@@ -10,57 +10,43 @@ use nix::sys::signal::Signal;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn read_pids(dir: &std::path::Path) -> Vec<i32> {
-    std::fs::read_dir(dir)
-        .expect("pid dir")
-        .map(|e| {
-            let text = std::fs::read_to_string(e.expect("pid file").path()).expect("read pid");
-            text.trim().parse().expect("pid")
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_runner_killed_mid_task_leaves_no_process_and_the_task_is_retried_elsewhere() {
     let control_plane = ControlPlane::start_with(&["--lost-after", "2s"]).await;
     let mut first = Runner::register(&control_plane, "first", &["--kill-grace", "1s"]);
     first.start_connected(&control_plane).await;
     let repo = git::repo(&control_plane.scratch(), "app");
-    let pids = control_plane.scratch().join("pids");
-    std::fs::create_dir_all(&pids).unwrap();
     let script = r#"
         if [ "$KILN_ATTEMPT" = 1 ]; then
-            echo $$ > "$PIDS/agent"
-            (trap '' TERM; sleep 1000) & echo $! > "$PIDS/child"
-            setsid sh -c 'trap "" TERM; sleep 1000' & echo $! > "$PIDS/detached"
+            (trap '' TERM; sleep 1000) &
+            setsid sh -c 'trap "" TERM; sleep 1000' &
             echo started
             sleep 1000
         fi
         echo "attempt $KILN_ATTEMPT done"
     "#;
-    let env = format!("PIDS={}", pids.display());
-    let id = control_plane.submit(&repo, &["--env", &env], script);
+    let id = control_plane.submit(&repo, &[], script);
     wait::until("attempt 1 to start its processes", TIMEOUT, || async {
         let lines = stdout_lines(&control_plane.events(&id, 1).await);
         lines.contains(&"started".to_owned()).then_some(())
     })
     .await;
-    let agent_pids = read_pids(&pids);
-    assert_eq!(agent_pids.len(), 3);
-    assert!(agent_pids.iter().all(|pid| process_alive(*pid)));
+    // The agent's own pids are those of its fence's PID namespace: find its processes by
+    // the task id in their environment.
+    let agent_pids = kiln_tests::processes::of_task(&id);
+    assert!(
+        agent_pids.len() >= 3,
+        "the agent, its child and the detached one: {agent_pids:?}"
+    );
 
     first.kill();
     wait::until(
         "every process of attempt 1 to be gone",
         Duration::from_secs(15),
-        || async {
-            agent_pids
-                .iter()
-                .all(|pid| !process_alive(*pid))
-                .then_some(())
-        },
+        || async { kiln_tests::processes::of_task(&id).is_empty().then_some(()) },
     )
     .await;
+    assert!(agent_pids.iter().all(|pid| !process_alive(*pid)));
 
     let mut second = Runner::register(&control_plane, "second", &[]);
     second.start_connected(&control_plane).await;

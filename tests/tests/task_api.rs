@@ -223,12 +223,15 @@ async fn concurrent_tasks_on_one_repository_share_its_mirror_safely() {
     let worktrees: Vec<_> = std::fs::read_dir(runner.worktree_base())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir() && e.file_name() != ".spares")
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(
         worktrees.is_empty(),
         "every worktree removed after its task"
     );
+    let fences =
+        std::fs::read_dir(runner.worktree_base().join(".fences")).map_or(0, Iterator::count);
+    assert_eq!(fences, 0, "every worktree's fence removed with it");
     let spares =
         std::fs::read_dir(runner.worktree_base().join(".spares")).map_or(0, Iterator::count);
     assert!(

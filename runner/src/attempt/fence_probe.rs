@@ -37,7 +37,7 @@ async fn launch(
     worktree: &Path,
     mirror: &Path,
 ) -> Result<(), String> {
-    let dirs = fencing.dirs(worktree).map_err(|e| e.to_string())?;
+    let dirs = fencing.dirs(worktree, mirror).map_err(|e| e.to_string())?;
     let run = fencing.run_dir(&dirs).map_err(|e| e.to_string())?;
     let plan = fencing.plan(&dirs, &run, worktree, Some(mirror), &[], &[]);
     let launch = Launch {

@@ -91,7 +91,9 @@ impl Attempt {
     /// A run directory for one launch: in the worktree's fence, or beside the worktrees.
     pub(super) fn run_dir(&self, path: &Path) -> Result<RunDir, String> {
         let made = match &self.shared.fencing {
-            Some(fencing) => fencing.dirs(path).and_then(|dirs| fencing.run_dir(&dirs)),
+            Some(fencing) => fencing
+                .dirs(path, &self.shared.mirrors.path_for(&self.spec.repo))
+                .and_then(|dirs| fencing.run_dir(&dirs)),
             None => fencing::loose_run_dir(&self.shared.worktree_base),
         };
         made.map_err(|e| format!("cannot make a run directory for {}: {e}", path.display()))
@@ -136,10 +138,10 @@ impl Attempt {
         // the engine's socket, which a fence hides).
         let fence = match (&self.shared.fencing, container_spec) {
             (Some(fencing), None) => {
-                let dirs = fencing
-                    .dirs(path)
-                    .map_err(|e| format!("cannot make the fence of {}: {e}", path.display()))?;
                 let mirror = self.shared.mirrors.path_for(&self.spec.repo);
+                let dirs = fencing
+                    .dirs(path, &mirror)
+                    .map_err(|e| format!("cannot make the fence of {}: {e}", path.display()))?;
                 let readable: Vec<&Path> = prompt_file.into_iter().collect();
                 Some(fencing.plan(&dirs, &run_dir, path, Some(&mirror), &readable, &[]))
             }

@@ -64,7 +64,11 @@ impl Attempt {
         let mut bundle = None;
         let end = {
             let (command, launched) = command?;
-            let end = super::agent::run(command, &self.cancel, |line| {
+            // Neither the attempt's cancel nor the runner's abort stops a step: a cancelled
+            // attempt still saves what its agent left, and a step is short (bounded by its
+            // own time limit, and by the lifeline if the runner dies).
+            let never = tokio_util::sync::CancellationToken::new();
+            let end = super::agent::run(command, &never, |line| {
                 match line.stream {
                     kiln_protocol::Stream::Stdout => stdout.push(line.line),
                     _ if stderr.len() < MAX_ERROR_BYTES => {

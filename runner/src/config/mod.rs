@@ -47,7 +47,7 @@ pub const DEFAULT_MAX_CONCURRENT_AGENTS: u32 = 1;
 pub const MAX_CONCURRENT_AGENTS_LIMIT: u32 = 256;
 
 /// Environment variables read as configuration, and the key each sets.
-const ENV_KEYS: [(&str, &str); 18] = [
+const ENV_KEYS: [(&str, &str); 20] = [
     ("KILN_SERVER_URL", "server_url"),
     ("KILN_RUNNER_ID", "runner_id"),
     ("KILN_RUNNER_TOKEN", "runner_token"),
@@ -66,6 +66,8 @@ const ENV_KEYS: [(&str, &str); 18] = [
     ("KILN_MAX_COMMIT_FILE_SIZE", "max_commit_file_size"),
     ("KILN_SPARE_WORKTREES", "spare_worktrees"),
     ("KILN_FETCH_STALL_TIMEOUT", "fetch_stall_timeout"),
+    ("KILN_AGENT_HIDDEN_PATHS", "agent_hidden_paths"),
+    ("KILN_AGENT_SHARED_PATHS", "agent_shared_paths"),
 ];
 
 /// Settings given as command-line flags; `None` leaves the lower layers' value.
@@ -150,6 +152,8 @@ struct Layered {
     #[serde(default)]
     agent_hidden_paths: Vec<PathBuf>,
     #[serde(default)]
+    agent_shared_paths: Vec<PathBuf>,
+    #[serde(default)]
     presets: BTreeMap<String, PresetConfig>,
     #[serde(default)]
     container: ContainerSection,
@@ -204,6 +208,9 @@ pub struct RunnerConfig {
     pub fetch_stall_timeout: Duration,
     /// Paths hidden from agents besides the runner's own directories and credentials.
     pub agent_hidden_paths: Vec<PathBuf>,
+    /// Paths every agent sees and may write (shared caches): what one writes there, the
+    /// others can read.
+    pub agent_shared_paths: Vec<PathBuf>,
 }
 
 /// What the runner needs to connect: where, and as whom.
@@ -248,7 +255,9 @@ impl RunnerConfig {
                     .source(Some(known_env))
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("capabilities"),
+                    .with_list_parse_key("capabilities")
+                    .with_list_parse_key("agent_hidden_paths")
+                    .with_list_parse_key("agent_shared_paths"),
             )
             .set_override_option("server_url", flags.server_url.clone())?
             .set_override_option("name", flags.name.clone())?
@@ -375,6 +384,7 @@ impl RunnerConfig {
             spare_worktrees,
             fetch_stall_timeout,
             agent_hidden_paths: layered.agent_hidden_paths,
+            agent_shared_paths: layered.agent_shared_paths,
         })
     }
 

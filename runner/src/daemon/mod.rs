@@ -142,8 +142,12 @@ async fn fence_agents(
         &config.cache_dir,
         &config.worktree_base,
         &config.agent_hidden_paths,
+        &config.agent_shared_paths,
     );
-    match crate::attempt::fence_probe::probe(shims, &fencing, &config.worktree_base).await {
+    let probed = crate::attempt::fence_probe::probe(shims, &fencing, &config.worktree_base).await;
+    // The probe took the shim that was waiting.
+    shims.prepare();
+    match probed {
         Ok(()) => {
             tracing::info!("agents run fenced: their own user, mount and PID namespaces, this runner's files hidden");
             Ok(Arc::new(fencing))

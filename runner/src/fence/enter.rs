@@ -46,9 +46,14 @@ impl Sources {
         wanted.extend(plan.tmp.as_deref());
         let mut fds = HashMap::new();
         for path in wanted {
-            let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(step("cannot open", path))?;
-            fds.insert(path.to_path_buf(), fd);
+            match nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+                Ok(fd) => {
+                    fds.insert(path.to_path_buf(), fd);
+                }
+                // A shared path that is not there has nothing to show.
+                Err(nix::errno::Errno::ENOENT) if plan.show.iter().any(|s| s.path == path) => {}
+                Err(e) => return Err(step("cannot open", path)(e)),
+            }
         }
         Ok(Self(fds))
     }
@@ -247,6 +252,9 @@ fn make_mount_point(path: &Path, is_dir: bool) -> Result<(), String> {
 }
 
 fn show(shown: &Shown, sources: &Sources) -> Result<(), String> {
+    if !sources.0.contains_key(&shown.path) {
+        return Ok(());
+    }
     let source = sources.magic(&shown.path)?;
     let is_dir = std::fs::metadata(&source)
         .map(|m| m.is_dir())

@@ -13,7 +13,8 @@ pub struct FencePlan {
     /// a file (a socket, a credentials file) by `/dev/null`. Paths that do not exist are
     /// skipped.
     pub hide: Vec<PathBuf>,
-    /// Bound back at the same path inside what is hidden.
+    /// Bound back at the same path: inside what is hidden, or writable where everything
+    /// else is read-only.
     pub show: Vec<Shown>,
     /// Seen through an overlay: the real directory underneath, never written; the agent's
     /// writes go to a private upper directory.
@@ -80,8 +81,8 @@ impl Mount {
 impl FencePlan {
     /// The mounts in the order they are made: a path before the paths inside it (so that
     /// a cover never hides what is shown inside it, and an overlay is in place before what
-    /// it holds is hidden); a cover inside another is dropped, and so is a path shown
-    /// where nothing hides it.
+    /// it holds is hidden); a cover inside another is dropped, and so is a read-only path
+    /// shown where nothing hides it.
     pub fn mounts(&self) -> Vec<Mount> {
         let inside_hidden = |path: &Path, other: Option<&Path>| {
             self.hide
@@ -99,7 +100,7 @@ impl FencePlan {
         mounts.extend(
             self.show
                 .iter()
-                .filter(|s| inside_hidden(&s.path, None))
+                .filter(|s| s.writable || inside_hidden(&s.path, None))
                 .cloned()
                 .map(Mount::Show),
         );
