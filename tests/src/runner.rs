@@ -149,6 +149,35 @@ impl Runner {
         self.child = Some(child);
     }
 
+    /// Starts `kiln-runner run` as the unprivileged `uid` and `gid` (through `setpriv`, with
+    /// no supplementary groups), its directories given to them first. The test must be
+    /// root to do so.
+    pub fn start_unprivileged(&mut self, uid: u32, gid: u32) {
+        give_tree(self.root.path(), uid, gid);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open runner log");
+        let child = Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(bins::path("kiln-runner"))
+            .arg("run")
+            .arg("--config-dir")
+            .arg(self.config_dir())
+            .env_remove("KILN_RUNNER_TOKEN")
+            .env_remove("KILN_SERVER_URL")
+            .env("HOME", "/nonexistent")
+            .env("KILN_LOG", "info,kiln_runner=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn setpriv kiln-runner run");
+        self.child = Some(child);
+    }
+
     /// Starts the runner and waits until the control plane lists it online.
     pub async fn start_connected(&mut self, control_plane: &ControlPlane) {
         self.start();
@@ -224,6 +253,20 @@ impl Drop for Runner {
             eprintln!("--- kiln-runner {} log (last lines) ---", self.name);
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Gives `path` and everything under it to `uid` and `gid`.
+fn give_tree(path: &std::path::Path, uid: u32, gid: u32) {
+    let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                give_tree(&entry.path(), uid, gid);
+            } else {
+                let _ = std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid));
             }
         }
     }

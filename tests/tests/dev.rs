@@ -58,6 +58,32 @@ async fn kiln_dev_runs_a_task_end_to_end_and_stops_on_ctrl_c() {
     assert_eq!(task["state"], "succeeded");
     assert_eq!(task["outcome"]["result"]["diffstat"]["files_changed"], 1);
 
+    // Its agents cannot read the data dir: the admin token, the database, the runner's
+    // own config.
+    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let snoop = format!(
+        "cat {0}/admin.token {0}/dev-runner/runner.yaml 2>&1; ls {0} 2>&1; echo snooped",
+        data.display()
+    );
+    let snooped = kiln(&[
+        "submit", "--repo", ".", "--wait", "--json", "--", "sh", "-c", &snoop,
+    ]);
+    assert!(
+        snooped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&snooped.stderr)
+    );
+    let task: serde_json::Value = serde_json::from_slice(&snooped.stdout).unwrap();
+    let id = task["id"].as_str().unwrap();
+    let logs = String::from_utf8_lossy(&kiln(&["logs", id]).stdout).into_owned();
+    assert!(logs.contains("snooped"), "{logs}");
+    assert!(
+        !logs.contains(admin.trim()),
+        "an agent read kiln dev's admin token: {logs}"
+    );
+    assert!(!logs.contains("runner_token"), "{logs}");
+    assert!(!logs.contains("kiln.db"), "{logs}");
+
     kill(
         Pid::from_raw(i32::try_from(dev.id()).unwrap()),
         Signal::SIGINT,

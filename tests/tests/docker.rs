@@ -128,6 +128,35 @@ async fn compose_runs_a_control_plane_and_two_runners_that_take_tasks() {
         assert!(String::from_utf8_lossy(&diff.stdout).contains(&format!("+from-task-{i}")));
     }
     assert_eq!(runners.len(), 2, "both runners should have taken tasks");
+
+    // The runners in the image fence their agents: an agent cannot read its runner's
+    // config and token.
+    let status = compose.run(&["exec", "-T", "runner-1", "kiln-runner", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    assert_eq!(status["agents"], "fenced", "{status}");
+    let script = "cat /var/lib/kiln-runner/config/runner.yaml || echo no-config";
+    let created = kiln_at(
+        &url,
+        &admin,
+        &["submit", "--repo", &repo_url, "--", "sh", "-c", script],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let task = wait::until("the snooping task to end", TIMEOUT, || async {
+        let task: Value = serde_json::from_str(&kiln_at(&url, &admin, &["task", &id])).ok()?;
+        let state = task["state"].as_str()?.to_owned();
+        (!["queued", "assigned", "running"].contains(&state.as_str())).then_some(task)
+    })
+    .await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let logs = kiln_at(&url, &admin, &["logs", &id]);
+    assert!(logs.contains("no-config"), "{logs}");
+    assert!(
+        !logs.contains("runner_token"),
+        "an agent read its runner's token: {logs}"
+    );
 }
 
 #[tokio::test]

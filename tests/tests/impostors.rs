@@ -274,3 +274,62 @@ async fn what_an_agent_writes_in_git_metadata_never_reaches_the_runner_or_the_ne
         assert!(!config.contains("fsmonitor"), "{config}");
     }
 }
+
+/// Lets every user through the directories down to `path` (tempfile makes them 0700), so
+/// that an unprivileged runner reaches the test's repository.
+fn open_path(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for dir in path.ancestors() {
+        if dir.file_name().is_some_and(|n| n == "target") {
+            break;
+        }
+        let mode = std::fs::metadata(dir).map_or(0o755, |m| m.permissions().mode());
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o755));
+    }
+}
+
+#[tokio::test]
+async fn an_unprivileged_runner_fences_its_agents_too() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test starts a runner as nobody, which needs root (CI runs as root)"
+    );
+    let control_plane = ControlPlane::start().await;
+    let mut runner = kiln_tests::Runner::register(&control_plane, "nobody", &[]);
+    let token = runner_token(&runner);
+    let repo = git::repo(&control_plane.scratch(), "app");
+    open_path(&repo);
+    // A local origin is checked for its owner by git (safe.directory): give it to the
+    // runner's user, as a real remote would not ask.
+    let given = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("65534:65534")
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(given.success());
+    runner.start_unprivileged(65534, 65534);
+    runner.wait_online(&control_plane).await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&runner.status().stdout).unwrap_or_default();
+    assert_eq!(status["agents"], "fenced", "{status}");
+    let env = format!("CONFIG_DIR={}", runner.config_dir().display());
+    let id = control_plane.submit(
+        &repo,
+        &["--env", &env],
+        r#"id -u; cat "$CONFIG_DIR/runner.yaml" 2>/dev/null | sed 's/^/yaml: /'; echo changed > CHANGED.md; echo done"#,
+    );
+    let task = control_plane.wait_terminal(&id, TIMEOUT).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    let lines = kiln_tests::control_plane::stdout_lines(&control_plane.events(&id, 1).await);
+    assert_eq!(
+        lines,
+        ["65534", "done"],
+        "the agent runs as the runner's user and sees no config"
+    );
+    assert!(!lines.join("\n").contains(&token[9..]));
+    assert_eq!(
+        task["outcome"]["result"]["diffstat"]["files_changed"], 1,
+        "{task}"
+    );
+}

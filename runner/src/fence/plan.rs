@@ -140,7 +140,11 @@ mod tests {
             ],
             show: vec![
                 shown("/home/r/.cache/kiln/worktrees/t-1"),
-                shown("/srv/elsewhere"),
+                // Read-only and hidden by nothing: no mount needed.
+                Shown {
+                    path: "/srv/elsewhere".into(),
+                    writable: false,
+                },
             ],
             overlays: vec![
                 Overlay {
