@@ -136,6 +136,7 @@ fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
 async fn fence_agents(
     config: &RunnerConfig,
     shims: &Shims,
+    in_sandbox: bool,
 ) -> Result<Arc<crate::attempt::fencing::Fencing>, String> {
     let fencing = crate::attempt::fencing::Fencing::new(
         config.config_dir.path(),
@@ -151,6 +152,10 @@ async fn fence_agents(
         Ok(()) => {
             tracing::info!("agents run fenced: their own user, mount and PID namespaces, this runner's files hidden");
             Ok(Arc::new(fencing))
+        }
+        Err(reason) if in_sandbox => {
+            tracing::info!(%reason, "agents are not fenced inside the sandbox: the box is their fence (one task; this runner is PID 1 and undumpable)");
+            Err(reason)
         }
         Err(reason) => {
             tracing::warn!(%reason, "agents are NOT fenced: they run as this runner's user and can read its token, config and other tasks' files (see SECURITY.md)");
@@ -207,7 +212,7 @@ pub async fn run(
     })?));
     shims.prepare();
     crate::workspace::worktree::clear_orphan_fences(&config.worktree_base);
-    let fencing = fence_agents(&config, &shims).await;
+    let fencing = fence_agents(&config, &shims, sandbox.is_some()).await;
     let prompt_files = Arc::new(PromptFiles::new(&config.worktree_base));
     prompt_files.prepare();
     let board = Arc::new(Board {
