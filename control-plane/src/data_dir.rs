@@ -20,9 +20,9 @@ pub struct DataDirLock {
 }
 
 impl DataDir {
-    /// Uses `path`.
+    /// Uses `path`, made absolute (`kiln dev`'s runner hides it from agents by path).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
+        Self(kiln_runner::config::absolute(path.into()))
     }
 
     /// `$XDG_DATA_HOME/kiln` or `~/.local/share/kiln` (`$KILN_DATA_DIR` is read by the CLI).

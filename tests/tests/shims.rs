@@ -30,10 +30,26 @@ fn waiting_shims(runner: &Runner) -> Vec<i32> {
             let ppid = stat
                 .rfind(')')
                 .and_then(|i| stat[i + 1..].split_whitespace().nth(1));
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(parent.as_str()) && cmdline.ends_with(b"agent-shim\0")
+            ppid == Some(parent.as_str()) && subcommand_of(*pid).as_deref() == Some("agent-shim")
         })
         .filter(|pid| process_alive(*pid))
+        .collect()
+}
+
+/// The hidden subcommand `pid` runs (its first argument).
+fn subcommand_of(pid: i32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let arg = cmdline.split(|b| *b == 0).nth(1)?;
+    Some(String::from_utf8_lossy(arg).into_owned())
+}
+
+/// The children of `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    let tasks = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default();
+    tasks
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
         .collect()
 }
 
@@ -53,9 +69,17 @@ async fn a_waiting_shim_dies_with_a_killed_runner() {
     let mut runner = Runner::register(&control_plane, "box", &[]);
     runner.start_connected(&control_plane).await;
     let shim = one_waiting_shim(&runner).await;
+    // The runner fences its agents: the shim waits inside its namespaces, its fence's init
+    // started.
+    let init = wait::until("the waiting shim's fence init", TIMEOUT, || async {
+        children_of(shim)
+            .into_iter()
+            .find(|pid| subcommand_of(*pid).as_deref() == Some("agent-init"))
+    })
+    .await;
     runner.kill();
-    wait::until("the waiting shim to exit", TIMEOUT, || async {
-        (!process_alive(shim)).then_some(())
+    wait::until("the waiting shim and its init to exit", TIMEOUT, || async {
+        (!process_alive(shim) && !process_alive(init)).then_some(())
     })
     .await;
 }
@@ -146,7 +170,7 @@ fn the_shim_refuses_anything_but_one_launch_line() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("unexpected argument \"--grace-ms\""),
+        stderr.contains("unexpected arguments [\"--grace-ms\"]"),
         "{stderr}"
     );
 
@@ -166,4 +190,38 @@ fn the_shim_refuses_anything_but_one_launch_line() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(said), "{input}: {stderr}");
     }
+}
+
+#[test]
+fn a_fenced_shim_refuses_a_launch_without_a_fence_and_says_so_in_its_status() {
+    let scratch = kiln_tests::scratch::tempdir();
+    let fences = scratch.path().join(".fences");
+    // Where a fenced shim can still write once it waits: everything else is read-only.
+    let status_file = fences.join("status.json");
+    let launch = json!({
+        "grace_ms": 1000,
+        "status_file": status_file,
+        "stdin_file": null,
+        "workdir": scratch.path(),
+        "env": [],
+        "argv": ["sh", "-c", "echo ran > ran"],
+    });
+    let mut child = shim().arg("--fenced").arg(&fences).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{launch}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let reported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status_file).unwrap()).unwrap();
+    let said = reported["spawn_failed"].as_str().unwrap_or_default();
+    assert!(said.contains("without a fence"), "{reported}");
+    assert!(!scratch.path().join("ran").exists(), "the agent never ran");
+
+    let output = Command::new(bins::path("kiln-runner"))
+        .arg("agent-init")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("launch pipe"), "{stderr}");
 }

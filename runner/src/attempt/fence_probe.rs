@@ -14,20 +14,26 @@ use crate::shim::{AgentStatus, Launch};
 /// Longest the probe may take: it is one short process.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The probe's scratch directory under the worktree base.
-const PROBE_DIR: &str = ".fence-probe";
+/// The probe's worktree and mirror, under the worktree base: a worktree sits directly
+/// under it, so that its fence's directories are where every fence's are.
+const PROBE_WORKTREE: &str = ".fence-probe";
+const PROBE_MIRROR: &str = ".fence-probe-mirror";
 
 /// Makes a fence around `--version` of this executable; `Err` says why it cannot be made.
 pub async fn probe(shims: &Shims, fencing: &Fencing, worktree_base: &Path) -> Result<(), String> {
-    let scratch = worktree_base.join(PROBE_DIR);
-    fencing::remove_all(&scratch);
-    let (worktree, mirror) = (scratch.join("worktree"), scratch.join("mirror"));
+    let (worktree, mirror) = (
+        worktree_base.join(PROBE_WORKTREE),
+        worktree_base.join(PROBE_MIRROR),
+    );
     for dir in [&worktree, &mirror] {
+        fencing::remove_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     }
     let result = launch(shims, fencing, &worktree, &mirror).await;
     fencing.remove(&worktree);
-    fencing::remove_all(&scratch);
+    for dir in [&worktree, &mirror] {
+        fencing::remove_all(dir);
+    }
     result
 }
 
@@ -53,20 +59,24 @@ async fn launch(
         .launch(&launch)
         .await
         .map_err(|e| format!("cannot start a shim: {e}"))?;
-    // The lifeline stays open until the shim is done.
+    // The lifeline stays open until the shim is done; closing it stops a probe that hangs.
     let lifeline = child.stdin.take();
-    let waited = tokio::time::timeout(PROBE_TIMEOUT, child.wait()).await;
+    let waited = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output()).await;
     drop(lifeline);
-    if waited.is_err() {
-        let _ = child.start_kill();
+    let Ok(output) = waited else {
         return Err(format!(
             "the fenced probe did not end within {PROBE_TIMEOUT:?}"
         ));
-    }
+    };
     let status: AgentStatus = std::fs::read(&run.status_file)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| "the fenced probe reported nothing".to_owned())?;
+        .ok_or_else(|| {
+            let said = output
+                .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+                .unwrap_or_default();
+            format!("the fenced probe reported nothing (its shim said {said:?})")
+        })?;
     match (status.spawn_failed, status.code) {
         (Some(reason), _) => Err(reason),
         (None, Some(0)) => Ok(()),

@@ -2,7 +2,10 @@
 //! is one line written to a running shim rather than a new process of this large program
 //! (whose start-up was the biggest step between an assignment and the agent, see
 //! docs/performance.md). A shim that waits holds no task data; it exits when its stdin
-//! closes, so a runner that dies leaves none behind.
+//! closes, so a runner that dies leaves none behind. On a runner that fences its agents,
+//! the waiting shim has entered its fence's namespaces already (see `fence/`); a launch
+//! that needs the other kind (an agent in a container, which is its own fence) gets a
+//! shim of its own.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,18 +21,30 @@ use crate::shim::{self, Launch};
 /// are always the same version as the runner that launches them.
 const SELF_EXE: &str = "/proc/self/exe";
 
+/// Whether shims enter a fence while they wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShimKind {
+    /// The agent runs as the shim does.
+    Plain,
+    /// The shim enters its namespaces ahead of work; the fences' private directories (the
+    /// one writable place) are under this directory.
+    Fenced(PathBuf),
+}
+
 /// Where shims come from, and the one waiting for the next agent.
 #[derive(Debug)]
 pub struct Shims {
     program: PathBuf,
+    kind: ShimKind,
     waiting: Mutex<Option<Child>>,
 }
 
 impl Shims {
     /// Shims of this executable (`program` names it in messages). None is started yet.
-    pub fn new(program: PathBuf) -> Self {
+    pub fn new(program: PathBuf, kind: ShimKind) -> Self {
         Self {
             program,
+            kind,
             waiting: Mutex::default(),
         }
     }
@@ -45,7 +60,7 @@ impl Shims {
         if waiting.as_mut().is_some_and(is_alive) {
             return;
         }
-        *waiting = match spawn() {
+        *waiting = match spawn(&self.kind) {
             Ok(child) => Some(child),
             Err(error) => {
                 tracing::warn!(program = %self.program.display(), %error, "cannot start an agent shim ahead of work");
@@ -54,11 +69,20 @@ impl Shims {
         };
     }
 
-    /// Hands `launch` to the waiting shim (or to a new one if none is waiting or it has
-    /// gone) and returns that shim, now running the agent.
+    /// Hands `launch` to the waiting shim (or to a new one if none is waiting, it has gone,
+    /// or it is of the wrong kind) and returns that shim, now running the agent.
     pub async fn launch(&self, launch: &Launch) -> io::Result<Child> {
         let mut line = serde_json::to_vec(launch).map_err(io::Error::other)?;
         line.push(b'\n');
+        match (&self.kind, &launch.fence) {
+            (ShimKind::Fenced(_), None) => return spawn_with(&ShimKind::Plain, &line).await,
+            (ShimKind::Plain, Some(_)) => {
+                return Err(io::Error::other(
+                    "a fenced launch on a runner whose shims are not fenced",
+                ))
+            }
+            _ => {}
+        }
         let waiting = self
             .waiting
             .lock()
@@ -70,10 +94,15 @@ impl Shims {
             }
             let _ = shim.start_kill();
         }
-        let mut shim = spawn()?;
-        send(&mut shim, &line).await?;
-        Ok(shim)
+        spawn_with(&self.kind, &line).await
     }
+}
+
+/// A new shim of `kind`, handed `line`.
+async fn spawn_with(kind: &ShimKind, line: &[u8]) -> io::Result<Child> {
+    let mut shim = spawn(kind)?;
+    send(&mut shim, line).await?;
+    Ok(shim)
 }
 
 fn is_alive(shim: &mut Child) -> bool {
@@ -90,10 +119,13 @@ async fn send(shim: &mut Child, line: &[u8]) -> io::Result<()> {
 
 /// Starts a shim in its own process group, without the runner's `KILN_*` variables (the
 /// token among them), its stdio piped to the runner.
-fn spawn() -> io::Result<Child> {
+fn spawn(kind: &ShimKind) -> io::Result<Child> {
     let mut process = Command::new(SELF_EXE);
+    process.arg(shim::SUBCOMMAND);
+    if let ShimKind::Fenced(fences) = kind {
+        process.arg(crate::fence::FENCED_FLAG).arg(fences);
+    }
     process
-        .arg(shim::SUBCOMMAND)
         .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -356,10 +356,14 @@ impl RunnerConfig {
                 "must be at least 1s (git counts it in whole seconds)".to_owned(),
             ));
         }
-        let cache_dir = layered.cache_dir.unwrap_or_else(default_cache_dir);
-        let worktree_base = layered
-            .worktree_base
-            .unwrap_or_else(|| cache_dir.join("worktrees"));
+        // Paths are made absolute here: agents and their shims run from elsewhere, and a
+        // fence must hide exactly these directories.
+        let cache_dir = absolute(layered.cache_dir.unwrap_or_else(default_cache_dir));
+        let worktree_base = absolute(
+            layered
+                .worktree_base
+                .unwrap_or_else(|| cache_dir.join("worktrees")),
+        );
         Ok(Self {
             config_dir: config_dir.clone(),
             server_url,
@@ -383,8 +387,16 @@ impl RunnerConfig {
             metrics_listen,
             spare_worktrees,
             fetch_stall_timeout,
-            agent_hidden_paths: layered.agent_hidden_paths,
-            agent_shared_paths: layered.agent_shared_paths,
+            agent_hidden_paths: layered
+                .agent_hidden_paths
+                .into_iter()
+                .map(absolute)
+                .collect(),
+            agent_shared_paths: layered
+                .agent_shared_paths
+                .into_iter()
+                .map(absolute)
+                .collect(),
         })
     }
 
@@ -413,6 +425,11 @@ impl RunnerConfig {
         })?;
         Ok(Identity { server_url, token })
     }
+}
+
+/// `path` resolved against the working directory if it is relative.
+pub fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 fn path_text(path: &Option<PathBuf>) -> Option<String> {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 pub struct ConfigDir(PathBuf);
 
 impl ConfigDir {
-    /// Uses `path` as the config dir.
+    /// Uses `path` as the config dir (made absolute: a fence hides it by path).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
+        Self(super::absolute(path.into()))
     }
 
     /// The directory itself.

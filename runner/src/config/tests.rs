@@ -126,3 +126,18 @@ fn spare_worktrees_default_to_two_and_refuse_too_many_naming_the_key() {
     let config = RunnerConfig::load_with_env(&defaults, &HashMap::new(), &Overrides::default());
     assert_eq!(config.unwrap().spare_worktrees, DEFAULT_SPARE_WORKTREES);
 }
+
+#[test]
+fn relative_paths_are_made_absolute_so_a_fence_hides_what_they_name() {
+    let (_temp, dir) = dir_with("worktree_base: work\ncache_dir: cache\n");
+    let env = HashMap::from([("KILN_AGENT_HIDDEN_PATHS".to_owned(), "secrets".to_owned())]);
+    let config = RunnerConfig::load_with_env(&dir, &env, &Overrides::default()).unwrap();
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(config.worktree_base, here.join("work"));
+    assert_eq!(config.cache_dir, here.join("cache"));
+    assert_eq!(config.agent_hidden_paths, [here.join("secrets")]);
+    assert_eq!(
+        crate::config::ConfigDir::new("conf").path(),
+        here.join("conf")
+    );
+}

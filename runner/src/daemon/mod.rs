@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::attempt;
 use crate::attempt::prompt_files::PromptFiles;
-use crate::attempt::shims::Shims;
+use crate::attempt::shims::{ShimKind, Shims};
 use crate::attempts::Attempts;
 use crate::config::sandbox::SandboxIdentity;
 use crate::config::{ConfigError, Identity, RunnerConfig};
@@ -132,12 +132,13 @@ fn announced_capabilities(config: &RunnerConfig) -> Vec<String> {
 }
 
 /// Fences agents if this machine can (see `fence/`); otherwise says loudly what that
-/// means. The reason is kept for `kiln-runner status`.
+/// means. The reason is kept for `kiln-runner status`. Returns the shims agents start in:
+/// fenced ones ahead of work when fences can be made.
 async fn fence_agents(
     config: &RunnerConfig,
-    shims: &Shims,
+    program: std::path::PathBuf,
     in_sandbox: bool,
-) -> Result<Arc<crate::attempt::fencing::Fencing>, String> {
+) -> (Shims, Result<Arc<crate::attempt::fencing::Fencing>, String>) {
     let fencing = crate::attempt::fencing::Fencing::new(
         config.config_dir.path(),
         &config.cache_dir,
@@ -145,23 +146,25 @@ async fn fence_agents(
         &config.agent_hidden_paths,
         &config.agent_shared_paths,
     );
-    let probed = crate::attempt::fence_probe::probe(shims, &fencing, &config.worktree_base).await;
-    // The probe took the shim that was waiting.
-    shims.prepare();
-    match probed {
+    let fences = crate::workspace::worktree::fences_dir(&config.worktree_base);
+    let fenced = Shims::new(program.clone(), ShimKind::Fenced(fences));
+    let probed = crate::attempt::fence_probe::probe(&fenced, &fencing, &config.worktree_base).await;
+    let (shims, fencing) = match probed {
         Ok(()) => {
             tracing::info!("agents run fenced: their own user, mount and PID namespaces, this runner's files hidden");
-            Ok(Arc::new(fencing))
+            (fenced, Ok(Arc::new(fencing)))
         }
         Err(reason) if in_sandbox => {
             tracing::info!(%reason, "agents are not fenced inside the sandbox: the box is their fence (one task; this runner is PID 1 and undumpable)");
-            Err(reason)
+            (Shims::new(program, ShimKind::Plain), Err(reason))
         }
         Err(reason) => {
             tracing::warn!(%reason, "agents are NOT fenced: they run as this runner's user and can read its token, config and other tasks' files (see SECURITY.md)");
-            Err(reason)
+            (Shims::new(program, ShimKind::Plain), Err(reason))
         }
-    }
+    };
+    shims.prepare();
+    (shims, fencing)
 }
 
 /// Runs the daemon until drained, aborted, or refused by the control plane. A sandbox
@@ -207,12 +210,11 @@ pub async fn run(
         config.spare_worktrees
     };
     let spares = Spares::new(&config.worktree_base, spare_limit);
-    let shims = Arc::new(Shims::new(std::env::current_exe().map_err(|e| {
-        DaemonError::Http(format!("cannot find own executable: {e}"))
-    })?));
-    shims.prepare();
+    let program = std::env::current_exe()
+        .map_err(|e| DaemonError::Http(format!("cannot find own executable: {e}")))?;
     crate::workspace::worktree::clear_orphan_fences(&config.worktree_base);
-    let fencing = fence_agents(&config, &shims, sandbox.is_some()).await;
+    let (shims, fencing) = fence_agents(&config, program, sandbox.is_some()).await;
+    let shims = Arc::new(shims);
     let prompt_files = Arc::new(PromptFiles::new(&config.worktree_base));
     prompt_files.prepare();
     let board = Arc::new(Board {

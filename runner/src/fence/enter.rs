@@ -1,6 +1,7 @@
-//! Entering a fence, in the shim: new user, mount, IPC and PID namespaces; every existing
-//! mount made read-only; the plan's covers, shows and overlays; a private `/tmp` and
-//! `/dev/shm`. The shim's next child is pid 1 of the new PID namespace (`init.rs`).
+//! Entering a fence, in the shim: new user, mount, IPC and PID namespaces, every existing
+//! mount made read-only and a private `/dev/shm`, while it waits (the shim's next child is
+//! pid 1 of the new PID namespace, `init.rs`); then, per launch, the plan's covers, shows
+//! and overlays and a private `/tmp`.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd as _, OwnedFd};
@@ -67,9 +68,12 @@ impl Sources {
     }
 }
 
-/// Enters the namespaces and makes the plan's mounts. The shim is single-threaded here
-/// (a multi-threaded process cannot enter a new user namespace).
-pub fn enter(plan: &FencePlan) -> Result<(), String> {
+/// Enters the namespaces ahead of any launch: new user, mount, IPC and PID namespaces, every
+/// existing mount read-only but `fences` (where the fences' private directories live, bound
+/// writable onto itself: an overlay's upper layer must be writable), and a private
+/// `/dev/shm`. The shim is single-threaded here (a multi-threaded process cannot enter a
+/// new user namespace). Returns the uid and gid the shim had.
+pub fn enter_ahead(fences: &Path) -> Result<(u32, u32), String> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     unshare(
         CloneFlags::CLONE_NEWUSER
@@ -88,37 +92,20 @@ pub fn enter(plan: &FencePlan) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(step("cannot make private", Path::new("/")))?;
-    // Opened in the new mount namespace (a bind or an overlay takes its source only from
-    // the caller's own), before anything covers them.
-    let sources = Sources::open(plan)?;
-    // The plan's mounts first: an overlay's upper layer must be on a writable mount when
-    // the overlay is made.
-    let mut covers = Vec::new();
-    let mut made: Vec<PathBuf> = Vec::new();
-    for planned in plan.mounts() {
-        match planned {
-            Mount::Hide(path) => {
-                if hide(&path)? {
-                    covers.push(path.clone());
-                }
-                made.push(path);
-            }
-            Mount::Show(shown) => {
-                show(&shown, &sources)?;
-                made.push(shown.path);
-            }
-            Mount::Overlay(overlay) => {
-                overlay_on(&overlay, &sources)?;
-                made.push(overlay.path);
-            }
-            Mount::Private { source, target } => {
-                if target.is_dir() {
-                    bind(&sources.magic(&source)?, &target, true)?;
-                    made.push(target);
-                }
-            }
-        }
-    }
+    std::fs::create_dir_all(fences)
+        .map_err(|e| format!("cannot make {}: {e}", fences.display()))?;
+    // Mount points are listed resolved: the one kept writable must be named the same way.
+    let fences = &std::fs::canonicalize(fences)
+        .map_err(|e| format!("cannot resolve {}: {e}", fences.display()))?;
+    mount(
+        Some(fences),
+        fences,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(step("cannot bind", fences))?;
+    read_only_everything(&[fences.to_path_buf()])?;
     if Path::new("/dev/shm").is_dir() {
         mount(
             Some("tmpfs"),
@@ -129,7 +116,32 @@ pub fn enter(plan: &FencePlan) -> Result<(), String> {
         )
         .map_err(step("cannot mount a private", Path::new("/dev/shm")))?;
     }
-    read_only_everything(&made)?;
+    Ok((uid.as_raw(), gid.as_raw()))
+}
+
+/// Makes one launch's mounts, once its plan is known: covers, shows, overlays and the
+/// private `/tmp`, then the covers made read-only.
+pub fn mount_plan(plan: &FencePlan) -> Result<(), String> {
+    // Opened in this mount namespace (a bind or an overlay takes its source only from the
+    // caller's own), before anything covers them.
+    let sources = Sources::open(plan)?;
+    let mut covers = Vec::new();
+    for planned in plan.mounts() {
+        match planned {
+            Mount::Hide(path) => {
+                if hide(&path)? {
+                    covers.push(path);
+                }
+            }
+            Mount::Show(shown) => show(&shown, &sources)?,
+            Mount::Overlay(overlay) => overlay_on(&overlay, &sources)?,
+            Mount::Private { source, target } => {
+                if target.is_dir() {
+                    bind(&sources.magic(&source)?, &target, true)?;
+                }
+            }
+        }
+    }
     for cover in covers {
         remount_read_only(&cover)?;
     }

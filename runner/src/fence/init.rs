@@ -1,12 +1,14 @@
 //! The fence's init (`kiln-runner agent-init`, also `kiln agent-init`): pid 1 of the
-//! agent's PID namespace, started by the shim once the fence's mounts are made. It mounts
-//! a `/proc` that shows only the agent's own processes, enters a second user and mount
-//! namespace (which locks every mount above: the agent cannot unmount a cover to see
-//! what it hides), then supervises the agent as the shim does outside a fence. When it
-//! exits, the kernel kills whatever is left in the namespace.
+//! agent's PID namespace, started by a fenced shim while it waits for work. Once the shim
+//! has made the launch's mounts and handed it the agent (one line on a pipe), it mounts a
+//! `/proc` that shows only the agent's own processes, enters a second user and mount
+//! namespace (which locks every mount: the agent cannot unmount a cover to see what it
+//! hides), then supervises the agent as the shim does outside a fence, its stdin the
+//! lifeline. When it exits, the kernel kills whatever is left in the namespace.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::io::BufRead as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::shim::{AgentStatus, Launch};
 /// The hidden subcommand both binaries answer to.
 pub const SUBCOMMAND: &str = "agent-init";
 
-/// What the shim hands its init, in a file of the fence's run directory.
+/// What the shim hands its init, one JSON line on the init's own pipe.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitLaunch {
     /// The agent to run.
@@ -32,31 +34,41 @@ pub struct InitLaunch {
     pub gid: u32,
 }
 
-/// Runs the init with the arguments after the subcommand: the launch file.
+/// Runs the init with the arguments after the subcommand (the launch pipe's descriptor):
+/// waits for the agent on that pipe, which the shim writes once it has made the launch's
+/// mounts. Stdin, shared with the shim, is the runner's lifeline.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let [file] = args.as_slice() else {
-        eprintln!("kiln agent-init: expected one argument, the launch file");
+    let Some(pipe) = (match args.as_slice() {
+        [fd] => fd.to_str().and_then(|fd| fd.parse::<i32>().ok()),
+        _ => None,
+    }) else {
+        eprintln!("kiln agent-init: expected the launch pipe's descriptor, got {args:?}");
         return ExitCode::from(2);
     };
-    let file = PathBuf::from(file);
     // Signals from inside the namespace reach pid 1 only through a handler: the agent
     // stops on the lifeline, not on a signal it sends.
     let ignored = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
     }
-    let init: InitLaunch = match std::fs::read(&file)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-    {
+    let line = read_launch(pipe);
+    // The inherited descriptor must not reach the agent.
+    let _ = nix::unistd::close(pipe);
+    let line = match line {
+        Ok(line) if !line.is_empty() => line,
+        // The shim went away (its runner did, or the fence could not be made).
+        _ => return ExitCode::SUCCESS,
+    };
+    let init: InitLaunch = match serde_json::from_slice(&line) {
         Ok(init) => init,
         Err(e) => {
-            eprintln!("kiln agent-init: cannot read {}: {e}", file.display());
+            eprintln!("kiln agent-init: bad launch: {e}");
             return ExitCode::from(2);
         }
     };
-    let _ = std::fs::remove_file(&file);
-    let status = match lock_in(&init) {
+    // Only now: the shim, in this mount namespace but outside the PID namespace, names the
+    // sources of its mounts through its own `/proc/self`, which the new `/proc` lacks.
+    let status = match mount_proc().and_then(|()| lock_in(&init)) {
         Ok(()) => crate::shim::supervise(&init.launch),
         Err(reason) => AgentStatus {
             spawn_failed: Some(format!("cannot fence the agent: {reason}")),
@@ -66,8 +78,17 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     crate::shim::report(&init.launch.status_file, &status)
 }
 
-/// A `/proc` of this PID namespace, then the second user and mount namespace.
-fn lock_in(init: &InitLaunch) -> Result<(), String> {
+/// The launch line from the shim's pipe, inherited as descriptor `pipe` (reopened by
+/// name: the old `/proc` is still mounted).
+fn read_launch(pipe: i32) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(format!("/proc/self/fd/{pipe}"))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
+    Ok(line)
+}
+
+/// A `/proc` of this PID namespace.
+fn mount_proc() -> Result<(), String> {
     mount(
         Some("proc"),
         "/proc",
@@ -75,7 +96,11 @@ fn lock_in(init: &InitLaunch) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| format!("cannot mount /proc: {}", e.desc()))?;
+    .map_err(|e| format!("cannot mount /proc: {}", e.desc()))
+}
+
+/// The second user and mount namespace, which locks every mount made before it.
+fn lock_in(init: &InitLaunch) -> Result<(), String> {
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("cannot lock the mounts: {}", e.desc()))?;
     ids::map_self(init.uid, 0, init.gid, 0)?;

@@ -6,17 +6,23 @@
 //! and other tasks use); its home is an overlay too; `/tmp` is private; everything else is
 //! read-only; and `/proc` shows only its own processes. See SECURITY.md.
 //!
-//! `plan.rs` is the data the runner sends; `enter.rs` the shim's side (namespaces and
-//! mounts); `init.rs` pid 1 inside (a fresh `/proc`, the mounts locked, the agent
-//! supervised).
+//! A fenced shim enters its namespaces and starts the fence's init while it waits for
+//! work (`Ahead::enter`), so that a launch only makes its own mounts and hands the init
+//! its agent (`Ahead::run`). `plan.rs` is the data the runner sends; `enter.rs` the shim's
+//! namespaces and mounts; `init.rs` pid 1 inside (a fresh `/proc`, the mounts locked, the
+//! agent supervised).
 
 mod enter;
 mod ids;
 pub mod init;
 mod plan;
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode};
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 
 pub use plan::{FencePlan, Mount, Overlay, Shown};
 
@@ -25,75 +31,113 @@ use crate::shim::{report, AgentStatus, Launch};
 /// Name of the status file inside the fence's run directory (where the runner reads it).
 pub const STATUS_FILE: &str = "status.json";
 
-/// Name of the file the shim hands its init the launch in.
-const LAUNCH_FILE: &str = "launch.json";
+/// The flag that makes `agent-shim` a fenced shim, followed by the fences' directory.
+pub const FENCED_FLAG: &str = "--fenced";
 
 /// The running executable: the init is this program, whatever its path on disk.
 const SELF_EXE: &str = "/proc/self/exe";
 
-/// Runs `launch` in the fence `plan` describes: the shim's side. The status is written
-/// in the run directory, by the init, or here if the fence could not be made.
-pub fn run(launch: &Launch, plan: &FencePlan) -> ExitCode {
-    // The run directory may be covered before it is shown again: write through its
-    // descriptor.
-    let run_dir = match nix::fcntl::open(
-        &plan.run_dir,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!(
-                "kiln agent-shim: cannot open {}: {}",
-                plan.run_dir.display(),
-                e.desc()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let status_here = format!(
-        "/proc/self/fd/{}/{STATUS_FILE}",
-        std::os::fd::AsRawFd::as_raw_fd(&run_dir)
-    );
-    let failed = |reason: String| {
-        let status = AgentStatus {
-            spawn_failed: Some(format!("cannot fence the agent: {reason}")),
-            ..AgentStatus::default()
+/// A shim inside its namespaces, its init waiting for the launch.
+#[derive(Debug)]
+pub struct Ahead {
+    init: Child,
+    to_init: std::fs::File,
+    uid: u32,
+    gid: u32,
+}
+
+impl Ahead {
+    /// Enters the namespaces (`fences` stays writable) and starts the init. The init shares
+    /// the shim's stdin, the runner's lifeline, and reads its launch from a pipe of its own
+    /// (a process that entered a new PID namespace cannot start threads, so the shim could
+    /// not relay one).
+    pub fn enter(fences: &Path) -> Result<Self, String> {
+        let (uid, gid) = enter::enter_ahead(fences)?;
+        let (from_shim, to_init) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .map_err(|e| format!("cannot make a pipe for the fence's init: {}", e.desc()))?;
+        // The init's end, and only it, survives the exec.
+        nix::fcntl::fcntl(&from_shim, FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(|e| format!("cannot hand the fence's init its pipe: {}", e.desc()))?;
+        let init = std::process::Command::new(SELF_EXE)
+            .arg(init::SUBCOMMAND)
+            .arg(from_shim.as_raw_fd().to_string())
+            .current_dir("/")
+            .spawn()
+            .map_err(|e| format!("cannot start the fence's init: {e}"))?;
+        drop(from_shim);
+        Ok(Self {
+            init,
+            to_init: std::fs::File::from(to_init),
+            uid,
+            gid,
+        })
+    }
+
+    /// Runs `launch` in the fence `plan` describes: its mounts, then the agent handed to the
+    /// init, which writes the status (this writes it only if the fence could not be made).
+    pub fn run(self, launch: &Launch, plan: &FencePlan) -> ExitCode {
+        let Self {
+            mut init,
+            mut to_init,
+            uid,
+            gid,
+        } = self;
+        // The run directory may be covered before it is shown again: a failure is written
+        // through its descriptor.
+        let run_dir = match nix::fcntl::open(
+            &plan.run_dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = init.kill();
+                let reason = format!("cannot open {}: {}", plan.run_dir.display(), e.desc());
+                return failed(launch, &reason);
+            }
         };
-        report(Path::new(&status_here), &status)
+        let status_here = PathBuf::from(format!(
+            "/proc/self/fd/{}/{STATUS_FILE}",
+            run_dir.as_raw_fd()
+        ));
+        if let Err(reason) = enter::mount_plan(plan) {
+            let _ = init.kill();
+            return failed_at(&status_here, &reason);
+        }
+        let line = init::InitLaunch {
+            launch: Launch {
+                fence: None,
+                ..launch.clone()
+            },
+            uid,
+            gid,
+        };
+        let sent = serde_json::to_vec(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|mut bytes| {
+                bytes.push(b'\n');
+                to_init.write_all(&bytes).map_err(|e| e.to_string())
+            });
+        drop(to_init);
+        if let Err(reason) = sent {
+            let _ = init.kill();
+            let reason = format!("cannot hand the agent to the fence's init: {reason}");
+            return failed_at(&status_here, &reason);
+        }
+        let _ = init.wait();
+        ExitCode::SUCCESS
+    }
+}
+
+/// Reports that the fence could not be made for `launch`.
+pub fn failed(launch: &Launch, reason: &str) -> ExitCode {
+    failed_at(&launch.status_file, reason)
+}
+
+fn failed_at(status_file: &Path, reason: &str) -> ExitCode {
+    let status = AgentStatus {
+        spawn_failed: Some(format!("cannot fence the agent: {reason}")),
+        ..AgentStatus::default()
     };
-    let (uid, gid) = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    if let Err(reason) = enter::enter(plan) {
-        return failed(reason);
-    }
-    let init = init::InitLaunch {
-        launch: Launch {
-            fence: None,
-            ..launch.clone()
-        },
-        uid,
-        gid,
-    };
-    let file = plan.run_dir.join(LAUNCH_FILE);
-    let written = serde_json::to_vec(&init)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            crate::atomic_file::write_scratch(&file, &bytes, crate::atomic_file::SECRET_MODE)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))
-        });
-    if let Err(reason) = written {
-        return failed(reason);
-    }
-    let started = std::process::Command::new(SELF_EXE)
-        .arg(init::SUBCOMMAND)
-        .arg(&file)
-        .current_dir("/")
-        .spawn();
-    match started.and_then(|mut child| child.wait()) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => failed(format!("cannot start the fence's init: {e}")),
-    }
+    report(status_file, &status)
 }

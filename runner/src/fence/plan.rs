@@ -21,8 +21,8 @@ pub struct FencePlan {
     pub overlays: Vec<Overlay>,
     /// Writable by the agent: the private directory bound over `/tmp` and `/var/tmp`.
     pub tmp: Option<PathBuf>,
-    /// A private directory the shim and the fence's init exchange files in (shown
-    /// writable).
+    /// The launch's private directory, where the init (or the shim, if the fence could
+    /// not be made) writes the agent's status (shown writable).
     pub run_dir: PathBuf,
 }
 

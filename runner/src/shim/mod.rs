@@ -76,10 +76,14 @@ enum Happened {
 
 /// Runs the shim with the arguments after the subcommand (there are none).
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    if let Some(arg) = args.first() {
-        eprintln!("kiln agent-shim: unexpected argument {arg:?}");
-        return ExitCode::from(2);
-    }
+    let fences = match args.as_slice() {
+        [] => None,
+        [flag, dir] if flag == crate::fence::FENCED_FLAG => Some(std::path::PathBuf::from(dir)),
+        _ => {
+            eprintln!("kiln agent-shim: unexpected arguments {args:?}");
+            return ExitCode::from(2);
+        }
+    };
     // Orphaned descendants are re-parented to us rather than to init.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // SIGTERM and SIGINT to our group are for the agent; we stop on the lifeline instead.
@@ -88,6 +92,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
     }
+    // A fenced shim enters its fence while it waits, off the path from assignment to
+    // agent.
+    let ahead = fences.as_deref().map(crate::fence::Ahead::enter);
     let launch = match read_launch() {
         Ok(Some(launch)) => launch,
         // The runner closed the lifeline before it had work for us.
@@ -97,8 +104,16 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(plan) = &launch.fence {
-        return crate::fence::run(&launch, plan);
+    match (ahead, &launch.fence) {
+        (None, None) => {}
+        (Some(Ok(ahead)), Some(plan)) => return ahead.run(&launch, plan),
+        (Some(Err(reason)), Some(_)) => return crate::fence::failed(&launch, &reason),
+        (Some(_), None) => {
+            return crate::fence::failed(&launch, "a fenced shim got a launch without a fence")
+        }
+        (None, Some(_)) => {
+            return crate::fence::failed(&launch, "an unfenced shim got a fenced launch")
+        }
     }
     let status = supervise(&launch);
     report(&launch.status_file, &status)

@@ -90,12 +90,16 @@ async fn clear_the_way(mirror: &Path, path: &Path, earlier: &[PathBuf]) -> Resul
 /// Where the private directories of every worktree's fence live, beside the worktrees.
 const FENCES_DIR: &str = ".fences";
 
+/// The directory that holds every fence's private directories on a runner whose worktrees
+/// are under `base`: the one place a fenced shim keeps writable while it waits.
+pub fn fences_dir(base: &Path) -> PathBuf {
+    base.join(FENCES_DIR)
+}
+
 /// The private directories of the fence of the worktree at `path` (its agents' git overlay,
 /// home overlay and `/tmp`): `<worktree base>/.fences/<name>`.
 pub fn fence_dir_of(path: &Path) -> PathBuf {
-    let base = path.parent().unwrap_or(Path::new("/"));
-    base.join(FENCES_DIR)
-        .join(path.file_name().unwrap_or_default())
+    fences_dir(path.parent().unwrap_or(Path::new("/"))).join(path.file_name().unwrap_or_default())
 }
 
 /// Removes a directory tree, even one holding a directory with no permissions (an
