@@ -14,24 +14,67 @@ pub struct AgentSpec {
     /// Extra arguments appended to the preset's invocation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// What the agent may do without asking (it runs headless: it cannot ask). Absent
+    /// means [`Autonomy::Edit`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autonomy: Option<Autonomy>,
+    /// Continue the agent's conversation: each iteration of the loop after the first, and
+    /// each task of a workspace session after the first, resumes the conversation the
+    /// last one recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_conversation: bool,
 }
 
-/// Token usage and cost, as the agent reports them.
+/// How much an agent may do on its own, mapped by each preset to its CLI's flags.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Autonomy {
+    /// Read files and answer; no edits, no commands that change anything.
+    ReadOnly,
+    /// Edit files in the worktree and run commands the CLI's own sandbox allows.
+    #[default]
+    Edit,
+    /// Everything the runner's user may do, without the CLI's own sandbox or prompts.
+    Full,
+}
+
+impl Autonomy {
+    /// The wire name, such as `read-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Autonomy::ReadOnly => "read-only",
+            Autonomy::Edit => "edit",
+            Autonomy::Full => "full",
+        }
+    }
+}
+
+/// Token usage and cost, as the agent reports them, in one shape for every agent: the
+/// four token counts do not overlap, so their sum is every token the run used (presets
+/// convert: Claude reports cache reads and writes on top of its input, Codex and Gemini
+/// count cached tokens inside theirs).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Turns (model round trips).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turns: Option<u64>,
-    /// Input tokens.
+    /// Input tokens not served from the provider's prompt cache.
     #[serde(default)]
     pub input_tokens: u64,
-    /// Input tokens served from a cache (a part of, or in addition to, `input_tokens`, as
-    /// the agent counts them).
+    /// Input tokens read from the prompt cache.
+    #[serde(default, alias = "cached_input_tokens")]
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache (Claude reports them; billed above input).
     #[serde(default)]
-    pub cached_input_tokens: u64,
-    /// Output tokens.
+    pub cache_write_tokens: u64,
+    /// Output tokens, reasoning included.
     #[serde(default)]
     pub output_tokens: u64,
+    /// The part of `output_tokens` spent on reasoning, where the agent reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
     /// Cost in US dollars, only when the agent reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
@@ -45,8 +88,13 @@ impl Usage {
             (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
         };
         self.input_tokens += other.input_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
         self.output_tokens += other.output_tokens;
+        self.reasoning_tokens = match (self.reasoning_tokens, other.reasoning_tokens) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
         self.cost_usd = match (self.cost_usd, other.cost_usd) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
@@ -95,6 +143,17 @@ pub enum AgentEvent {
     Error {
         /// What it said.
         message: String,
+    },
+    /// The agent reported a problem it works around (a retried request, say).
+    Warning {
+        /// What it said.
+        message: String,
+    },
+    /// The agent named its conversation (Claude's session, Codex's thread), which a later
+    /// run can resume.
+    Session {
+        /// The conversation's id, as the agent's CLI takes it back.
+        id: String,
     },
     /// The agent's final report of a run.
     Result {

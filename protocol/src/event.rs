@@ -30,6 +30,9 @@ pub enum EventBody {
     Status {
         /// The phase now begun.
         phase: Phase,
+        /// Until when, for a phase that waits for a time (`rate_limited`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<UnixMillis>,
     },
     /// A step of the agent's work, parsed from its JSON stream by its preset.
     Agent(AgentEvent),
@@ -54,6 +57,9 @@ pub enum Phase {
     Committing,
     /// Uploading the result bundle to the control plane.
     Uploading,
+    /// The agent stopped at its provider's rate or usage limit; the runner waits until it
+    /// resets, then resumes the agent's conversation.
+    RateLimited,
 }
 
 /// How an attempt ended, as its runner saw it.
@@ -97,6 +103,9 @@ pub struct Outcome {
     /// Usage the agent reported, summed over its runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The agent's conversation, as it last named it (see `AgentEvent::Session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<String>,
 }
 
 /// Why an agent stopped running. Each reason is distinct.
@@ -113,6 +122,8 @@ pub enum StopReason {
     IterationsExhausted,
     /// It failed (non-zero exit or a signal) before completing.
     Failed,
+    /// It exited but reported that its run failed (an error result).
+    AgentError,
     /// Its overall time limit passed.
     Timeout,
     /// It printed nothing for the idle limit.
@@ -121,6 +132,9 @@ pub enum StopReason {
     TurnLimit,
     /// It used up its cost budget (as the agent reported cost).
     CostLimit,
+    /// Its provider's rate or usage limit would not reset within the task's timeout or
+    /// the longest wait kiln allows.
+    RateLimited,
     /// It was cancelled.
     Cancelled,
 }
@@ -168,6 +182,7 @@ impl Phase {
             Phase::Running => "running",
             Phase::Committing => "committing",
             Phase::Uploading => "uploading",
+            Phase::RateLimited => "rate_limited",
         }
     }
 }

@@ -18,7 +18,7 @@ mod registration;
 mod task;
 pub mod validate;
 
-pub use agent::{AgentEvent, AgentSpec, Usage};
+pub use agent::{AgentEvent, AgentSpec, Autonomy, Usage};
 pub use close::CloseCode;
 pub use event::{
     DiffStat, Event, EventBody, Outcome, OutcomeStatus, Phase, StopReason, TaskResult,

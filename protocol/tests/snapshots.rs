@@ -20,9 +20,11 @@ fn runner_id() -> RunnerId {
 fn usage() -> Usage {
     Usage {
         turns: Some(3),
-        input_tokens: 1200,
-        cached_input_tokens: 800,
+        input_tokens: 400,
+        cache_read_tokens: 800,
+        cache_write_tokens: 150,
         output_tokens: 300,
+        reasoning_tokens: Some(120),
         cost_usd: Some(0.0125),
     }
 }
@@ -50,6 +52,7 @@ fn outcome() -> Outcome {
         stop: Some(StopReason::Completed),
         iterations: Some(2),
         usage: Some(usage()),
+        agent_session: Some("8f2c2a8e-5f5e-4f6a-9d64-2b0d1c2f6e1a".into()),
     }
 }
 
@@ -97,7 +100,7 @@ fn runner_samples() -> Vec<RunnerMessage> {
             running: vec![RunningAttempt {
                 task_id: task_id(),
                 attempt: 1,
-                last_seq: 42,
+                last_seq: 1,
                 state: HeldState::Running,
             }],
             workspaces: vec![WorkspaceId(Uuid::from_u128(5))],
@@ -135,25 +138,48 @@ fn runner_samples() -> Vec<RunnerMessage> {
             attempt: 1,
             events: vec![
                 Event {
-                    seq: 1,
+                    seq: 2,
                     ts: 1_700_000_000_000,
                     body: EventBody::Status {
                         phase: Phase::Running,
+                        until: None,
                     },
                 },
                 Event {
-                    seq: 2,
-                    ts: 1_700_000_000_001,
-                    body: EventBody::Log(LogLine::from_bytes(Stream::Stdout, b"hello")),
-                },
-                Event {
                     seq: 3,
-                    ts: 1_700_000_000_002,
-                    body: EventBody::Log(LogLine::from_bytes(Stream::Stderr, &[0xff, 0x00])),
+                    ts: 1_700_000_000_001,
+                    body: EventBody::Agent(AgentEvent::Session {
+                        id: "8f2c2a8e-5f5e-4f6a-9d64-2b0d1c2f6e1a".into(),
+                    }),
                 },
                 Event {
                     seq: 4,
+                    ts: 1_700_000_000_002,
+                    body: EventBody::Agent(AgentEvent::Warning {
+                        message: "Reconnecting... 1/5".into(),
+                    }),
+                },
+                Event {
+                    seq: 5,
                     ts: 1_700_000_000_003,
+                    body: EventBody::Status {
+                        phase: Phase::RateLimited,
+                        until: Some(1_700_000_360_000),
+                    },
+                },
+                Event {
+                    seq: 6,
+                    ts: 1_700_000_000_004,
+                    body: EventBody::Log(LogLine::from_bytes(Stream::Stdout, b"hello")),
+                },
+                Event {
+                    seq: 7,
+                    ts: 1_700_000_000_005,
+                    body: EventBody::Log(LogLine::from_bytes(Stream::Stderr, &[0xff, 0x00])),
+                },
+                Event {
+                    seq: 8,
+                    ts: 1_700_000_000_006,
                     body: EventBody::Agent(AgentEvent::ToolCall {
                         id: Some("toolu_1".into()),
                         name: "Bash".into(),
@@ -161,8 +187,8 @@ fn runner_samples() -> Vec<RunnerMessage> {
                     }),
                 },
                 Event {
-                    seq: 5,
-                    ts: 1_700_000_000_004,
+                    seq: 9,
+                    ts: 1_700_000_000_007,
                     body: EventBody::Agent(AgentEvent::Result {
                         text: Some("All tests pass.".into()),
                         is_error: false,
@@ -170,8 +196,8 @@ fn runner_samples() -> Vec<RunnerMessage> {
                     }),
                 },
                 Event {
-                    seq: 6,
-                    ts: 1_700_000_000_005,
+                    seq: 10,
+                    ts: 1_700_000_000_008,
                     body: EventBody::Finished { outcome: outcome() },
                 },
             ],
@@ -207,6 +233,8 @@ fn server_samples() -> Vec<ServerMessage> {
                     preset: "claude-code".into(),
                     model: Some("sonnet".into()),
                     args: vec!["--max-turns".into(), "20".into()],
+                    autonomy: Some(Autonomy::Full),
+                    continue_conversation: true,
                 }),
                 env: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
                 secret_env: BTreeMap::from([("API_KEY".into(), "s3cr3t-value".into())]),

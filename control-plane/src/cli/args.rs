@@ -355,6 +355,27 @@ pub struct FetchArgs {
     pub repo: PathBuf,
 }
 
+/// `--autonomy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AutonomyArg {
+    /// Read and answer only.
+    ReadOnly,
+    /// Edit files in the worktree.
+    Edit,
+    /// Everything, without prompts or the CLI's own sandbox.
+    Full,
+}
+
+impl From<AutonomyArg> for kiln_protocol::Autonomy {
+    fn from(arg: AutonomyArg) -> Self {
+        match arg {
+            AutonomyArg::ReadOnly => Self::ReadOnly,
+            AutonomyArg::Edit => Self::Edit,
+            AutonomyArg::Full => Self::Full,
+        }
+    }
+}
+
 /// The agent preset, its loop and its budgets (`kiln submit`).
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -368,6 +389,14 @@ pub struct AgentArgs {
     /// Extra argument for the agent CLI (repeatable).
     #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub agent_args: Vec<String>,
+    /// What the agent may do on its own: read-only, edit (the default: edit files in the
+    /// worktree) or full (no prompts, no CLI sandbox), mapped to its CLI's flags.
+    #[arg(long, value_enum, requires = "agent")]
+    pub autonomy: Option<AutonomyArg>,
+    /// Continue the agent's conversation: later iterations of the loop, and later tasks
+    /// of the session, resume the conversation the last run recorded.
+    #[arg(long = "continue", requires = "agent")]
+    pub continue_conversation: bool,
     /// Run the agent again in the same worktree until it prints --completion-signal, at most
     /// this many times (a commit after each).
     #[arg(long, requires = "completion_signal")]

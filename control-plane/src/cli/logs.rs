@@ -85,9 +85,15 @@ fn show(event: &AttemptEvent, print: Print) {
                     }
                 };
             }
-            EventBody::Status { phase } => {
-                eprintln!("[kiln] attempt {}: {}", event.attempt, phase.as_str());
-            }
+            EventBody::Status { phase, until } => match until {
+                Some(until) => eprintln!(
+                    "[kiln] attempt {}: {} until {}",
+                    event.attempt,
+                    phase.as_str(),
+                    super::render::time(Some(*until))
+                ),
+                None => eprintln!("[kiln] attempt {}: {}", event.attempt, phase.as_str()),
+            },
             EventBody::Agent(agent) => eprintln!("{}", describe(agent)),
             EventBody::Finished { outcome } => {
                 eprintln!(
@@ -124,6 +130,8 @@ fn describe(event: &AgentEvent) -> String {
         }
         AgentEvent::FileChange { path, change } => format!("agent ✎ {change} {path}"),
         AgentEvent::Error { message } => format!("agent ✗ {message}"),
+        AgentEvent::Warning { message } => format!("agent ! {message}"),
+        AgentEvent::Session { id } => format!("agent session {id}"),
         AgentEvent::Result {
             text,
             is_error,

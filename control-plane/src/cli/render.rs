@@ -66,18 +66,33 @@ pub fn clip(text: &str, n: usize) -> String {
     format!("{kept}…")
 }
 
-/// "3 turns, 1200 tokens in (800 cached), 300 out, $0.0125" as the agent reported it.
+/// "3 turns, 400 tokens in (+800 cache read, +150 cache write), 300 out (120 reasoning),
+/// $0.0125" as the agent reported it.
 pub fn usage(usage: &kiln_protocol::Usage) -> String {
     let mut parts = Vec::new();
     if let Some(turns) = usage.turns {
         parts.push(format!("{turns} turn(s)"));
     }
     let mut tokens = format!("{} tokens in", usage.input_tokens);
-    if usage.cached_input_tokens > 0 {
-        tokens.push_str(&format!(" ({} cached)", usage.cached_input_tokens));
+    let cache: Vec<String> = [
+        (usage.cache_read_tokens, "cache read"),
+        (usage.cache_write_tokens, "cache write"),
+    ]
+    .iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("+{count} {what}"))
+    .collect();
+    if !cache.is_empty() {
+        tokens.push_str(&format!(" ({})", cache.join(", ")));
     }
     parts.push(tokens);
-    parts.push(format!("{} out", usage.output_tokens));
+    match usage.reasoning_tokens {
+        Some(reasoning) if reasoning > 0 => parts.push(format!(
+            "{} out ({reasoning} reasoning)",
+            usage.output_tokens
+        )),
+        _ => parts.push(format!("{} out", usage.output_tokens)),
+    }
     if let Some(cost) = usage.cost_usd {
         parts.push(format!("${cost:.4} (reported by the agent)"));
     }

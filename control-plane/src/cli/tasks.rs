@@ -189,6 +189,8 @@ fn run_options(agent: &AgentArgs) -> RunOptions {
             preset: preset.clone(),
             model: agent.model.clone(),
             args: agent.agent_args.clone(),
+            autonomy: agent.autonomy.map(Into::into),
+            continue_conversation: agent.continue_conversation,
         }),
         max_iterations: agent.max_iterations,
         completion_signal: agent.completion_signal.clone(),

@@ -39,6 +39,7 @@ pub fn ended_unrun(status: OutcomeStatus, message: &str) -> Outcome {
         stop: None,
         iterations: None,
         usage: None,
+        agent_session: None,
     }
 }
 

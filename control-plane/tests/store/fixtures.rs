@@ -84,6 +84,7 @@ pub fn finished(seq: u64) -> Event {
                 stop: None,
                 iterations: None,
                 usage: None,
+                agent_session: None,
             },
         },
     }

@@ -30,6 +30,8 @@ pub struct Program<'p> {
     pub role: Role,
     /// Its argv; the first element is the program.
     pub argv: &'p [String],
+    /// Environment its preset needs, on top of the task's.
+    pub env: &'p [(String, String)],
     /// File given as its stdin (none: empty stdin).
     pub stdin: Option<&'p Path>,
     /// The task's prompt file, shown (read-only) in the fence and named in the env.
@@ -65,7 +67,12 @@ impl Launched {
 }
 
 impl Attempt {
-    fn agent_env(&self, path: &Path, prompt_file: Option<&Path>) -> Vec<(String, String)> {
+    fn agent_env(
+        &self,
+        path: &Path,
+        prompt_file: Option<&Path>,
+        preset_env: &[(String, String)],
+    ) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("KILN_TASK_ID".into(), self.spec.task_id.to_string()),
             ("KILN_ATTEMPT".into(), self.number.to_string()),
@@ -78,6 +85,8 @@ impl Attempt {
                 prompt_file.to_string_lossy().into_owned(),
             ));
         }
+        // The task's env may override what the preset sets.
+        env.extend(preset_env.iter().cloned());
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(
             self.spec
@@ -109,6 +118,7 @@ impl Attempt {
         let Program {
             role,
             argv,
+            env: preset_env,
             stdin,
             prompt_file,
             name: run,
@@ -117,7 +127,7 @@ impl Attempt {
         let container_spec = self.spec.container.as_ref().filter(|_| role == Role::Agent);
         let (argv, env) = match (role, container_spec) {
             (Role::Step, _) => (argv.to_vec(), Vec::new()),
-            (Role::Agent, None) => (argv.to_vec(), self.agent_env(path, prompt_file)),
+            (Role::Agent, None) => (argv.to_vec(), self.agent_env(path, prompt_file, preset_env)),
             (Role::Agent, Some(spec)) => {
                 let name = format!("kiln-agent-{}-{}-{run}", self.spec.task_id, self.number);
                 let container = AgentContainer {
@@ -129,7 +139,7 @@ impl Attempt {
                     worktree: path,
                     prompt_file,
                 };
-                let argv = container.wrap(argv, self.agent_env(path, prompt_file))?;
+                let argv = container.wrap(argv, self.agent_env(path, prompt_file, preset_env))?;
                 launched.container = Some((container.name, container.env_file));
                 (argv, Vec::new())
             }

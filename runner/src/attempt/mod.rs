@@ -12,6 +12,7 @@ mod launch;
 mod lines;
 mod outcome;
 pub mod prompt_files;
+mod rate_limit;
 mod redact;
 mod runs;
 mod save;
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attempts::Attempts;
 use crate::outbox::{AttemptKey, Outbox};
-use crate::presets::{self, Preset};
+use crate::presets::{self, Enclosure, Preset};
 use crate::upload::Uploader;
 use crate::workspace::mirror::{Fetched, LockedMirror, Mirrors};
 use crate::workspace::sessions::{self, Workspace, Workspaces};
@@ -83,6 +84,8 @@ pub struct Shared {
     /// How agents are fenced; `None` where this machine cannot (they then run as the
     /// runner's user, seeing what it sees).
     pub fencing: Option<Arc<fencing::Fencing>>,
+    /// Where agents run: in a box when this runner is a sandbox's.
+    pub enclosure: Enclosure,
 }
 
 /// One attempt in progress.
@@ -167,14 +170,18 @@ impl Attempt {
 
     fn phase(&self, phase: Phase) {
         self.shared.attempts.set_phase(self.key(), phase);
-        self.emit(EventBody::Status { phase });
+        self.emit(EventBody::Status { phase, until: None });
     }
 
     async fn execute(&self) -> Outcome {
         if let Err(refusal) = check_spec(&self.spec) {
             return outcome::error(format!("task refused: {refusal}"));
         }
-        let invocation = match presets::invocation(&self.spec, &self.shared.presets) {
+        let enclosure = match self.spec.container {
+            Some(_) => Enclosure::Box,
+            None => self.shared.enclosure,
+        };
+        let invocation = match presets::invocation(&self.spec, &self.shared.presets, enclosure) {
             Ok(invocation) => invocation,
             Err(e) => return outcome::error(format!("task refused: {e}")),
         };
@@ -278,7 +285,7 @@ impl Attempt {
             Ok(base) => base,
             Err(outcome) => return outcome,
         };
-        let outcome = self.work_in(&path, &base, &base, invocation).await;
+        let outcome = self.work_in(&path, &base, &base, invocation, None).await;
         let mirror = self.shared.mirrors.lock(&self.spec.repo).await;
         worktree::remove(&mirror.path, &path).await;
         outcome
@@ -305,11 +312,26 @@ impl Attempt {
                 Err(e) => return outcome::error(format!("workspace session is broken: {e}")),
             },
         };
+        let conversation = workspace.conversations.get(&invocation.preset).cloned();
         let outcome = self
-            .work_in(&workspace.path, &head, &workspace.base, invocation)
+            .work_in(
+                &workspace.path,
+                &head,
+                &workspace.base,
+                invocation,
+                conversation,
+            )
             .await;
         let left_at = outcome.result.as_ref().map(|r| r.head_commit.clone());
         self.shared.workspaces.set_head(spec.workspace_id, left_at);
+        if let Some(conversation) = &outcome.agent_session {
+            let workspaces = &self.shared.workspaces;
+            workspaces.set_conversation(
+                spec.workspace_id,
+                &invocation.preset,
+                conversation.clone(),
+            );
+        }
         outcome
     }
 
@@ -338,6 +360,7 @@ impl Attempt {
             base,
             // The setup commands may have committed.
             head: None,
+            conversations: Default::default(),
         };
         self.shared
             .workspaces

@@ -18,6 +18,7 @@ fn outcome(status: OutcomeStatus, message: String) -> Outcome {
         stop: None,
         iterations: None,
         usage: None,
+        agent_session: None,
     }
 }
 
@@ -71,13 +72,18 @@ pub struct RunEnd<'a> {
     pub signal_wanted: bool,
     /// This was the last iteration allowed.
     pub last_iteration: bool,
+    /// The agent said the run failed, in these words.
+    pub failure: Option<&'a str>,
+    /// It stopped itself at a budget it was given.
+    pub exhausted: Option<StopReason>,
 }
 
 impl RunEnd<'_> {
-    /// True when the agent should run again: it exited cleanly, was asked for a signal, has
-    /// not printed it, and iterations remain.
+    /// True when the agent should run again: it exited cleanly without reporting a failure,
+    /// was asked for a signal, has not printed it, and iterations remain.
     pub fn runs_again(&self) -> bool {
         self.halted.is_none()
+            && self.failure.is_none()
             && !self.signaled
             && self.signal_wanted
             && self.status.code == Some(0)
@@ -128,6 +134,23 @@ impl RunEnd<'_> {
                 OutcomeStatus::Succeeded,
                 StopReason::Completed,
                 "printed the completion signal".to_owned(),
+            ),
+            None if self.exhausted.is_some() => (
+                OutcomeStatus::Failed,
+                self.exhausted.unwrap_or(StopReason::AgentError),
+                format!(
+                    "the agent stopped at the budget it was given: {}",
+                    self.failure.unwrap_or("(no message)")
+                ),
+            ),
+            // An error result is a failure whatever the exit code says (Gemini exits 0).
+            None if self.failure.is_some() => (
+                OutcomeStatus::Failed,
+                StopReason::AgentError,
+                format!(
+                    "the agent reported a failure: {}",
+                    self.failure.unwrap_or("(no message)")
+                ),
             ),
             None if self.status.code == Some(0) && self.signal_wanted => (
                 OutcomeStatus::Failed,

@@ -55,6 +55,7 @@ impl Attempt {
         let program = Program {
             role: Role::Step,
             argv: &argv,
+            env: &[],
             stdin: None,
             prompt_file: None,
             name: "step",

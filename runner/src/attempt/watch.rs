@@ -1,12 +1,13 @@
-//! Watching an agent's output as it streams: parse it with the preset, stream the result,
-//! notice the completion signal, add up the usage the agent reports, and say when a turn or
-//! cost budget is used up.
+//! Watching an agent's output as it streams: parse it with the preset's parser, stream the
+//! result, notice the completion signal in the agent's own words, add up the usage it
+//! reports, keep what it says about its session, failure or rate limit, and say when a
+//! turn or cost budget is used up.
 
 use kiln_protocol::{AgentEvent, EventBody, LineEncoding, LogLine, StopReason, Stream, Usage};
 
 use super::budget::LogBudget;
 use super::redact::Needles;
-use crate::presets::{self, Format};
+use crate::presets::{Parsed, Parser, RateLimit, UsageReport};
 
 /// What the agent loop should do after a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,22 +29,37 @@ pub struct Budgets {
     pub max_cost_usd: Option<f64>,
 }
 
+/// What one run of the agent said about itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Usage this run reported.
+    pub usage: Usage,
+    /// True once the completion signal appeared.
+    pub signaled: bool,
+    /// The agent said the run failed, in these words (redacted).
+    pub failure: Option<String>,
+    /// The agent stopped at its provider's limit.
+    pub rate_limit: Option<RateLimit>,
+    /// The conversation it named, for a later run to resume.
+    pub session: Option<String>,
+    /// It stopped itself at a budget it was given.
+    pub exhausted: Option<StopReason>,
+}
+
 /// Watches one run of the agent.
 pub struct Watcher<'a> {
-    format: Format,
-    /// The task's secrets, redacted again from what the preset decodes: an escape in the
+    parser: Parser,
+    /// The task's secrets, redacted again from what the parser decodes: an escape in the
     /// JSON (`\"`, `\\`, `\u00e9`) hides a secret from the redaction of the raw line.
     needles: Needles,
     signal: Option<&'a str>,
     recent_text: String,
     budgets: Budgets,
     earlier: Usage,
-    /// Usage this run reported.
-    pub usage: Usage,
+    /// What the run said so far.
+    pub report: Report,
     /// Turns seen starting in this run.
     pub turns_started: u64,
-    /// True once the completion signal appeared.
-    pub signaled: bool,
     log: &'a mut LogBudget,
     emit: &'a mut (dyn FnMut(EventBody) + Send),
 }
@@ -51,7 +67,7 @@ pub struct Watcher<'a> {
 impl std::fmt::Debug for Watcher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
-            .field("format", &self.format)
+            .field("parser", &self.parser)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +75,7 @@ impl std::fmt::Debug for Watcher<'_> {
 impl<'a> Watcher<'a> {
     /// A watcher for one run; `earlier` is the usage of the attempt's earlier runs.
     pub fn new(
-        format: Format,
+        parser: Parser,
         needles: Needles,
         signal: Option<&'a str>,
         budgets: Budgets,
@@ -68,15 +84,14 @@ impl<'a> Watcher<'a> {
         emit: &'a mut (dyn FnMut(EventBody) + Send),
     ) -> Self {
         Self {
-            format,
+            parser,
             needles,
             signal: signal.filter(|s| !s.is_empty()),
             recent_text: String::new(),
             budgets,
             earlier,
-            usage: Usage::default(),
+            report: Report::default(),
             turns_started: 0,
-            signaled: false,
             log,
             emit,
         }
@@ -85,27 +100,56 @@ impl<'a> Watcher<'a> {
     /// Handles one (already redacted) line.
     pub fn on_line(&mut self, line: LogLine) -> Verdict {
         let parsed = match (line.stream, line.encoding) {
-            (Stream::Stdout, LineEncoding::Utf8) => presets::parse(self.format, &line.line),
+            (Stream::Stdout, LineEncoding::Utf8) => self.parser.line(&line.line),
             _ => None,
         };
-        let Some(parsed) = parsed else {
-            self.notice_text(&line.line);
-            for admitted in self.log.admit(line) {
-                (self.emit)(EventBody::Log(admitted));
+        match parsed {
+            Some(parsed) => self.apply(parsed),
+            None => {
+                // For a JSON format, what is not its JSON (stderr, a stray print) is not
+                // the agent speaking.
+                if !self.parser.is_structured() {
+                    self.notice_text(&line.line);
+                }
+                for admitted in self.log.admit(line) {
+                    (self.emit)(EventBody::Log(admitted));
+                }
             }
-            return self.verdict();
-        };
+        }
+        self.verdict()
+    }
+
+    /// Handles the end of the output, once the agent has exited, and returns the report.
+    pub fn finish(mut self) -> Report {
+        if let Some(parsed) = self.parser.end() {
+            self.apply(parsed);
+        }
+        self.report
+    }
+
+    fn apply(&mut self, parsed: Parsed) {
         self.turns_started += u64::from(parsed.new_turn);
+        match parsed.usage {
+            Some(UsageReport::Total(usage)) => self.report.usage = usage,
+            Some(UsageReport::Increment(usage)) => self.report.usage.add(&usage),
+            None => {}
+        }
+        if let Some(failure) = parsed.failure {
+            self.report.failure = Some(self.needles.redact_text(&failure).into_owned());
+        }
+        self.report.exhausted = parsed.exhausted.or(self.report.exhausted);
+        if let Some(mut limit) = parsed.rate_limit {
+            limit.message = self.needles.redact_text(&limit.message).into_owned();
+            self.report.rate_limit = Some(limit);
+        }
         for event in parsed.events {
             let event = self.redacted(event);
             match &event {
-                AgentEvent::Text { text } => self.notice_text(text),
-                AgentEvent::Result { text, usage, .. } => {
-                    if let Some(text) = text {
-                        self.notice_text(text);
-                    }
-                    self.usage.add(usage);
-                }
+                AgentEvent::Text { text } if !parsed.aside => self.notice_text(text),
+                AgentEvent::Result {
+                    text: Some(text), ..
+                } if !parsed.aside => self.notice_text(text),
+                AgentEvent::Session { id } => self.report.session = Some(id.clone()),
                 _ => {}
             }
             let size = serde_json::to_string(&event).map_or(0, |s| s.len());
@@ -113,7 +157,6 @@ impl<'a> Watcher<'a> {
                 (self.emit)(EventBody::Agent(event));
             }
         }
-        self.verdict()
     }
 
     /// `event` with the task's secrets redacted from every string in it.
@@ -132,7 +175,7 @@ impl<'a> Watcher<'a> {
         let Some(signal) = self.signal else { return };
         self.recent_text.push_str(text);
         if self.recent_text.contains(signal) {
-            self.signaled = true;
+            self.report.signaled = true;
         }
         let keep = signal.len() * 2;
         if self.recent_text.len() > keep {
@@ -146,12 +189,12 @@ impl<'a> Watcher<'a> {
 
     /// Turns used so far over all runs, as best known.
     pub fn turns(&self) -> u64 {
-        let reported = self.usage.turns.unwrap_or(0);
+        let reported = self.report.usage.turns.unwrap_or(0);
         self.earlier.turns.unwrap_or(0) + reported.max(self.turns_started)
     }
 
     fn cost(&self) -> f64 {
-        self.earlier.cost_usd.unwrap_or(0.0) + self.usage.cost_usd.unwrap_or(0.0)
+        self.earlier.cost_usd.unwrap_or(0.0) + self.report.usage.cost_usd.unwrap_or(0.0)
     }
 
     fn verdict(&self) -> Verdict {
@@ -165,7 +208,7 @@ impl<'a> Watcher<'a> {
         {
             return Verdict::Stop(StopReason::CostLimit);
         }
-        if self.signaled {
+        if self.report.signaled {
             return Verdict::Completed;
         }
         Verdict::Continue
@@ -177,6 +220,7 @@ mod tests {
     use kiln_protocol::Stream;
 
     use super::*;
+    use crate::presets::Format;
 
     fn line(text: &str) -> LogLine {
         LogLine::from_bytes(Stream::Stdout, text.as_bytes())
@@ -188,7 +232,7 @@ mod tests {
         let mut out = Vec::new();
         let mut emit = |e: EventBody| out.push(e);
         let mut watcher = Watcher::new(
-            Format::ClaudeCode,
+            Parser::new(Format::ClaudeCode, std::path::Path::new("/")),
             Needles::default(),
             Some("DONE!"),
             Budgets::default(),
@@ -204,6 +248,7 @@ mod tests {
         );
         let text = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"All good. DONE!"}]}}"#;
         assert_eq!(watcher.on_line(line(text)), Verdict::Completed);
+        assert!(watcher.finish().signaled);
     }
 
     #[test]
@@ -215,7 +260,7 @@ mod tests {
             max_cost_usd: None,
         };
         let mut watcher = Watcher::new(
-            Format::ClaudeCode,
+            Parser::new(Format::ClaudeCode, std::path::Path::new("/")),
             Needles::default(),
             None,
             budgets,
@@ -241,7 +286,7 @@ mod tests {
             ..Usage::default()
         };
         let mut watcher = Watcher::new(
-            Format::ClaudeCode,
+            Parser::new(Format::ClaudeCode, std::path::Path::new("/")),
             Needles::default(),
             None,
             budgets,

@@ -270,6 +270,10 @@ pub async fn run(
             container_limits: config.container_limits.clone(),
             results: Arc::new(crate::workspace::results::Results::new(&config.cache_dir)),
             fencing: fencing.as_ref().ok().cloned(),
+            enclosure: match sandbox {
+                Some(_) => crate::presets::Enclosure::Box,
+                None => crate::presets::Enclosure::Host,
+            },
         },
         identity,
         tls,

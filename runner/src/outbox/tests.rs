@@ -20,6 +20,7 @@ fn finished() -> EventBody {
             stop: None,
             iterations: None,
             usage: None,
+            agent_session: None,
         },
     }
 }

@@ -1,90 +1,141 @@
-//! Gemini CLI's `stream-json` output: assistant `message` chunks, `tool_use`, `tool_result`,
-//! `error`, and the final `result` with token stats (Gemini reports no cost).
+//! Gemini CLI's `stream-json` output (tests/fixtures/agents/gemini/): `init` (the session a
+//! later run resumes), the CLI's echo of the prompt as a `user` message, assistant
+//! `message` chunks (every one `delta: true`), `tool_use`, `tool_result`, `error` events
+//! (severity `warning` or `error`) and the final `result` with token stats (no cost). A
+//! `result` with `status: "error"` carries the error that ended the run.
 
 use kiln_protocol::{AgentEvent, Usage};
 use serde_json::Value;
 
-use super::{clip, Parsed};
+use super::parser::{clip, count, string, Parsed, RateLimit, UsageReport};
 
-pub fn parse(value: &Value) -> Option<Parsed> {
-    let parsed = |events: Vec<AgentEvent>, new_turn| Some(Parsed { events, new_turn });
-    match value.get("type")?.as_str()? {
-        "message" if value.get("role").and_then(Value::as_str) == Some("assistant") => {
-            let delta = value.get("delta").and_then(Value::as_bool).unwrap_or(false);
-            parsed(
-                vec![AgentEvent::Text {
-                    text: value.get("content")?.as_str()?.to_owned(),
-                }],
-                !delta,
-            )
-        }
-        "tool_use" => parsed(
-            vec![AgentEvent::ToolCall {
-                id: value
-                    .get("tool_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                name: value.get("tool_name")?.as_str()?.to_owned(),
-                input: value.get("parameters").cloned().unwrap_or(Value::Null),
-            }],
-            false,
-        ),
-        "tool_result" => {
-            let failed = value.get("status").and_then(Value::as_str) != Some("success");
-            let output = value
-                .get("output")
-                .and_then(Value::as_str)
-                .or_else(|| {
-                    value
-                        .get("error")
-                        .and_then(|e| e.get("message"))
-                        .and_then(Value::as_str)
+/// One run's stream.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// The model is answering: its chunks and tool calls belong to the turn counted when
+    /// the first of them arrived. A prompt or a tool's result ends it.
+    answering: bool,
+    /// An `error` event of severity `error`: the run failed of it, whatever `result` says.
+    fatal: Option<String>,
+}
+
+impl Stream {
+    pub fn line(&mut self, value: &Value) -> Option<Parsed> {
+        match string(value, "type")? {
+            "init" => {
+                self.answering = false;
+                Some(match string(value, "session_id") {
+                    Some(id) => Parsed::events(vec![AgentEvent::Session { id: id.to_owned() }]),
+                    None => Parsed::quiet(),
                 })
-                .unwrap_or("");
-            parsed(
-                vec![AgentEvent::ToolResult {
-                    id: value
-                        .get("tool_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    output: clip(output),
-                    is_error: failed,
+            }
+            "message" if string(value, "role") == Some("assistant") => {
+                let text = string(value, "content")?.to_owned();
+                Some(Parsed {
+                    events: vec![AgentEvent::Text { text }],
+                    new_turn: self.answer(),
+                    ..Parsed::default()
+                })
+            }
+            // The CLI's echo of the prompt: not the agent's words.
+            "message" => {
+                self.answering = false;
+                Some(Parsed {
+                    aside: true,
+                    ..Parsed::default()
+                })
+            }
+            "tool_use" => Some(Parsed {
+                events: vec![AgentEvent::ToolCall {
+                    id: string(value, "tool_id").map(str::to_owned),
+                    name: string(value, "tool_name")?.to_owned(),
+                    input: value.get("parameters").cloned().unwrap_or(Value::Null),
                 }],
-                false,
-            )
+                new_turn: self.answer(),
+                ..Parsed::default()
+            }),
+            "tool_result" => {
+                self.answering = false;
+                Some(Parsed::events(vec![tool_result(value)]))
+            }
+            "error" => Some(self.error(value)),
+            "result" => Some(self.result(value)),
+            _ => None,
         }
-        "error" => parsed(
-            vec![AgentEvent::Error {
-                message: value.get("message")?.as_str()?.to_owned(),
+    }
+
+    /// True when this chunk or call starts the model's answer.
+    fn answer(&mut self) -> bool {
+        !std::mem::replace(&mut self.answering, true)
+    }
+
+    fn error(&mut self, value: &Value) -> Parsed {
+        let message = string(value, "message")
+            .unwrap_or("an error without a message")
+            .to_owned();
+        if string(value, "severity") == Some("warning") {
+            return Parsed::events(vec![AgentEvent::Warning { message }]);
+        }
+        self.fatal = Some(message.clone());
+        let mut parsed = Parsed::events(vec![AgentEvent::Error {
+            message: message.clone(),
+        }]);
+        parsed.rate_limit = RateLimit::detect(&message);
+        parsed.failure = Some(message);
+        parsed
+    }
+
+    fn result(&mut self, value: &Value) -> Parsed {
+        let stats = value.get("stats");
+        let cached = count(stats, "cached");
+        // `input` is the uncached part; older CLIs report only `input_tokens`, cache
+        // included.
+        let uncached = stats
+            .and_then(|s| s.get("input"))
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| count(stats, "input_tokens").saturating_sub(cached));
+        let usage = Usage {
+            turns: None,
+            input_tokens: uncached,
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+            output_tokens: count(stats, "output_tokens"),
+            reasoning_tokens: None,
+            cost_usd: None,
+        };
+        let reported = (string(value, "status") == Some("error")).then(|| {
+            value
+                .get("error")
+                .and_then(|e| string(e, "message"))
+                .unwrap_or("the run ended with an error")
+                .to_owned()
+        });
+        let failure = reported.or_else(|| self.fatal.take());
+        Parsed {
+            events: vec![AgentEvent::Result {
+                text: None,
+                is_error: failure.is_some(),
+                usage: usage.clone(),
             }],
-            false,
-        ),
-        "result" => {
-            let stats = value.get("stats");
-            let count = |key: &str| {
-                stats
-                    .and_then(|s| s.get(key))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-            };
-            parsed(
-                vec![AgentEvent::Result {
-                    text: None,
-                    is_error: value
-                        .get("status")
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| s != "success"),
-                    usage: Usage {
-                        turns: None,
-                        input_tokens: count("input_tokens"),
-                        cached_input_tokens: count("cached"),
-                        output_tokens: count("output_tokens"),
-                        cost_usd: None,
-                    },
-                }],
-                false,
-            )
+            usage: Some(UsageReport::Total(usage)),
+            rate_limit: failure.as_deref().and_then(RateLimit::detect),
+            failure,
+            ..Parsed::default()
         }
-        _ => None,
+    }
+}
+
+fn tool_result(value: &Value) -> AgentEvent {
+    let failed = string(value, "status") != Some("success");
+    let error = value.get("error").and_then(|e| string(e, "message"));
+    let output = match (string(value, "output"), error) {
+        (Some(output), _) if !output.is_empty() => output,
+        (_, Some(error)) => error,
+        (output, None) => output.unwrap_or(""),
+    };
+    AgentEvent::ToolResult {
+        id: string(value, "tool_id").map(str::to_owned),
+        output: clip(output),
+        is_error: failed,
     }
 }

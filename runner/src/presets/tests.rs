@@ -1,6 +1,11 @@
-//! Preset invocations and the three agents' JSON streams, from recorded sample lines.
+//! Preset invocations, and single lines of the three agents' JSON streams (whole
+//! transcripts the real CLIs printed are replayed in `tests/fixtures.rs`).
 
-use kiln_protocol::{AgentEvent, AgentSpec, TaskId, TaskSpec};
+mod fixtures;
+
+use kiln_protocol::{AgentEvent, AgentSpec, Autonomy, TaskId, TaskSpec};
+
+use super::parser::parse;
 
 use super::*;
 
@@ -30,10 +35,18 @@ fn spec(agent: Option<AgentSpec>) -> TaskSpec {
 
 fn agent(preset: &str, model: Option<&str>, args: &[&str]) -> Option<AgentSpec> {
     Some(AgentSpec {
+        autonomy: None,
+        continue_conversation: false,
         preset: preset.into(),
         model: model.map(str::to_owned),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
     })
+}
+
+fn argv(spec: &TaskSpec, enclosure: Enclosure) -> Vec<String> {
+    invocation(spec, &builtin(), enclosure)
+        .unwrap()
+        .argv(RunArgs::default())
 }
 
 #[test]
@@ -42,10 +55,11 @@ fn each_preset_builds_its_headless_invocation() {
     let claude = invocation(
         &spec(agent("claude-code", Some("sonnet"), &["--max-turns", "9"])),
         &presets,
+        Enclosure::Host,
     )
     .unwrap();
     assert_eq!(
-        claude.argv,
+        claude.argv(RunArgs::default()),
         [
             "claude",
             "-p",
@@ -54,63 +68,196 @@ fn each_preset_builds_its_headless_invocation() {
             "--verbose",
             "--model",
             "sonnet",
+            "--permission-mode",
+            "acceptEdits",
             "--max-turns",
             "9"
         ]
     );
     assert!(claude.prompt_on_stdin);
-    let codex = invocation(&spec(agent("codex", None, &[])), &presets).unwrap();
-    assert_eq!(codex.argv, ["codex", "exec", "--json", "-"]);
-    let gemini = invocation(&spec(agent("gemini", Some("pro"), &[])), &presets).unwrap();
+    assert!(claude.env.is_empty());
     assert_eq!(
-        gemini.argv,
+        argv(&spec(agent("codex", None, &[])), Enclosure::Host),
+        [
+            "codex",
+            "exec",
+            "--json",
+            "--sandbox",
+            "workspace-write",
+            "-"
+        ]
+    );
+    let gemini = invocation(
+        &spec(agent("gemini", Some("pro"), &[])),
+        &presets,
+        Enclosure::Host,
+    )
+    .unwrap();
+    assert_eq!(
+        gemini.argv(RunArgs::default()),
         [
             "gemini",
             "--output-format",
             "stream-json",
             "--model",
             "pro",
-            "--prompt",
-            "Fix it."
-        ]
+            "--approval-mode",
+            "auto_edit"
+        ],
+        "the prompt goes on stdin, never in argv"
     );
-    assert!(!gemini.prompt_on_stdin);
-    let command = invocation(&spec(None), &presets).unwrap();
+    assert!(gemini.prompt_on_stdin);
     assert_eq!(
-        (command.argv, command.format),
+        gemini.env,
+        [("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned())]
+    );
+    let command = invocation(&spec(None), &presets, Enclosure::Host).unwrap();
+    assert_eq!(
+        (command.argv(RunArgs::default()), command.format),
         (vec!["make".to_owned()], Format::Plain)
     );
-    assert!(invocation(&spec(agent("nope", None, &[])), &presets)
-        .unwrap_err()
-        .contains("nope"));
+    assert!(
+        invocation(&spec(agent("nope", None, &[])), &presets, Enclosure::Host)
+            .unwrap_err()
+            .contains("nope")
+    );
+}
+
+fn with_autonomy(preset: &str, level: Autonomy) -> TaskSpec {
+    let mut agent = agent(preset, None, &[]);
+    if let Some(agent) = &mut agent {
+        agent.autonomy = Some(level);
+    }
+    spec(agent)
 }
 
 #[test]
-fn operators_add_presets_in_runner_yaml() {
-    let configured = BTreeMap::from([(
-        "aider".to_owned(),
-        PresetConfig {
-            program: "aider".into(),
-            args: vec!["--yes".into()],
-            model_flag: Some("--model".into()),
-            prompt: Some("flag:--message".into()),
-            format: Format::Plain,
-        },
-    )]);
-    let presets = all(&configured).unwrap();
-    let aider = invocation(&spec(agent("aider", None, &[])), &presets).unwrap();
-    assert_eq!(aider.argv, ["aider", "--yes", "--message", "Fix it."]);
-    let bad = BTreeMap::from([(
-        "x".to_owned(),
-        PresetConfig {
-            program: "x".into(),
-            args: vec![],
-            model_flag: None,
-            prompt: Some("carrier-pigeon".into()),
-            format: Format::Plain,
-        },
-    )]);
-    assert!(all(&bad).unwrap_err().contains("presets.x.prompt"));
+fn autonomy_maps_to_each_clis_current_flags() {
+    let flags = |preset: &str, level, enclosure| {
+        let argv = argv(&with_autonomy(preset, level), enclosure);
+        argv[argv.len().min(
+            argv.iter()
+                .position(|a| {
+                    a.starts_with("--permission-mode")
+                        || a == "--sandbox"
+                        || a.starts_with("--dangerously")
+                        || a == "--approval-mode"
+                })
+                .unwrap_or(argv.len()),
+        )..]
+            .iter()
+            .filter(|a| *a != "-")
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    use Autonomy::{Edit, Full, ReadOnly};
+    use Enclosure::{Box, Host};
+    assert_eq!(
+        flags("claude-code", ReadOnly, Host),
+        "--permission-mode dontAsk"
+    );
+    assert_eq!(
+        flags("claude-code", Edit, Host),
+        "--permission-mode acceptEdits"
+    );
+    assert_eq!(
+        flags("claude-code", Full, Box),
+        "--permission-mode bypassPermissions"
+    );
+    assert_eq!(flags("codex", ReadOnly, Host), "--sandbox read-only");
+    assert_eq!(flags("codex", ReadOnly, Box), "--sandbox read-only");
+    assert_eq!(flags("codex", Full, Host), "--sandbox danger-full-access");
+    assert_eq!(
+        flags("codex", Edit, Box),
+        "--dangerously-bypass-approvals-and-sandbox",
+        "in a box, the box is codex's fence"
+    );
+    assert_eq!(flags("gemini", ReadOnly, Host), "--approval-mode default");
+    assert_eq!(flags("gemini", Full, Host), "--approval-mode yolo");
+    let deprecated = [
+        "--full-auto",
+        "--yolo",
+        "-y",
+        "--dangerously-skip-permissions",
+    ];
+    for preset in ["claude-code", "codex", "gemini"] {
+        for level in [ReadOnly, Edit, Full] {
+            for enclosure in [Host, Box] {
+                let argv = argv(&with_autonomy(preset, level), enclosure);
+                assert!(
+                    !argv.iter().any(|a| deprecated.contains(&a.as_str())),
+                    "{preset} {level:?} {enclosure:?}: {argv:?}"
+                );
+            }
+        }
+    }
+    let boxed = invocation(&with_autonomy("claude-code", Full), &builtin(), Box).unwrap();
+    assert_eq!(boxed.env, [("IS_SANDBOX".to_owned(), "1".to_owned())]);
+    let host = invocation(&with_autonomy("claude-code", Full), &builtin(), Host).unwrap();
+    assert!(host.env.is_empty(), "only a box says it is a sandbox");
+    let mut own = spec(None);
+    own.agent = Some(AgentSpec {
+        autonomy: Some(Full),
+        ..agent(COMMAND, None, &[]).unwrap()
+    });
+    assert!(invocation(&own, &builtin(), Host)
+        .unwrap_err()
+        .contains("not the task's own command"));
+}
+
+#[test]
+fn a_run_adds_the_budget_left_and_the_conversation_it_resumes() {
+    let claude = invocation(
+        &spec(agent("claude-code", None, &[])),
+        &builtin(),
+        Enclosure::Host,
+    )
+    .unwrap();
+    let argv = claude.argv(RunArgs {
+        resume: Some("s-1"),
+        budget_usd: Some(0.25),
+    });
+    assert_eq!(
+        argv[argv.len() - 4..],
+        ["--max-budget-usd", "0.2500", "--resume", "s-1"]
+    );
+    let codex = invocation(
+        &spec(agent("codex", None, &[])),
+        &builtin(),
+        Enclosure::Host,
+    )
+    .unwrap();
+    let argv = codex.argv(RunArgs {
+        resume: Some("t-1"),
+        budget_usd: Some(1.0),
+    });
+    assert_eq!(
+        argv,
+        [
+            "codex",
+            "exec",
+            "--json",
+            "--sandbox",
+            "workspace-write",
+            "resume",
+            "t-1",
+            "-"
+        ],
+        "codex has no budget flag; a resumed run is `exec resume ID -`"
+    );
+    let gemini = invocation(
+        &spec(agent("gemini", None, &[])),
+        &builtin(),
+        Enclosure::Host,
+    )
+    .unwrap();
+    assert!(gemini
+        .argv(RunArgs {
+            resume: Some("g-1"),
+            budget_usd: None
+        })
+        .ends_with(&["--resume".to_owned(), "g-1".to_owned()]));
 }
 
 #[test]
@@ -187,8 +334,16 @@ fn what_no_parser_knows_stays_a_plain_line() {
     assert_eq!(parse(Format::ClaudeCode, "plain text"), None);
     assert_eq!(parse(Format::ClaudeCode, "{not json"), None);
     assert_eq!(
-        parse(Format::ClaudeCode, r#"{"type":"system","subtype":"init"}"#),
+        parse(Format::ClaudeCode, r#"{"type":"control_request"}"#),
         None
+    );
+    assert_eq!(
+        parse(
+            Format::ClaudeCode,
+            r#"{"type":"system","subtype":"hook_started"}"#
+        ),
+        Some(Parsed::quiet()),
+        "the CLI's bookkeeping is understood and not shown"
     );
     assert_eq!(parse(Format::Plain, r#"{"type":"assistant"}"#), None);
 }

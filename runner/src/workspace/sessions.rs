@@ -20,6 +20,8 @@ pub struct Workspace {
     /// tasks move HEAD (file requests never write into `.git`), so the next task starts
     /// there without opening the repository to read it.
     pub head: Option<String>,
+    /// The conversation each agent preset last recorded here, for `--continue`.
+    pub conversations: std::collections::BTreeMap<String, String>,
 }
 
 /// The open sessions.
@@ -47,6 +49,15 @@ impl Workspaces {
     pub fn set_head(&self, id: WorkspaceId, head: Option<String>) {
         if let Some(workspace) = self.lock().get_mut(&id) {
             workspace.head = head;
+        }
+    }
+
+    /// Records the conversation `preset`'s agent last named in the session.
+    pub fn set_conversation(&self, id: WorkspaceId, preset: &str, conversation: String) {
+        if let Some(workspace) = self.lock().get_mut(&id) {
+            workspace
+                .conversations
+                .insert(preset.to_owned(), conversation);
         }
     }
 

@@ -181,6 +181,7 @@ fn succeeded() -> Outcome {
         stop: None,
         iterations: None,
         usage: None,
+        agent_session: None,
     }
 }
 
