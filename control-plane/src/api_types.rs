@@ -109,7 +109,8 @@ pub struct TaskDetail {
     pub task: TaskRecord,
     /// Its attempts, first to last.
     pub attempts: Vec<AttemptRecord>,
-    /// While queued: why no runner has taken it yet.
+    /// While queued: why no runner has taken it yet; while its agent waits for its
+    /// provider's rate limit: until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
 }

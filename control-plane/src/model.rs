@@ -379,6 +379,9 @@ pub struct AttemptRecord {
     pub started_at: Option<UnixMillis>,
     /// When it ended.
     pub finished_at: Option<UnixMillis>,
+    /// Until when its agent waits for its provider's rate limit, while it does.
+    #[serde(default)]
+    pub rate_limited_until: Option<UnixMillis>,
 }
 
 /// A registered runner.
@@ -493,4 +496,13 @@ pub struct RunnerAnnouncement {
     pub max_concurrent: u32,
     /// Software version.
     pub version: String,
+}
+
+/// What a task whose agent waits for its provider's rate limit until `until` is doing.
+pub fn rate_limit_wait(until: UnixMillis) -> String {
+    let at = u64::try_from(until).unwrap_or(0);
+    let time = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(at),
+    );
+    format!("waiting for the agent's rate limit until {time}")
 }

@@ -16,6 +16,8 @@ mod fixtures;
 mod placing;
 #[path = "store/races.rs"]
 mod races;
+#[path = "store/rate_limits.rs"]
+mod rate_limits;
 #[path = "store/sessions.rs"]
 mod sessions;
 
@@ -46,6 +48,7 @@ mod all {
     pub use super::ended::*;
     pub use super::placing::*;
     pub use super::races::*;
+    pub use super::rate_limits::*;
     pub use super::sessions::*;
 }
 
@@ -75,6 +78,7 @@ macro_rules! backend {
                 a_lost_attempt_keeps_its_late_lines_but_takes_no_upload_or_second_report,
                 a_task_no_runner_takes_ends_after_five_untaken_assignments,
                 the_write_probe_writes_again_and_again,
+                a_rate_limit_wait_is_kept_on_the_attempt_until_the_agent_runs_again,
             );
         }
     };

@@ -1,7 +1,7 @@
 //! Backend-neutral rules for storing events: which of a batch are new, the per-attempt log
 //! cap, and the NDJSON chunk that holds them.
 
-use kiln_protocol::{Event, EventBody, LineEncoding, LogLine, RunnerId, TaskId};
+use kiln_protocol::{Event, EventBody, LineEncoding, LogLine, RunnerId, TaskId, UnixMillis};
 
 use super::rows::to_json;
 use super::{Appended, StoreError};
@@ -144,3 +144,16 @@ pub fn decode_into(
 
 /// Chunks read per query while collecting events.
 pub const CHUNKS_PER_READ: i64 = 16;
+
+/// What `stored` says of the agent's rate-limit wait: `Some(until)` when its last status
+/// event changes it (`Some(None)`: it no longer waits), `None` when it says nothing.
+pub fn rate_limit_change(stored: &[Event]) -> Option<Option<UnixMillis>> {
+    stored.iter().rev().find_map(|event| match &event.body {
+        EventBody::Status { phase, until } => Some(match phase {
+            kiln_protocol::Phase::RateLimited => *until,
+            _ => None,
+        }),
+        EventBody::Finished { .. } => Some(None),
+        _ => None,
+    })
+}

@@ -163,6 +163,7 @@ pub fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
         assigned_at: row.integer("assigned_at")?,
         started_at: row.optional_integer("started_at")?,
         finished_at: row.optional_integer("finished_at")?,
+        rate_limited_until: row.optional_integer("rate_limited_until")?,
     })
 }
 
@@ -209,6 +210,7 @@ pub fn assigned_attempt(
         assigned_at: now,
         started_at: None,
         finished_at: None,
+        rate_limited_until: None,
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::body::JsonBody;
 use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
 use crate::dispatcher;
-use crate::model::{CancelEffect, RetryEffect, TaskRecord, TaskState};
+use crate::model::{AttemptState, CancelEffect, RetryEffect, TaskRecord, TaskState};
 use crate::placing;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
@@ -124,10 +124,21 @@ pub async fn show(
     let attempts = state.store.attempts(id).await?;
     let workspaces = dispatcher::workspaces_of(&state, std::slice::from_ref(&task)).await?;
     let pinned = dispatcher::pin(&state, &task, &workspaces).await?;
-    let waiting_reason = (task.state == TaskState::Queued).then(|| {
-        let runners = state.hub.slots(state.settings.stale_after());
-        crate::scheduler::explain(&dispatcher::candidate(&state, &task, pinned), &runners)
-    });
+    let rate_limited = attempts
+        .iter()
+        .find(|a| a.attempt == task.attempt && a.state == AttemptState::Running)
+        .and_then(|a| a.rate_limited_until);
+    let waiting_reason = match (task.state, rate_limited) {
+        (TaskState::Queued, _) => {
+            let runners = state.hub.slots(state.settings.stale_after());
+            Some(crate::scheduler::explain(
+                &dispatcher::candidate(&state, &task, pinned),
+                &runners,
+            ))
+        }
+        (_, Some(until)) => Some(crate::model::rate_limit_wait(until)),
+        _ => None,
+    };
     Ok(Json(TaskDetail {
         task,
         attempts,

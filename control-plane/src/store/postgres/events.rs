@@ -67,9 +67,12 @@ async fn append_in(
         finish_attempt(&mut *tx, task, attempt, outcome, now).await?;
     }
     if !appended.stored.is_empty() {
+        let waiting = chunks::rate_limit_change(&appended.stored);
         sqlx::query(
             "UPDATE attempts SET acked_seq = $1, log_bytes = $2,
-                                 reported_at = COALESCE(reported_at, $3)
+                                 reported_at = COALESCE(reported_at, $3),
+                                 rate_limited_until = CASE WHEN $6 THEN $7
+                                                      ELSE rate_limited_until END
              WHERE task_id = $4 AND attempt = $5",
         )
         .bind(int(appended.acked_seq))
@@ -77,6 +80,8 @@ async fn append_in(
         .bind(appended.finished.then_some(now))
         .bind(task.to_string())
         .bind(i64::from(attempt))
+        .bind(waiting.is_some())
+        .bind(waiting.flatten())
         .execute(&mut *tx)
         .await?;
     }

@@ -48,14 +48,18 @@ pub fn append_events(
     if let EventBody::Finished { outcome } = &last.body {
         finish_attempt(conn, &task, attempt, outcome, now)?;
     }
+    let waiting = chunks::rate_limit_change(&appended.stored);
     conn.prepare_cached(
-        "UPDATE attempts SET acked_seq = ?, log_bytes = ?, reported_at = COALESCE(reported_at, ?)
+        "UPDATE attempts SET acked_seq = ?, log_bytes = ?, reported_at = COALESCE(reported_at, ?),
+                             rate_limited_until = CASE WHEN ? THEN ? ELSE rate_limited_until END
          WHERE task_id = ? AND attempt = ?",
     )?
     .execute(params![
         int(appended.acked_seq),
         int(log_bytes),
         appended.finished.then_some(now),
+        waiting.is_some(),
+        waiting.flatten(),
         task,
         attempt
     ])?;
