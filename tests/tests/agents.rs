@@ -1,5 +1,7 @@
-//! Agent presets on the real binaries, with stand-in agent CLIs that speak each agent's
-//! real JSON stream: parsing, usage totals, placement by installed agent, plain lines kept.
+//! Agent presets on the real binaries, with `kiln-fake-agent` as `claude`, `codex` and
+//! `gemini` replaying transcripts the real CLIs printed: for each one, the events, turns,
+//! usage, outcome and stop reason kiln makes of it; what each preset passes (argv, stdin,
+//! environment); logs rendered; placement by installed agent.
 
 #![expect(
     clippy::unwrap_used,
@@ -8,260 +10,331 @@
 
 use std::time::Duration;
 
-use kiln_tests::control_plane::stdout_lines;
-use kiln_tests::{agents, git, ControlPlane, Runner};
+use kiln_tests::agents::{agent_kinds, argv_of, AgentFleet, FakeAgent};
+use kiln_tests::{git, ControlPlane, Runner};
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A Claude Code stand-in: records its argv and stdin, prints a stream-json session.
-const CLAUDE: &str = r#"
-printf '%s\n' "$@" > "$RECORD/argv"
-cat > "$RECORD/stdin"
-printf '%s\n' '{"type":"system","subtype":"init","session_id":"s1","model":"sonnet","tools":["Bash"]}'
-printf '%s\n' '{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"I will add the file."},{"type":"tool_use","id":"toolu_1","name":"Bash","input":{"command":"echo hi > claude.txt"}}]}}'
-echo hi > claude.txt
-printf '%s\n' '{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"done","is_error":false}]}}'
-echo 'a plain line that is not JSON'
-printf '%s\n' '{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"Added claude.txt.","total_cost_usd":0.0125,"usage":{"input_tokens":1200,"cache_read_input_tokens":800,"output_tokens":300}}'
-"#;
-
-const CODEX: &str = r#"
-printf '%s\n' "$@" > "$RECORD/argv"
-cat > "$RECORD/stdin"
-printf '%s\n' '{"type":"thread.started","thread_id":"t1"}'
-printf '%s\n' '{"type":"turn.started"}'
-printf '%s\n' '{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"thinking"}}'
-printf '%s\n' '{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"bash -lc ls","aggregated_output":"README.md\n","exit_code":0,"status":"completed"}}'
-echo codex > codex.txt
-printf '%s\n' '{"type":"item.completed","item":{"id":"item_2","type":"file_change","changes":[{"path":"codex.txt","kind":"add"}],"status":"completed"}}'
-printf '%s\n' '{"type":"item.completed","item":{"id":"item_3","type":"agent_message","text":"Created codex.txt."}}'
-printf '%s\n' '{"type":"turn.completed","usage":{"input_tokens":500,"cached_input_tokens":100,"output_tokens":50}}'
-"#;
-
-const GEMINI: &str = r#"
-printf '%s\n' "$@" > "$RECORD/argv"
-printf '%s\n' '{"type":"init","timestamp":"2025-01-01T00:00:00Z","session_id":"g1","model":"gemini-2.5-pro"}'
-printf '%s\n' '{"type":"message","role":"user","content":"prompt","timestamp":"2025-01-01T00:00:00Z"}'
-printf '%s\n' '{"type":"tool_use","tool_name":"write_file","tool_id":"w1","parameters":{"file_path":"gemini.txt"},"timestamp":"2025-01-01T00:00:01Z"}'
-echo gemini > gemini.txt
-printf '%s\n' '{"type":"tool_result","tool_id":"w1","status":"success","output":"ok","timestamp":"2025-01-01T00:00:02Z"}'
-printf '%s\n' '{"type":"message","role":"assistant","content":"Wrote gemini.txt.","delta":true,"timestamp":"2025-01-01T00:00:03Z"}'
-printf '%s\n' '{"type":"result","status":"success","stats":{"total_tokens":70,"input_tokens":60,"output_tokens":10,"duration_ms":5,"tool_calls":1},"timestamp":"2025-01-01T00:00:04Z"}'
-"#;
-
-struct Setup {
-    control_plane: ControlPlane,
-    runner: Runner,
-    record: std::path::PathBuf,
-    repo: std::path::PathBuf,
+/// What kiln must make of one transcript.
+struct Expected {
+    fixture: &'static str,
+    preset: &'static str,
+    state: &'static str,
+    stop: &'static str,
+    /// Words the outcome's message holds.
+    message: &'static str,
+    kinds: &'static [&'static str],
+    turns: u64,
+    /// Uncached input, cache read, cache write, output.
+    tokens: (u64, u64, u64, u64),
+    cost: Option<f64>,
 }
 
-async fn setup() -> Setup {
-    let control_plane = ControlPlane::start().await;
-    let bin = control_plane.scratch().join("bin");
-    agents::install(&bin, "claude", CLAUDE);
-    agents::install(&bin, "codex", CODEX);
-    agents::install(&bin, "gemini", GEMINI);
-    let record = control_plane.scratch().join("record");
-    std::fs::create_dir_all(&record).unwrap();
-    let path = agents::path_with(&bin);
-    let mut runner = Runner::register_with_env(
-        &control_plane,
-        "agents",
-        &["--max-concurrent", "2"],
-        &[("PATH", &path)],
-    );
-    runner.start_with_env(&[("PATH", &path)]);
-    runner.wait_online(&control_plane).await;
-    let repo = git::repo(&control_plane.scratch(), "app");
-    Setup {
-        control_plane,
-        runner,
-        record,
-        repo,
+const S: &str = "session";
+const TRANSCRIPTS: &[Expected] = &[
+    Expected {
+        fixture: "claude/permission-allow-2.1.226.jsonl",
+        preset: "claude-code",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "tool_call", "tool_result", "text", "result"],
+        turns: 2,
+        tokens: (18, 66_670, 548, 491),
+        cost: Some(0.009_825),
+    },
+    Expected {
+        fixture: "claude/permission-deny-2.1.226.jsonl",
+        preset: "claude-code",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "tool_call", "tool_result", "text", "result"],
+        turns: 2,
+        tokens: (18, 60_280, 6_835, 536),
+        cost: Some(0.022_062_25),
+    },
+    Expected {
+        fixture: "claude/subagents-multiblock-2.1.289.jsonl",
+        preset: "claude-code",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[
+            S,
+            "tool_call",
+            "tool_result",
+            "text",
+            "tool_call",
+            "tool_result",
+            "text",
+            "result",
+        ],
+        turns: 8,
+        tokens: (16, 207_375, 14_239, 1_384),
+        cost: Some(0.460_437_4),
+    },
+    Expected {
+        fixture: "claude/api-error-400-2.1.289.jsonl",
+        preset: "claude-code",
+        state: "failed",
+        stop: "agent_error",
+        message: "the agent reported a failure: API Error: 400 probe: invalid request",
+        kinds: &[S, "error", "result"],
+        turns: 1,
+        tokens: (0, 0, 0, 0),
+        cost: Some(0.0),
+    },
+    Expected {
+        fixture: "codex/docs-exec-sample.jsonl",
+        preset: "codex",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "tool_call", "tool_result", "text", "result"],
+        turns: 1,
+        tokens: (315, 24_448, 0, 122),
+        cost: None,
+    },
+    Expected {
+        fixture: "codex/tooluse-0.142.5.jsonl",
+        preset: "codex",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "tool_call", "tool_result", "text", "result"],
+        turns: 1,
+        tokens: (12_730, 16_128, 0, 196),
+        cost: None,
+    },
+    Expected {
+        fixture: "codex/reasoning-0.147.0.jsonl",
+        preset: "codex",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "text", "result"],
+        turns: 1,
+        tokens: (17_792, 0, 0, 3_333),
+        cost: None,
+    },
+    Expected {
+        fixture: "codex/failure-0.142.5.jsonl",
+        preset: "codex",
+        state: "failed",
+        stop: "agent_error",
+        message: "requires a newer version of Codex",
+        kinds: &[S, "warning", "warning", "error"],
+        turns: 1,
+        tokens: (0, 0, 0, 0),
+        cost: None,
+    },
+    Expected {
+        fixture: "codex/rollout-budget-error-issue-37676.jsonl",
+        preset: "codex",
+        state: "failed",
+        stop: "agent_error",
+        message: "shared rollout token budget exhausted",
+        kinds: &[S, "warning", "text", "warning", "error"],
+        turns: 1,
+        tokens: (0, 0, 0, 0),
+        cost: None,
+    },
+    Expected {
+        fixture: "gemini/stdin-web-search-oneshot.jsonl",
+        preset: "gemini",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "tool_call", "tool_result", "text", "text", "result"],
+        turns: 2,
+        tokens: (18_609, 13_673, 0, 76),
+        cost: None,
+    },
+    Expected {
+        fixture: "gemini/snapshot-tool-roundtrip.jsonl",
+        preset: "gemini",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "text", "tool_call", "tool_result", "text"],
+        turns: 2,
+        tokens: (0, 0, 0, 0),
+        cost: None,
+    },
+    Expected {
+        fixture: "gemini/snapshot-loop-detected-warning.jsonl",
+        preset: "gemini",
+        state: "succeeded",
+        stop: "exited",
+        message: "exited with code 0",
+        kinds: &[S, "warning"],
+        turns: 0,
+        tokens: (0, 0, 0, 0),
+        cost: None,
+    },
+    Expected {
+        fixture: "gemini/snapshot-max-session-turns-error.jsonl",
+        preset: "gemini",
+        state: "failed",
+        stop: "agent_error",
+        message: "the agent reported a failure: Maximum session turns exceeded",
+        kinds: &[S, "error"],
+        turns: 0,
+        tokens: (0, 0, 0, 0),
+        cost: None,
+    },
+];
+
+#[tokio::test]
+async fn every_transcript_replays_through_the_real_binaries() {
+    let s = AgentFleet::start().await;
+    let submitted: Vec<(&Expected, FakeAgent, String)> = TRANSCRIPTS
+        .iter()
+        .enumerate()
+        .map(|(n, expected)| {
+            let fake = s.fake(&format!("fake-{n}"), &[expected.fixture]);
+            let id = s.submit(expected.preset, &fake, &["--prompt", "Do the task."]);
+            (expected, fake, id)
+        })
+        .collect();
+    for (expected, fake, id) in &submitted {
+        let name = expected.fixture;
+        let task = s.control_plane.wait_terminal(id, TIMEOUT).await;
+        let outcome = &task["outcome"];
+        assert_eq!(
+            (task["state"].as_str(), outcome["stop"].as_str()),
+            (Some(expected.state), Some(expected.stop)),
+            "{name}: {task}"
+        );
+        let message = outcome["message"].as_str().unwrap();
+        assert!(message.contains(expected.message), "{name}: {message}");
+        let events = s.control_plane.events(id, 1).await;
+        assert_eq!(agent_kinds(&events), expected.kinds, "{name}");
+        let usage = &outcome["usage"];
+        let count = |key: &str| usage[key].as_u64().unwrap_or(0);
+        assert_eq!(
+            usage["turns"].as_u64().unwrap_or(0),
+            expected.turns,
+            "{name}: {usage}"
+        );
+        assert_eq!(
+            (
+                count("input_tokens"),
+                count("cache_read_tokens"),
+                count("cache_write_tokens"),
+                count("output_tokens")
+            ),
+            expected.tokens,
+            "{name}: {usage}"
+        );
+        assert_eq!(usage["cost_usd"].as_f64(), expected.cost, "{name}: {usage}");
+        let runs = fake.recorded();
+        assert_eq!(runs.len(), 1, "{name}: one run");
+        assert_eq!(
+            runs[0]["stdin"], "Do the task.",
+            "{name}: the prompt on stdin"
+        );
+        let argv = argv_of(&runs[0]);
+        assert!(
+            !argv.iter().any(|a| a == "Do the task."),
+            "{name}: the prompt is never in argv: {argv:?}"
+        );
+        let autonomy = match expected.preset {
+            "claude-code" => ["--permission-mode", "acceptEdits"],
+            "codex" => ["--sandbox", "workspace-write"],
+            _ => ["--approval-mode", "auto_edit"],
+        };
+        assert!(
+            argv.windows(2).any(|w| w == autonomy),
+            "{name}: edit autonomy by default: {argv:?}"
+        );
+        if expected.preset == "gemini" {
+            assert_eq!(
+                runs[0]["env"]["GEMINI_CLI_TRUST_WORKSPACE"], "true",
+                "{name}: the worktree is trusted, or gemini exits 55"
+            );
+        }
+        if expected.state == "succeeded" {
+            assert!(
+                task["outcome"]["result"]["commits"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty()),
+                "{name}: the agent's file is committed: {task}"
+            );
+        }
     }
-}
-
-fn agent_events(events: &[Value]) -> Vec<&Value> {
-    events.iter().filter(|e| e["kind"] == "agent").collect()
 }
 
 #[tokio::test]
-async fn claude_code_streams_typed_events_and_usage_and_keeps_plain_lines() {
-    let s = setup().await;
-    let runners = s.control_plane.get("/v1/runners").await;
-    let capabilities = runners[0]["capabilities"].as_array().unwrap();
-    for agent in ["agent:claude-code", "agent:codex", "agent:gemini"] {
-        assert!(
-            capabilities.contains(&agent.into()),
-            "{agent} advertised: {capabilities:?}"
-        );
-    }
-    let env = format!("RECORD={}", s.record.display());
-    let id = s.control_plane.submit(
-        &s.repo,
-        &[
-            "--agent",
-            "claude-code",
-            "--model",
-            "sonnet",
-            "--agent-arg",
-            "--max-turns",
-            "--agent-arg",
-            "3",
-            "--prompt",
-            "Add a file.",
-            "--env",
-            &env,
-        ],
-        "unused",
-    );
+async fn logs_and_kiln_task_show_the_parsed_stream() {
+    let s = AgentFleet::start().await;
+    let fake = s.fake("fake", &["claude/permission-allow-2.1.226.jsonl"]);
+    let id = s.submit("claude-code", &fake, &["--prompt", "Make hello.txt"]);
     let task = s.control_plane.wait_terminal(&id, TIMEOUT).await;
     assert_eq!(task["state"], "succeeded", "{task}");
-    let argv = std::fs::read_to_string(s.record.join("argv")).unwrap();
     assert_eq!(
-        argv.lines().collect::<Vec<_>>(),
-        [
-            "-p",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--model",
-            "sonnet",
-            "--max-turns",
-            "3"
-        ]
+        task["outcome"]["agent_session"], "25f505f3-79a7-4119-8ffa-23ce6efc7560",
+        "the conversation is recorded on the attempt"
     );
-    assert_eq!(
-        std::fs::read_to_string(s.record.join("stdin")).unwrap(),
-        "Add a file.",
-        "prompt on stdin"
-    );
-
-    let events = s.control_plane.events(&id, 1).await;
-    let agent: Vec<&str> = agent_events(&events)
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(agent, ["text", "tool_call", "tool_result", "result"]);
-    let stdout = stdout_lines(&events);
-    assert!(
-        stdout.contains(&"a plain line that is not JSON".to_owned()),
-        "unparsed lines are kept: {stdout:?}"
-    );
-    assert!(
-        stdout.iter().any(|l| l.contains("\"subtype\":\"init\"")),
-        "unknown JSON is kept as a line"
-    );
-    let usage = &task["outcome"]["usage"];
-    assert_eq!(
-        (
-            usage["turns"].as_u64(),
-            usage["input_tokens"].as_u64(),
-            usage["output_tokens"].as_u64()
-        ),
-        (Some(2), Some(1200), Some(300))
-    );
-    assert_eq!(usage["cost_usd"].as_f64(), Some(0.0125));
-    assert_eq!(task["outcome"]["stop"], "exited");
-
     let shown = s.control_plane.kiln_ok(&["task", &id]);
     assert!(
-        shown.contains("usage     2 turn(s), 1200 tokens in (800 cached), 300 out, $0.0125"),
+        shown.contains(
+            "2 turn(s), 18 tokens in (+66670 cache read, +548 cache write), 491 out, $0.0098"
+        ),
         "{shown}"
     );
     let logs = s.control_plane.kiln(&["logs", &id]);
     let rendered = String::from_utf8_lossy(&logs.stderr);
+    assert!(rendered.contains("agent → Write"), "{rendered}");
     assert!(
-        rendered.contains("agent: I will add the file."),
+        rendered.contains("agent: Done. Created `hello.txt` with content `hi`."),
         "{rendered}"
     );
-    assert!(rendered.contains("agent → Bash"), "{rendered}");
+    let events = s.control_plane.events(&id, 1).await;
+    let stdout = kiln_tests::control_plane::stdout_lines(&events);
     assert!(
-        rendered.contains("agent done: Added claude.txt."),
-        "{rendered}"
+        stdout
+            .iter()
+            .any(|l| l.contains("\"type\":\"control_request\"")),
+        "JSON no parser knows is kept as a line: {stdout:?}"
     );
-    let json = s.control_plane.kiln_ok(&["logs", &id, "--json"]);
-    assert!(
-        json.lines().any(|l| l.contains("\"event\":\"tool_call\"")),
-        "--json gives the raw events"
-    );
-    drop(s.runner);
 }
 
 #[tokio::test]
-async fn codex_and_gemini_streams_are_parsed_too() {
-    let s = setup().await;
-    let env = format!("RECORD={}", s.record.display());
-    let codex = s.control_plane.submit(
-        &s.repo,
+async fn autonomy_and_budget_reach_each_cli_as_its_own_flags() {
+    let s = AgentFleet::start().await;
+    let claude = s.fake("claude", &["claude/permission-deny-2.1.226.jsonl"]);
+    let id = s.submit(
+        "claude-code",
+        &claude,
         &[
-            "--agent",
-            "codex",
+            "--autonomy",
+            "read-only",
+            "--max-cost",
+            "0.5",
             "--prompt",
-            "Make codex.txt",
-            "--env",
-            &env,
+            "Look.",
         ],
-        "unused",
     );
-    let task = s.control_plane.wait_terminal(&codex, TIMEOUT).await;
-    assert_eq!(task["state"], "succeeded", "{task}");
-    assert_eq!(
-        std::fs::read_to_string(s.record.join("stdin")).unwrap(),
-        "Make codex.txt"
-    );
-    let events = s.control_plane.events(&codex, 1).await;
-    let kinds: Vec<&str> = agent_events(&events)
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        ["tool_call", "tool_result", "file_change", "text", "result"]
-    );
-    assert_eq!(task["outcome"]["usage"]["output_tokens"], 50);
+    s.control_plane.wait_terminal(&id, TIMEOUT).await;
+    let codex = s.fake("codex", &["codex/success-0.142.5.jsonl"]);
+    let id = s.submit("codex", &codex, &["--autonomy", "full", "--prompt", "Go."]);
+    s.control_plane.wait_terminal(&id, TIMEOUT).await;
+    let argv = |fake: &FakeAgent| argv_of(&fake.recorded()[0]);
+    let claude = argv(&claude);
     assert!(
-        task["outcome"]["usage"]["cost_usd"].is_null(),
-        "kiln never prices tokens"
+        claude.join(" ").contains("--permission-mode dontAsk")
+            && claude.join(" ").contains("--max-budget-usd 0.5000"),
+        "{claude:?}"
     );
-
-    let gemini = s.control_plane.submit(
-        &s.repo,
-        &[
-            "--agent",
-            "gemini",
-            "--model",
-            "gemini-2.5-pro",
-            "--prompt",
-            "Make gemini.txt",
-            "--env",
-            &env,
-        ],
-        "unused",
-    );
-    let task = s.control_plane.wait_terminal(&gemini, TIMEOUT).await;
-    assert_eq!(task["state"], "succeeded", "{task}");
-    let argv = std::fs::read_to_string(s.record.join("argv")).unwrap();
+    let codex = argv(&codex);
     assert_eq!(
-        argv.lines().collect::<Vec<_>>(),
-        [
-            "--output-format",
-            "stream-json",
-            "--model",
-            "gemini-2.5-pro",
-            "--prompt",
-            "Make gemini.txt"
-        ]
+        codex,
+        ["exec", "--json", "--sandbox", "danger-full-access", "-"],
+        "no deprecated --full-auto or --yolo"
     );
-    let events = s.control_plane.events(&gemini, 1).await;
-    let kinds: Vec<&str> = agent_events(&events)
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["tool_call", "tool_result", "text", "result"]);
-    assert_eq!(task["outcome"]["usage"]["input_tokens"], 60);
 }
 
 #[tokio::test]

@@ -152,7 +152,9 @@ impl Attempt {
                 let dirs = fencing
                     .dirs(path, &mirror)
                     .map_err(|e| format!("cannot make the fence of {}: {e}", path.display()))?;
-                let readable: Vec<&Path> = prompt_file.into_iter().collect();
+                // The fenced shim opens its stdin file itself.
+                let mut readable: Vec<&Path> = prompt_file.into_iter().collect();
+                readable.extend(stdin.filter(|s| Some(*s) != prompt_file));
                 Some(fencing.plan(&dirs, &run_dir, path, Some(&mirror), &readable, &[]))
             }
             _ => None,

@@ -163,7 +163,12 @@ pub fn supervise(launch: &Launch) -> AgentStatus {
     let stdin = match &launch.stdin_file {
         Some(path) => match std::fs::File::open(path) {
             Ok(file) => Stdio::from(file),
-            Err(_) => Stdio::null(),
+            Err(e) => {
+                return AgentStatus {
+                    spawn_failed: Some(format!("cannot open its stdin {}: {e}", path.display())),
+                    ..AgentStatus::default()
+                }
+            }
         },
         None => Stdio::null(),
     };
