@@ -4,11 +4,6 @@
 //! (and cancel or the timeout still end it); `--continue` resumes the recorded
 //! conversation in the loop's next iteration and in a session's next task.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers fail loudly, naming the call"
-)]
-
 use std::time::Duration;
 
 use kiln_tests::agents::{argv_of, AgentFleet};

@@ -3,16 +3,10 @@
 //! usage, outcome and stop reason kiln makes of it; what each preset passes (argv, stdin,
 //! environment); logs rendered; placement by installed agent.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers fail loudly, naming the call"
-)]
-
 use std::time::Duration;
 
 use kiln_tests::agents::{agent_kinds, argv_of, AgentFleet, FakeAgent};
 use kiln_tests::{git, ControlPlane, Runner};
-use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 

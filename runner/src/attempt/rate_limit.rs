@@ -34,7 +34,7 @@ pub enum Waited {
     /// The limit has reset: run the agent again.
     Reset,
     /// The attempt ends here.
-    Ended(Outcome),
+    Ended(Box<Outcome>),
 }
 
 /// How long to wait for `limit`, or why not to.
@@ -83,7 +83,7 @@ impl Attempt {
             .map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
         let wait = match plan(limit, now, time_left, *waits) {
             Ok(wait) => wait,
-            Err(reason) => return Waited::Ended(given_up(&reason, &limit.message)),
+            Err(reason) => return Waited::Ended(Box::new(given_up(&reason, &limit.message))),
         };
         *waits += 1;
         let until = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
@@ -107,7 +107,7 @@ impl Attempt {
                 self.say("the rate limit has reset; resuming the agent");
                 Waited::Reset
             }
-            why = self.stopped() => Waited::Ended(stopped_waiting(why, self.spec.timeout_ms)),
+            why = self.stopped() => Waited::Ended(Box::new(stopped_waiting(why, self.spec.timeout_ms))),
         }
     }
 }

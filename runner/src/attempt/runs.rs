@@ -192,7 +192,7 @@ impl Attempt {
                         after_limit = true;
                         continue;
                     }
-                    Waited::Ended(ended) => break ended,
+                    Waited::Ended(ended) => break *ended,
                 }
             }
             after_limit = false;
