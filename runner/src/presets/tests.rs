@@ -347,3 +347,68 @@ fn what_no_parser_knows_stays_a_plain_line() {
     );
     assert_eq!(parse(Format::Plain, r#"{"type":"assistant"}"#), None);
 }
+
+/// Item shapes from openai/codex `codex-rs/exec/src/exec_events.rs` @ 08a1f30 (no published
+/// transcript holds these item types): each becomes the event the docs promise.
+#[test]
+fn every_codex_item_type_becomes_an_event() {
+    let mut stream = Parser::new(Format::Codex, std::path::Path::new("/work/tree"));
+    let mut line = |text: &str| stream.line(text).unwrap().events;
+    let change = r#"{"type":"item.completed","item":{"id":"item_2","type":"file_change","changes":[{"path":"/work/tree/src/a.rs","kind":"add"},{"path":"/work/tree/old.rs","kind":"delete"},{"path":"/elsewhere/b.rs","kind":"update"}],"status":"completed"}}"#;
+    assert_eq!(
+        line(change),
+        [
+            AgentEvent::FileChange {
+                path: "src/a.rs".into(),
+                change: "add".into()
+            },
+            AgentEvent::FileChange {
+                path: "old.rs".into(),
+                change: "delete".into()
+            },
+            AgentEvent::FileChange {
+                path: "/elsewhere/b.rs".into(),
+                change: "update".into()
+            },
+        ],
+        "paths in the worktree are made relative to it"
+    );
+    let started = r#"{"type":"item.started","item":{"id":"item_3","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":"x"},"status":"in_progress"}}"#;
+    assert!(
+        matches!(&line(started)[..], [AgentEvent::ToolCall { name, .. }] if name == "docs/search")
+    );
+    let failed = r#"{"type":"item.completed","item":{"id":"item_3","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":"x"},"result":null,"error":{"message":"server gone"},"status":"failed"}}"#;
+    assert_eq!(
+        line(failed),
+        [AgentEvent::ToolResult {
+            id: Some("item_3".into()),
+            output: "server gone".into(),
+            is_error: true
+        }],
+        "a call shown when it started is not shown twice"
+    );
+    let answered = r#"{"type":"item.completed","item":{"id":"item_4","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{},"result":{"content":[{"type":"text","text":"found"}],"structured_content":null},"error":null,"status":"completed"}}"#;
+    assert!(
+        matches!(&line(answered)[..], [AgentEvent::ToolCall { .. }, AgentEvent::ToolResult { output, is_error: false, .. }] if output == "found")
+    );
+    let search = r#"{"type":"item.completed","item":{"id":"item_5","type":"web_search","query":"rust jiff","action":{"type":"search","query":"rust jiff"}}}"#;
+    assert!(
+        matches!(&line(search)[..], [AgentEvent::ToolCall { name, .. }] if name == "web_search")
+    );
+    let todo = r#"{"type":"item.updated","item":{"id":"item_6","type":"todo_list","items":[{"text":"a","completed":true}]}}"#;
+    assert!(matches!(&line(todo)[..], [AgentEvent::ToolCall { name, .. }] if name == "todo_list"));
+    let warning = r#"{"type":"item.completed","item":{"id":"item_7","type":"error","message":"model rerouted: a -> b"}}"#;
+    assert_eq!(
+        line(warning),
+        [AgentEvent::Warning {
+            message: "model rerouted: a -> b".into()
+        }]
+    );
+    let retried = r#"{"type":"error","message":"Reconnecting... 1/5","will_retry":true}"#;
+    assert!(matches!(&line(retried)[..], [AgentEvent::Warning { .. }]));
+    let thinking = r#"{"type":"item.completed","item":{"id":"item_8","type":"reasoning","text":"<promise>COMPLETE</promise>"}}"#;
+    assert!(
+        line(thinking).is_empty(),
+        "reasoning is not the agent's words"
+    );
+}
