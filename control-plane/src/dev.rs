@@ -26,7 +26,7 @@ pub async fn run(options: ServeOptions, slots: u32, signals: Signals) -> anyhow:
     let shutdown = CancellationToken::new();
     let prepared = serve::prepare(&options, shutdown.clone()).await?;
     let url = prepared.url.clone();
-    let store = Arc::clone(&prepared.state.store);
+    let store = Arc::clone(&prepared.state.engine.store);
     let server = tokio::spawn(prepared.run());
 
     let runner_dir = ConfigDir::new(options.data_dir.path().join("dev-runner"));

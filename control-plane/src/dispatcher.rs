@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use kiln_protocol::{now_millis, RunnerId, ServerMessage, UnixMillis, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{AttemptRecord, AttemptState, TaskRecord, TaskState, WorkspaceRecord};
+use crate::engine::Engine;
+use crate::model::{AttemptRecord, AttemptState, TaskRecord, WorkspaceRecord};
 use crate::scheduler::{self, QueuedTask};
-use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
 
@@ -30,7 +30,7 @@ const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(
 const MIN_WINDOW: u32 = 64;
 
 /// Runs until `shutdown`, dispatching each time the hub asks.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
+pub async fn run(state: Engine, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = state.hub.dispatch_wanted() => {}
@@ -41,7 +41,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             // store that is down is not hammered.
             tracing::error!(error = %error, retry_in = ?RETRY_AFTER_FAILURE, "dispatch failed");
             let hub = std::sync::Arc::clone(&state.hub);
-            tokio::spawn(async move {
+            state.tracker.spawn(async move {
                 tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                 hub.wake_dispatcher();
             });
@@ -50,7 +50,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 }
 
 /// The scheduler's view of a queued task; a session or sandbox task is pinned to its runner.
-pub fn candidate(state: &AppState, task: &TaskRecord, pinned: Option<RunnerId>) -> QueuedTask {
+pub fn candidate(state: &Engine, task: &TaskRecord, pinned: Option<RunnerId>) -> QueuedTask {
     QueuedTask {
         id: task.spec.id,
         repo: task.spec.repo.clone(),
@@ -63,7 +63,7 @@ pub fn candidate(state: &AppState, task: &TaskRecord, pinned: Option<RunnerId>) 
 
 /// The runner a task must run on, if any: its session's, or its sandbox's.
 pub async fn pin(
-    state: &AppState,
+    state: &Engine,
     task: &TaskRecord,
     workspaces: &HashMap<WorkspaceId, WorkspaceRecord>,
 ) -> Result<Option<RunnerId>, StoreError> {
@@ -82,7 +82,7 @@ pub async fn pin(
 
 /// The workspace sessions of the queued tasks, by id.
 pub async fn workspaces_of(
-    state: &AppState,
+    state: &Engine,
     tasks: &[TaskRecord],
 ) -> Result<HashMap<WorkspaceId, WorkspaceRecord>, StoreError> {
     let mut found = HashMap::new();
@@ -97,7 +97,7 @@ pub async fn workspaces_of(
 }
 
 /// Places queued tasks on free slots until either runs out.
-pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
+pub async fn dispatch(state: &Engine) -> Result<(), StoreError> {
     loop {
         let runners = state.hub.slots(state.settings.stale_after());
         if !runners.iter().any(|r| r.free > 0) {
@@ -148,7 +148,7 @@ pub async fn dispatch(state: &AppState) -> Result<(), StoreError> {
 
 /// The scheduler's candidates among `queued`, with the sessions of the queued tasks.
 async fn plan(
-    state: &AppState,
+    state: &Engine,
     queued: &[TaskRecord],
 ) -> Result<(HashMap<WorkspaceId, WorkspaceRecord>, Vec<QueuedTask>), StoreError> {
     // A session runs one task at a time: skip sessions that are busy, and all but the
@@ -174,7 +174,7 @@ async fn plan(
 /// Sends the recorded attempts to their runners; one whose runner left meanwhile goes back
 /// to the queue. The caller holds the placement turn.
 pub async fn send_assignments(
-    state: &AppState,
+    state: &Engine,
     queued: &[TaskRecord],
     workspaces: &HashMap<WorkspaceId, WorkspaceRecord>,
     attempts: Vec<AttemptRecord>,
@@ -205,10 +205,9 @@ pub async fn send_assignments(
                 .store
                 .reject_attempt(attempt.task_id, attempt.attempt, runner, now)
                 .await?;
-            if next.is_some_and(TaskState::is_terminal) {
-                state.task_ended(attempt.task_id);
-            }
             state.hub.release(runner, key, now);
+            state.task_moved(attempt.task_id, next);
+            continue;
         }
         state
             .watchers
@@ -219,12 +218,12 @@ pub async fn send_assignments(
 
 /// Sends the attempt back to the queue if its runner has not accepted it by the deadline.
 fn expire_unaccepted(
-    state: AppState,
+    state: Engine,
     task: kiln_protocol::TaskId,
     attempt: u32,
     runner: kiln_protocol::RunnerId,
 ) {
-    tokio::spawn(async move {
+    state.tracker.clone().spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(state.settings.accept_deadline) => {}
             () = state.shutdown.cancelled() => return,
@@ -238,16 +237,16 @@ fn expire_unaccepted(
         }
         tracing::warn!(%task, attempt, %runner, "assignment not accepted in time; back to the queue");
         let now = now_millis();
-        match state.store.reject_attempt(task, attempt, runner, now).await {
-            Ok(next) if next.is_some_and(TaskState::is_terminal) => state.task_ended(task),
-            Ok(_) => {}
+        let next = match state.store.reject_attempt(task, attempt, runner, now).await {
+            Ok(next) => next,
             Err(error) => {
                 tracing::error!(error = %error, "could not requeue an unaccepted assignment");
                 return;
             }
-        }
+        };
         state.hub.note_rejection(task, runner);
         state.hub.release(runner, (task, attempt), now);
+        state.task_moved(task, next);
         let reason = "assignment was not accepted in time".to_owned();
         state.hub.send(
             runner,

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod data_dir;
 pub mod dev;
 pub mod dispatcher;
+pub mod engine;
 pub mod hub;
 pub mod liveness;
 pub mod metrics;

@@ -8,13 +8,12 @@
 use kiln_protocol::{millis_ago, now_millis, RunnerId};
 use tokio::time::sleep_until;
 
+use crate::engine::Engine;
 use crate::model::AttemptState;
-use crate::server::state::AppState;
 use crate::store::StoreError;
-use crate::watchers::TaskUpdate;
 
 /// At start-up, every runner holding open attempts is away until it reconnects.
-pub async fn watch_all_absent(state: &AppState) -> Result<(), StoreError> {
+pub async fn watch_all_absent(state: &Engine) -> Result<(), StoreError> {
     let now = tokio::time::Instant::now();
     for runner in state.store.runners_with_open_attempts().await? {
         if state.hub.live(runner).is_none() {
@@ -26,8 +25,8 @@ pub async fn watch_all_absent(state: &AppState) -> Result<(), StoreError> {
 }
 
 /// Starts the timer for a runner that just went away.
-pub fn watch(state: AppState, runner: RunnerId) {
-    tokio::spawn(async move {
+pub fn watch(state: Engine, runner: RunnerId) {
+    state.tracker.clone().spawn(async move {
         loop {
             let Some(departed) = state.hub.departed_at(runner) else {
                 return;
@@ -62,46 +61,38 @@ pub fn watch(state: AppState, runner: RunnerId) {
 /// True when some replica heard from `runner` within `lost_after` (it heartbeats into the
 /// store): it left this replica for another, and is not lost. With one control plane, its
 /// last heartbeat came before it went away, so this is false once the timer is due.
-pub async fn heard_from_lately(state: &AppState, runner: RunnerId) -> Result<bool, StoreError> {
+pub async fn heard_from_lately(state: &Engine, runner: RunnerId) -> Result<bool, StoreError> {
     let since = millis_ago(state.settings.lost_after);
     let record = state.store.runner(runner).await?;
     Ok(record.is_some_and(|r| r.heard_since(since)))
 }
 
 /// Ends every open attempt of `runner` as lost (or requeues it if never accepted).
-pub async fn declare_lost(state: &AppState, runner: RunnerId) -> Result<(), StoreError> {
+pub async fn declare_lost(state: &Engine, runner: RunnerId) -> Result<(), StoreError> {
     let now = now_millis();
     for open in state.store.open_attempts(runner).await? {
-        let next = match open.state {
-            AttemptState::Assigned => match state
-                .store
-                .reject_attempt(open.task_id, open.attempt, runner, now)
-                .await?
-            {
-                Some(task_state) if task_state.is_terminal() => {
-                    state.task_ended(open.task_id);
-                    format!("{task_state} (never accepted)")
-                }
-                Some(task_state) => format!("{task_state} (never accepted)"),
-                None => continue,
-            },
-            _ => match state
-                .store
-                .lose_attempt(open.task_id, open.attempt, runner, now)
-                .await?
-            {
-                Some(task_state) => task_state.to_string(),
-                None => continue,
-            },
+        let (next, accepted) = match open.state {
+            AttemptState::Assigned => (
+                state
+                    .store
+                    .reject_attempt(open.task_id, open.attempt, runner, now)
+                    .await?,
+                " (never accepted)",
+            ),
+            _ => (
+                state
+                    .store
+                    .lose_attempt(open.task_id, open.attempt, runner, now)
+                    .await?,
+                "",
+            ),
         };
-        tracing::warn!(%runner, task = %open.task_id, attempt = open.attempt, task_now = %next,
-            "runner stayed away; attempt lost");
-        if next == "lost" {
-            state.task_ended(open.task_id);
-        }
-        state
-            .watchers
-            .publish(open.task_id, TaskUpdate::StateChanged);
+        let Some(task_now) = next else {
+            continue;
+        };
+        tracing::warn!(%runner, task = %open.task_id, attempt = open.attempt,
+            task_now = %format!("{task_now}{accepted}"), "runner stayed away; attempt lost");
+        state.task_moved(open.task_id, next);
     }
     state.hub.forget_departure(runner);
     state.hub.wake_dispatcher();

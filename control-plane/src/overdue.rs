@@ -10,16 +10,15 @@ use std::time::Duration;
 use kiln_protocol::{millis_ago, now_millis, ServerMessage};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Engine;
 use crate::model::{AttemptRecord, TaskState};
-use crate::server::state::AppState;
 use crate::store::StoreError;
-use crate::watchers::TaskUpdate;
 
 /// How often the sweep runs at most: a task ends within this of its grace running out.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the sweep until `shutdown`.
-pub async fn watch(state: AppState, shutdown: CancellationToken) {
+pub async fn watch(state: Engine, shutdown: CancellationToken) {
     // Short graces (tests) are swept more often, so that a task ends close to its grace.
     let period = SWEEP_EVERY
         .min(state.settings.stop_grace / 4)
@@ -36,7 +35,7 @@ pub async fn watch(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Ends every task whose runner let its timeout or cancel pass the stop grace.
-pub async fn sweep(state: &AppState) -> Result<(), StoreError> {
+pub async fn sweep(state: &Engine) -> Result<(), StoreError> {
     let grace = state.settings.stop_grace;
     let due = millis_ago(grace);
     for attempt in state.store.timeouts_unheeded(due).await? {
@@ -57,7 +56,7 @@ pub async fn sweep(state: &AppState) -> Result<(), StoreError> {
 }
 
 async fn end(
-    state: &AppState,
+    state: &Engine,
     attempt: &AttemptRecord,
     task_state: TaskState,
     message: &str,
@@ -78,8 +77,6 @@ async fn end(
         },
     );
     state.hub.release(runner, (task, number), now);
-    state.watchers.publish(task, TaskUpdate::StateChanged);
-    state.task_ended(task);
-    state.hub.wake_dispatcher();
+    state.task_moved(task, Some(task_state));
     Ok(())
 }

@@ -9,15 +9,15 @@ use kiln_protocol::{now_millis, RunnerId};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::dispatcher;
+use crate::engine::Engine;
 use crate::model::{NewTask, TaskRecord, TaskState, WorkspaceRecord};
 use crate::scheduler;
-use crate::server::state::AppState;
 use crate::store::StoreError;
 
 /// Stores a submitted task (not sandboxed) and assigns it at once when it can; otherwise
 /// it waits in the queue for the dispatcher. Its record as stored.
 pub async fn submit(
-    state: &AppState,
+    state: &Engine,
     task: NewTask,
     workspace: Option<&WorkspaceRecord>,
 ) -> Result<TaskRecord, StoreError> {
@@ -36,7 +36,7 @@ pub async fn submit(
     // Once the attempt is stored, its runner must be told and the slot reserved, even if
     // the request is dropped meanwhile (the client left, the server stops): a task of its
     // own does that, and dropping this future does not cancel it.
-    let placing = tokio::spawn(store_and_send(
+    let placing = state.tracker.spawn(store_and_send(
         state.clone(),
         queued,
         workspace.cloned(),
@@ -54,7 +54,7 @@ pub async fn submit(
 /// Stores the task and assigns it to `runner` unless something queued goes first, then
 /// sends the assignment; `turn` is held throughout.
 async fn store_and_send(
-    state: AppState,
+    state: Engine,
     queued: TaskRecord,
     workspace: Option<WorkspaceRecord>,
     runner: RunnerId,
@@ -85,7 +85,7 @@ async fn store_and_send(
 }
 
 /// Stores the task queued and asks the dispatcher to place it.
-async fn queue(state: &AppState, queued: TaskRecord) -> Result<TaskRecord, StoreError> {
+async fn queue(state: &Engine, queued: TaskRecord) -> Result<TaskRecord, StoreError> {
     state.store.insert_task(&queued.spec).await?;
     state.hub.wake_dispatcher();
     Ok(queued)

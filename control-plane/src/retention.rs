@@ -8,7 +8,7 @@ use std::time::Duration;
 use kiln_protocol::now_millis;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::state::AppState;
+use crate::engine::Engine;
 use crate::store::{Pruned, StoreError};
 
 /// Tasks pruned per transaction: bounds how long one pass holds the store's writer.
@@ -24,7 +24,7 @@ pub struct Retention {
 }
 
 /// Prunes at start and then every `retention.every`, until `shutdown`.
-pub async fn run(state: AppState, retention: Retention, shutdown: CancellationToken) {
+pub async fn run(state: Engine, retention: Retention, shutdown: CancellationToken) {
     loop {
         match prune_once(&state, retention.keep).await {
             Ok(pruned) if pruned.tasks > 0 => tracing::info!(
@@ -44,7 +44,7 @@ pub async fn run(state: AppState, retention: Retention, shutdown: CancellationTo
 }
 
 /// One pass: prunes every task that is due, a transaction at a time.
-async fn prune_once(state: &AppState, keep: Duration) -> Result<Pruned, StoreError> {
+async fn prune_once(state: &Engine, keep: Duration) -> Result<Pruned, StoreError> {
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let mut total = Pruned::default();
     loop {

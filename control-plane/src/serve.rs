@@ -12,10 +12,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::data_dir::{DataDir, DataDirLock};
+use crate::engine::ServerSettings;
 use crate::model::RegistrationTokenRecord;
 use crate::sandbox::{DockerProvider, SandboxSettings, Sandboxes};
 use crate::server::listener::ListenOptions;
-use crate::server::state::{AppState, ServerSettings};
+use crate::server::state::AppState;
 use crate::store::{Database, Store};
 use crate::tokens::{Token, TokenKind};
 
@@ -103,15 +104,15 @@ impl ServeOptions {
             data_dir,
             database_url: None,
             admin_token: None,
-            heartbeat_interval: crate::server::state::DEFAULT_HEARTBEAT_INTERVAL,
-            lost_after: crate::server::state::DEFAULT_LOST_AFTER,
+            heartbeat_interval: crate::engine::DEFAULT_HEARTBEAT_INTERVAL,
+            lost_after: crate::engine::DEFAULT_LOST_AFTER,
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: None,
-            max_upload_bytes: crate::server::state::DEFAULT_MAX_UPLOAD_BYTES,
-            max_log_bytes: crate::server::state::DEFAULT_MAX_LOG_BYTES,
-            accept_deadline: crate::server::state::DEFAULT_ACCEPT_DEADLINE,
-            stop_grace: crate::server::state::DEFAULT_STOP_GRACE,
+            max_upload_bytes: crate::engine::DEFAULT_MAX_UPLOAD_BYTES,
+            max_log_bytes: crate::engine::DEFAULT_MAX_LOG_BYTES,
+            accept_deadline: crate::engine::DEFAULT_ACCEPT_DEADLINE,
+            stop_grace: crate::engine::DEFAULT_STOP_GRACE,
             registration_token: None,
             sandbox: SandboxOptions::default(),
             retention: None,
@@ -187,10 +188,10 @@ pub async fn prepare(
         stop_grace: options.stop_grace,
         secure_cookies: tls.is_some(),
     };
-    let mut state = AppState::new(store, settings, shutdown);
-    state.sandboxes = sandboxes(&options.sandbox, &options.data_dir, &url)?;
+    let mut engine = crate::engine::Engine::new(store, settings, shutdown);
+    engine.sandboxes = sandboxes(&options.sandbox, &options.data_dir, &url)?;
     if let Database::Postgres(shared) = &database {
-        state.peers = Some(
+        engine.peers = Some(
             crate::replicas::Peers::connect(shared)
                 .await
                 .with_context(|| format!("cannot connect to database {database}"))?,
@@ -198,7 +199,7 @@ pub async fn prepare(
     }
     Ok(Prepared {
         url,
-        state,
+        state: AppState::around(engine),
         retention: options.retention,
         database,
         listener,
@@ -214,29 +215,26 @@ pub async fn prepare(
 }
 
 impl Prepared {
-    /// Serves until the shutdown token fires.
+    /// Serves until the shutdown token fires, then waits for the background tasks.
     pub async fn run(self) -> anyhow::Result<()> {
-        let shutdown = self.state.shutdown.clone();
-        if let Database::Postgres(url) = &self.database {
-            // Replicas share the database: the leader burns expired sandboxes for all of
-            // them, and no replica judges another's boxes by what its own engine shows.
-            crate::replicas::start(&self.state, url);
-        } else if let Some(sandboxes) = self.state.sandboxes.clone() {
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                if let Err(error) = sandboxes.reap(&state).await {
-                    tracing::error!(error = %error, "cannot reap sandboxes");
-                }
-            });
-        }
-        if let Some(retention) = self.retention {
-            tokio::spawn(crate::retention::run(
-                self.state.clone(),
-                retention,
-                shutdown.clone(),
-            ));
-        }
-        crate::server::run(self.listener, self.state, self.listen, shutdown).await;
+        let engine = self.state.engine.clone();
+        let replicas_on = match &self.database {
+            Database::Postgres(url) => Some(url.as_str()),
+            _ => None,
+        };
+        let background = crate::engine::Background {
+            replicas_on,
+            retention: self.retention,
+        };
+        engine.start_background(background).await;
+        crate::server::run(
+            self.listener,
+            self.state,
+            self.listen,
+            engine.shutdown.clone(),
+        )
+        .await;
+        engine.stop_background().await;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_address: Option<u32>,
     /// Largest result artifact (bundle, diff) a runner may upload, in bytes.
-    #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_UPLOAD_BYTES)]
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
     /// Time a runner has to accept an assignment before it goes back to the queue.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -44,7 +44,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub stop_grace: std::time::Duration,
     /// Log text stored per attempt, in bytes; later lines keep their place, not their text.
-    #[arg(long, default_value_t = crate::server::state::DEFAULT_MAX_LOG_BYTES)]
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,
     /// A registration token (kiln_reg_...) to accept, with unlimited uses, so that runner
     /// containers register without a manual step.

@@ -7,9 +7,8 @@ use std::sync::atomic::Ordering;
 use kiln_protocol::now_millis;
 
 use crate::api_types::RunnerState;
+use crate::engine::Engine;
 use crate::model::TaskState;
-use crate::server::api::runners::runner_state;
-use crate::server::state::AppState;
 use crate::store::StoreError;
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -18,12 +17,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The whole exposition.
-pub async fn render(state: &AppState) -> Result<String, StoreError> {
+pub async fn render(state: &Engine) -> Result<String, StoreError> {
     let mut out = String::new();
     let runners = state.store.runners().await?;
     let states: Vec<RunnerState> = runners
         .iter()
-        .map(|r| runner_state(state, r, state.hub.live(r.id).as_ref()))
+        .map(|r| state.runner_state(r, state.hub.live(r.id).as_ref()))
         .collect();
     // Every state is listed, so that one with no runners reads 0 rather than vanishing.
     header(

@@ -5,8 +5,8 @@
 use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Engine;
 use crate::model::WorkspaceState;
-use crate::server::state::AppState;
 use crate::store::StoreError;
 
 /// What the replica holding a runner's socket is asked to do with it.
@@ -73,7 +73,7 @@ pub struct RunnerControl {
 
 /// Does what another replica's operator asked, to a runner connected here, if the store
 /// bears the request out.
-pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), StoreError> {
+pub async fn carry_out(state: &Engine, control: RunnerControl) -> Result<(), StoreError> {
     let runner = control.runner;
     if !recorded(state, &control).await? {
         tracing::warn!(%runner, action = ?control.action, "relayed control not recorded in the store; ignored");
@@ -106,7 +106,7 @@ pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), S
                 .hub
                 .close(runner, CloseCode::Revoked, "runner token revoked");
         }
-        RunnerAction::Rotate => crate::server::api::fleet::send_new_token(state, runner).await?,
+        RunnerAction::Rotate => state.send_new_token(runner).await?,
         RunnerAction::Retag => {
             if let Some(record) = state.store.runner(runner).await? {
                 state
@@ -124,7 +124,7 @@ pub async fn carry_out(state: &AppState, control: RunnerControl) -> Result<(), S
 }
 
 /// True when the store records the request behind `control`.
-async fn recorded(state: &AppState, control: &RunnerControl) -> Result<bool, StoreError> {
+async fn recorded(state: &Engine, control: &RunnerControl) -> Result<bool, StoreError> {
     let runner = control.runner;
     let store = &state.store;
     Ok(match &control.action {

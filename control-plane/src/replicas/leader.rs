@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use sqlx::{Connection as _, PgConnection};
 
+use crate::engine::Engine;
 use crate::sandbox::manager::BurnReason;
-use crate::server::state::AppState;
 use crate::store::StoreError;
 
 /// The advisory lock's key: "kiln" in ASCII, unlikely to collide with another
@@ -34,7 +34,7 @@ const MIN_SWEEP_EVERY: Duration = Duration::from_millis(250);
 const MAX_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Campaigns until shutdown; leads while it holds the lock.
-pub async fn run(state: AppState, url: String) {
+pub async fn run(state: Engine, url: String) {
     // One connection campaigns until it wins (then it holds the lock) or fails.
     let mut campaigner = None;
     loop {
@@ -81,7 +81,7 @@ async fn campaign(
 }
 
 /// Runs the duties until the lock's connection fails or the server shuts down.
-async fn lead(state: &AppState, mut conn: PgConnection) {
+async fn lead(state: &Engine, mut conn: PgConnection) {
     let every = (state.settings.lost_after / 4).clamp(MIN_SWEEP_EVERY, MAX_SWEEP_EVERY);
     let mut sweeps = tokio::time::interval(every);
     loop {
@@ -105,7 +105,7 @@ async fn lead(state: &AppState, mut conn: PgConnection) {
 
 /// Declares lost the runners that hold open attempts and that no replica has heard from
 /// for `lost_after`: those whose replica died and that did not come back to another.
-async fn sweep(state: &AppState) -> Result<(), StoreError> {
+async fn sweep(state: &Engine) -> Result<(), StoreError> {
     let silent_since = kiln_protocol::millis_ago(state.settings.lost_after);
     for runner in state
         .store
@@ -123,7 +123,7 @@ async fn sweep(state: &AppState) -> Result<(), StoreError> {
 
 /// Burns every live sandbox past its TTL. The replica that forged a sandbox burns it at its
 /// TTL too; whichever is first ends it (a conditional write), the other does nothing.
-async fn expire_sandboxes(state: &AppState) -> Result<(), StoreError> {
+async fn expire_sandboxes(state: &Engine) -> Result<(), StoreError> {
     let Some(sandboxes) = &state.sandboxes else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use kiln_protocol::TaskId;
 use sqlx::postgres::{PgListener, PgNotification};
 
 use super::control::{self, RunnerControl};
-use crate::server::state::AppState;
+use crate::engine::Engine;
 use crate::store::postgres_notify::{self as notify, QUEUE, RUNNER, TASK};
 use crate::watchers::TaskUpdate;
 
@@ -17,7 +17,7 @@ use crate::watchers::TaskUpdate;
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Listens until shutdown, reconnecting after failures.
-pub async fn run(state: AppState, url: String) {
+pub async fn run(state: Engine, url: String) {
     loop {
         if let Err(error) = listen(&state, &url).await {
             tracing::warn!(error = %error, "lost the database's notifications; listening again");
@@ -29,7 +29,7 @@ pub async fn run(state: AppState, url: String) {
     }
 }
 
-async fn listen(state: &AppState, url: &str) -> Result<(), sqlx::Error> {
+async fn listen(state: &Engine, url: &str) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     listener.listen_all([QUEUE, TASK, RUNNER]).await?;
     // Whatever was notified before we listened is in the store: look at it now.
@@ -48,12 +48,12 @@ async fn listen(state: &AppState, url: &str) -> Result<(), sqlx::Error> {
 }
 
 /// Acts as if everything changed: the dispatcher looks at the queue and followers re-read.
-fn catch_up(state: &AppState) {
+fn catch_up(state: &Engine) {
     state.hub.wake_dispatcher();
     state.watchers.publish_all_changed();
 }
 
-async fn handle(state: &AppState, notification: &PgNotification) {
+async fn handle(state: &Engine, notification: &PgNotification) {
     let payload = notification.payload();
     match notification.channel() {
         QUEUE => state.hub.wake_dispatcher(),

@@ -23,7 +23,7 @@ pub use control::{RunnerAction, RunnerControl};
 use kiln_protocol::RunnerId;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::server::state::AppState;
+use crate::engine::Engine;
 use crate::store::postgres_notify::RUNNER;
 use crate::store::StoreError;
 
@@ -61,8 +61,8 @@ impl Peers {
 }
 
 /// Starts listening to the other replicas and campaigning to lead.
-pub fn start(state: &AppState, url: &str) {
-    tokio::spawn(listen::run(state.clone(), url.to_owned()));
-    tokio::spawn(leader::run(state.clone(), url.to_owned()));
-    tokio::spawn(repeats::run(state.clone()));
+pub fn start(state: &Engine, url: &str) {
+    state.spawn(listen::run(state.clone(), url.to_owned()));
+    state.spawn(leader::run(state.clone(), url.to_owned()));
+    state.spawn(repeats::run(state.clone()));
 }

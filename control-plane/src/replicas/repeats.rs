@@ -10,7 +10,7 @@ use std::time::Duration;
 use kiln_protocol::{millis_ago, CloseCode, ServerMessage};
 
 use super::control::{self, RunnerAction, RunnerControl};
-use crate::server::state::AppState;
+use crate::engine::Engine;
 use crate::store::StoreError;
 
 /// How often a replica compares: two indexed queries.
@@ -26,7 +26,7 @@ const UNHEEDED_AFTER: Duration = Duration::from_secs(5);
 const REVOKED_WITHIN: Duration = Duration::from_secs(600);
 
 /// Compares and repeats until shutdown.
-pub async fn run(state: AppState) {
+pub async fn run(state: Engine) {
     let mut checks = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
@@ -42,7 +42,7 @@ pub async fn run(state: AppState) {
     }
 }
 
-async fn repeat_cancels(state: &AppState) -> Result<(), StoreError> {
+async fn repeat_cancels(state: &Engine) -> Result<(), StoreError> {
     for open in state
         .store
         .cancels_unheeded(millis_ago(UNHEEDED_AFTER))
@@ -61,7 +61,7 @@ async fn repeat_cancels(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn reconcile_runners(state: &AppState) -> Result<(), StoreError> {
+async fn reconcile_runners(state: &Engine) -> Result<(), StoreError> {
     let due = millis_ago(UNHEEDED_AFTER);
     for record in state
         .store

@@ -7,8 +7,8 @@ use std::time::Duration;
 use kiln_protocol::{now_millis, SandboxId, ServerMessage, TaskId, UnixMillis};
 
 use super::{ForgeSpec, Provider};
+use crate::engine::Engine;
 use crate::model::{SandboxRecord, SandboxState, TaskState};
-use crate::server::state::AppState;
 use crate::store::StoreError;
 use crate::watchers::TaskUpdate;
 
@@ -95,13 +95,13 @@ impl Sandboxes {
     /// Forges the box for `sandbox` in the background; a failure ends the task.
     pub fn forge(
         &self,
-        state: AppState,
+        state: Engine,
         sandbox: SandboxRecord,
         token: String,
         mounts: Vec<std::path::PathBuf>,
     ) {
         let this = self.clone();
-        tokio::spawn(async move {
+        state.tracker.clone().spawn(async move {
             let spec = ForgeSpec {
                 sandbox_id: sandbox.id,
                 image: sandbox.image.clone(),
@@ -159,9 +159,9 @@ impl Sandboxes {
     }
 
     /// Burns the sandbox when its TTL runs out.
-    pub fn watch_ttl(&self, state: AppState, id: SandboxId, expires_at: UnixMillis) {
+    pub fn watch_ttl(&self, state: Engine, id: SandboxId, expires_at: UnixMillis) {
         let this = self.clone();
-        tokio::spawn(async move {
+        state.tracker.clone().spawn(async move {
             let left = u64::try_from(expires_at - now_millis()).unwrap_or(0);
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(left)) => {}
@@ -177,7 +177,7 @@ impl Sandboxes {
     /// reason says.
     pub async fn burn(
         &self,
-        state: &AppState,
+        state: &Engine,
         id: SandboxId,
         reason: BurnReason,
     ) -> Result<bool, StoreError> {
@@ -220,9 +220,9 @@ impl Sandboxes {
     }
 
     /// Burns the sandbox of a task that ended, after a short grace for its last events.
-    pub fn task_ended(&self, state: AppState, task: TaskId) {
+    pub fn task_ended(&self, state: Engine, task: TaskId) {
         let this = self.clone();
-        tokio::spawn(async move {
+        state.tracker.clone().spawn(async move {
             let sandbox = match state.store.sandbox_of_task(task).await {
                 Ok(Some(sandbox)) => sandbox,
                 _ => return,
@@ -240,7 +240,7 @@ impl Sandboxes {
 
     /// After a start: burn boxes that are not live sandboxes any more (or expired), and
     /// watch the TTL of the rest; sandboxes whose box is gone are burned in the store.
-    pub async fn reap(&self, state: &AppState) -> Result<(), StoreError> {
+    pub async fn reap(&self, state: &Engine) -> Result<(), StoreError> {
         let started = now_millis();
         // Only sandboxes from before this start: newer ones are this process's own forges.
         let live: Vec<SandboxRecord> = state

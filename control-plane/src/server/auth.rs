@@ -84,7 +84,7 @@ pub async fn check_admin(state: &AppState, token: &Token) -> Result<(), ApiError
     if state.known_admins.contains(&hash) {
         return Ok(());
     }
-    if !state.store.is_admin_token(&hash).await? {
+    if !state.engine.store.is_admin_token(&hash).await? {
         return Err(ApiError::Unauthorized("admin token is not valid".into()));
     }
     state.known_admins.insert(hash);
@@ -125,6 +125,7 @@ impl FromRequestParts<AppState> for Runner {
             expect_kind(&token, TokenKind::Runner, "a runner token")?;
         }
         let runner = state
+            .engine
             .store
             .runner_by_token(&token.hash())
             .await?

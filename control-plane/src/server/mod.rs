@@ -21,7 +21,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatcher;
 use state::AppState;
 
 /// The whole HTTP surface, without a socket, so handlers can be tested directly.
@@ -40,7 +39,7 @@ pub fn app(state: AppState) -> Router {
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), error::ApiError> {
-    let body = crate::metrics::render(&state).await?;
+    let body = crate::metrics::render(&state.engine).await?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -53,7 +52,7 @@ async fn metrics(
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (StatusCode, &'static str) {
-    let probe = state.store.probe_write(kiln_protocol::now_millis());
+    let probe = state.engine.store.probe_write(kiln_protocol::now_millis());
     match tokio::time::timeout(READY_TIMEOUT, probe).await {
         Ok(Ok(())) => (StatusCode::OK, "ready"),
         Ok(Err(error)) if error.is_disk_full() => {
@@ -78,24 +77,17 @@ async fn ready(
 /// its own timeout (commonly 5 s), and a store this slow is not serving anyway.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves on `listener` and runs the dispatcher until `shutdown` is cancelled, then closes
-/// every session and waits (briefly) for requests in flight.
+/// Serves on `listener` until `shutdown` is cancelled, then closes every connection and
+/// waits (briefly) for requests in flight. The engine's background work is started and
+/// stopped beside it (`serve.rs`).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     options: listener::ListenOptions,
     shutdown: CancellationToken,
 ) {
-    if let Err(error) = crate::liveness::watch_all_absent(&state).await {
-        tracing::error!(error = %error, "could not look for absent runners");
-    }
-    let dispatcher = tokio::spawn(dispatcher::run(state.clone(), shutdown.clone()));
-    let overdue = tokio::spawn(crate::overdue::watch(state.clone(), shutdown.clone()));
-    state.hub.wake_dispatcher();
     listener::serve(listener, app(state), options, shutdown.clone()).await;
     shutdown.cancel();
-    let _ = dispatcher.await;
-    let _ = overdue.await;
 }
 
 #[cfg(test)]

@@ -1,185 +1,47 @@
-//! What every handler and session shares.
+//! What the web layer adds to the engine: limits on runner handshakes and the admin tokens
+//! already checked. Everything else a handler needs is the engine's.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use kiln_protocol::{now_millis, WorkspaceId};
+use crate::engine::Engine;
+pub use crate::engine::{
+    ServerSettings, DEFAULT_ACCEPT_DEADLINE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LOST_AFTER,
+    DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_STOP_GRACE, HEARTBEAT_MISSES_ALLOWED,
+};
+use crate::store::Store;
 
-use crate::hub::Hub;
-use crate::model::WorkspaceState;
-use crate::store::{Store, StoreError};
-use crate::watchers::{TaskUpdate, Watchers};
-
-/// Heartbeat period runners are told to keep: often enough to notice a dead link within
-/// seconds, rare enough to cost nothing with thousands of runners.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Heartbeat periods a runner may miss before its socket is considered dead. Three
-/// tolerates one lost or late beat and a slow network without false alarms.
-pub const HEARTBEAT_MISSES_ALLOWED: u32 = 3;
-
-/// How long a runner may stay away before its attempts are declared lost and retried.
-/// Two minutes rides out a network blip or a runner restart without giving work away, and
-/// is short next to the hours an agent task can take.
-pub const DEFAULT_LOST_AFTER: Duration = Duration::from_secs(120);
-
-/// Time a runner has to accept an assignment. A healthy runner answers in milliseconds;
-/// thirty seconds covers a very slow link without leaving a task stuck for long.
-pub const DEFAULT_ACCEPT_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Time a runner has, past a task's timeout or its cancel, to report that the attempt
-/// ended before the control plane ends the task itself: the agent's SIGTERM grace (10 s by
-/// default), then saving and uploading what it left, fit easily.
-pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(60);
-
-/// Log text kept per attempt: 1 GiB is hours of a very chatty agent, and bounds what one
-/// runaway attempt can put in the database.
-pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 30;
-
-/// Largest artifact (bundle or diff) a runner may upload.
-pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
-
-/// Tunables of a control plane.
+/// What every handler and connection shares.
 #[derive(Clone, Debug)]
-pub struct ServerSettings {
-    /// Heartbeat period given to runners in `welcome`.
-    pub heartbeat_interval: Duration,
-    /// Largest artifact accepted.
-    pub max_upload_bytes: usize,
-    /// Absence after which a runner's attempts are lost.
-    pub lost_after: Duration,
-    /// Time a runner has to accept an assignment before it goes back to the queue.
-    pub accept_deadline: Duration,
-    /// Time a runner has past a timeout or cancel before the control plane ends the task.
-    pub stop_grace: Duration,
-    /// Log text stored per attempt; beyond it lines keep their place but lose their text.
-    pub max_log_bytes: u64,
-    /// Served over TLS: the dashboard's cookie is marked `Secure`.
-    pub secure_cookies: bool,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
-            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
-            lost_after: DEFAULT_LOST_AFTER,
-            accept_deadline: DEFAULT_ACCEPT_DEADLINE,
-            stop_grace: DEFAULT_STOP_GRACE,
-            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
-            secure_cookies: false,
-        }
-    }
-}
-
-impl ServerSettings {
-    /// Silence after which a runner is not offered new work (before its socket is closed).
-    pub fn stale_after(&self) -> Duration {
-        self.heartbeat_interval * 2
-    }
-
-    /// Silence after which a runner's socket is closed.
-    pub fn heartbeat_timeout(&self) -> Duration {
-        self.heartbeat_interval * HEARTBEAT_MISSES_ALLOWED
-    }
-}
-
-/// Shared state of a running control plane.
-#[derive(Clone)]
 pub struct AppState {
-    /// The system of record.
-    pub store: Arc<dyn Store>,
-    /// Connected runners.
-    pub hub: Arc<Hub>,
-    /// Log followers.
-    pub watchers: Arc<Watchers>,
-    /// Tunables.
-    pub settings: Arc<ServerSettings>,
-    /// Cancelled when the server shuts down; sessions and streams end on it.
-    pub shutdown: CancellationToken,
+    /// The control plane's domain.
+    pub engine: Engine,
     /// Runner handshakes in progress, per address.
     pub handshakes: Arc<crate::server::per_address::PerAddress>,
-    /// File requests waiting for runners.
-    pub files: Arc<crate::relay::FileRelay>,
-    /// Sandbox forging and burning.
-    pub sandboxes: Option<crate::sandbox::Sandboxes>,
     /// Admin token hashes already checked against the store (admin tokens are never
     /// revoked), so that an API call costs no store query for it.
     pub known_admins: Arc<crate::server::auth::KnownAdmins>,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// The other replicas on the same PostgreSQL database, if the store is shared.
-    pub peers: Option<crate::replicas::Peers>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AppState {
-    /// Ends an open workspace session as `closed` or `lost`, with its queued tasks, and
-    /// tells those tasks' followers. Nothing happens if the session was not open.
-    pub async fn end_workspace(
-        &self,
-        id: WorkspaceId,
-        ended_as: WorkspaceState,
-    ) -> Result<(), StoreError> {
-        let ended = self.store.end_workspace(id, ended_as, now_millis()).await?;
-        for task in ended.into_iter().flatten() {
-            self.watchers.publish(task, TaskUpdate::StateChanged);
-        }
-        Ok(())
-    }
-
-    /// A task ended: burn its sandbox, if it has one.
-    pub fn task_ended(&self, task: kiln_protocol::TaskId) {
-        if let Some(sandboxes) = &self.sandboxes {
-            sandboxes.task_ended(self.clone(), task);
+    /// The web layer around `engine`.
+    pub fn around(engine: Engine) -> Self {
+        Self {
+            engine,
+            handshakes: crate::server::per_address::PerAddress::new(
+                crate::server::per_address::MAX_HANDSHAKES_PER_ADDRESS,
+            ),
+            known_admins: Arc::default(),
         }
     }
 
-    /// Asks the other replicas, if any, to carry out `action` on `runner` (it is not
-    /// connected here). The operator's request is already in the store, so a relay that
-    /// fails is logged, not returned: the runner gets the request when it next connects.
-    pub async fn relay(
-        &self,
-        runner: kiln_protocol::RunnerId,
-        action: crate::replicas::RunnerAction,
-    ) {
-        let Some(peers) = &self.peers else {
-            return;
-        };
-        if let Err(error) = peers.relay(runner, action).await {
-            tracing::error!(%runner, %error, "cannot tell the other replicas; the runner is told when it next connects");
-        }
-    }
-
-    /// State around `store` with fresh hub and watchers.
+    /// State around `store` with a fresh engine.
     pub fn new(
         store: Arc<dyn Store>,
         settings: ServerSettings,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
-            store,
-            hub: Arc::default(),
-            watchers: Arc::default(),
-            settings: Arc::new(settings),
-            shutdown,
-            handshakes: crate::server::per_address::PerAddress::new(
-                crate::server::per_address::MAX_HANDSHAKES_PER_ADDRESS,
-            ),
-            files: Arc::default(),
-            sandboxes: None,
-            known_admins: Arc::default(),
-            metrics: Arc::default(),
-            peers: None,
-        }
+        Self::around(Engine::new(store, settings, shutdown))
     }
 }

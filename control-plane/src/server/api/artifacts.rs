@@ -56,10 +56,12 @@ pub async fn upload(
 ) -> Result<StatusCode, ApiError> {
     let task = parse_task_id(&id)?;
     let kind = ArtifactKind::parse(&kind)?;
-    let record =
-        state.store.attempt(task, attempt).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("attempt {attempt} of task {task} not found"))
-        })?;
+    let record = state
+        .engine
+        .store
+        .attempt(task, attempt)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("attempt {attempt} of task {task} not found")))?;
     if record.runner_id != runner.id {
         tracing::warn!(runner = %runner.id, %task, attempt, "upload for an attempt of another runner refused");
         return Err(ApiError::Forbidden(format!(
@@ -68,6 +70,7 @@ pub async fn upload(
         )));
     }
     state
+        .engine
         .store
         .put_artifact(task, attempt, kind.as_str(), &body, now_millis())
         .await?;
@@ -89,6 +92,7 @@ pub async fn download(
     let task_id = parse_task_id(&id)?;
     let kind = ArtifactKind::parse(&kind)?;
     let task = state
+        .engine
         .store
         .task(task_id)
         .await?
@@ -100,6 +104,7 @@ pub async fn download(
         )));
     }
     let data = state
+        .engine
         .store
         .artifact(task_id, attempt, kind.as_str())
         .await?

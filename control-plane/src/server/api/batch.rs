@@ -54,7 +54,7 @@ pub async fn submit(
             Some(id) => match sessions.entry(id) {
                 Entry::Occupied(known) => Some(known.into_mut()),
                 Entry::Vacant(slot) => {
-                    let found = state.store.workspace(id).await?.ok_or_else(|| {
+                    let found = state.engine.store.workspace(id).await?.ok_or_else(|| {
                         ApiError::NotFound(format!(
                             "tasks[{index}].workspace_id: session {id} not found"
                         ))
@@ -67,8 +67,8 @@ pub async fn submit(
         let task = task_input::new_task(request, workspace.as_deref(), now).map_err(in_batch)?;
         tasks.push(task);
     }
-    state.store.insert_tasks(&tasks).await?;
-    state.hub.wake_dispatcher();
+    state.engine.store.insert_tasks(&tasks).await?;
+    state.engine.hub.wake_dispatcher();
     tracing::info!(tasks = tasks.len(), "batch of tasks queued");
     let records = tasks.into_iter().map(TaskRecord::queued).collect();
     Ok((

@@ -53,7 +53,7 @@ pub async fn stream(
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let task_id = parse_task_id(&id)?;
-    let updates = state.watchers.subscribe(task_id);
+    let updates = state.engine.watchers.subscribe(task_id);
     let task = load_task(&state, task_id).await?;
     let cursor = Cursor {
         attempt: query.attempt.unwrap_or(task.attempt.max(1)),
@@ -84,6 +84,7 @@ pub async fn stream(
 
 async fn load_task(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
     state
+        .engine
         .store
         .task(id)
         .await?
@@ -172,7 +173,7 @@ impl Follower {
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     },
                     () = self.lines.closed() => return Ok(()),
-                    () = self.state.shutdown.cancelled() => return Ok(()),
+                    () = self.state.engine.shutdown.cancelled() => return Ok(()),
                 }
             }
         }
@@ -181,7 +182,12 @@ impl Follower {
     /// True when `attempt` is over though no `finished` event of it was seen: lost with its
     /// runner, or rejected. Its successor is then the attempt to follow.
     async fn ended_unfinished(&self, attempt: u32) -> Result<bool, ApiError> {
-        let record = self.state.store.attempt(self.task_id, attempt).await?;
+        let record = self
+            .state
+            .engine
+            .store
+            .attempt(self.task_id, attempt)
+            .await?;
         Ok(record
             .is_some_and(|r| !matches!(r.state, AttemptState::Assigned | AttemptState::Running)))
     }
@@ -191,6 +197,7 @@ impl Follower {
         loop {
             let page = self
                 .state
+                .engine
                 .store
                 .events(self.task_id, cursor.attempt, cursor.after_seq, PAGE)
                 .await?;

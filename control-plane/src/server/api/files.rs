@@ -25,12 +25,13 @@ pub async fn request(
 ) -> Result<Json<FileResult>, ApiError> {
     let (runner, target) = locate(&state, &id).await?;
     let result = state
+        .engine
         .files
-        .request(&state.hub, runner, target, op)
+        .request(&state.engine.hub, runner, target, op)
         .await
         .map_err(|e| match e {
             // File contents do not fit a notification: with replicas, say where to ask.
-            crate::relay::RelayError::Offline(_) if state.peers.is_some() => ApiError::Conflict(
+            crate::relay::RelayError::Offline(_) if state.engine.peers.is_some() => ApiError::Conflict(
                 format!("{e} to this replica; file requests are not relayed between replicas: send it to the replica the runner is connected to"),
             ),
             e => ApiError::Conflict(e.to_string()),
@@ -41,8 +42,9 @@ pub async fn request(
 /// The runner and target for a task id (its running attempt) or a session id.
 async fn locate(state: &AppState, id: &str) -> Result<(RunnerId, FileTarget), ApiError> {
     if let Ok(task_id) = id.parse() {
-        if let Some(task) = state.store.task(task_id).await? {
+        if let Some(task) = state.engine.store.task(task_id).await? {
             let attempt = state
+                .engine
                 .store
                 .attempt(task_id, task.attempt)
                 .await?

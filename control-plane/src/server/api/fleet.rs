@@ -6,14 +6,12 @@ use axum::extract::{Path, State};
 use axum::Json;
 use kiln_protocol::{now_millis, CloseCode, RunnerId, ServerMessage};
 
-use super::tasks;
 use crate::api_types::DrainRequest;
 use crate::model::RunnerRecord;
 use crate::replicas::RunnerAction;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::tokens::{Token, TokenKind};
 
 pub fn parse_runner_id(text: &str) -> Result<RunnerId, ApiError> {
     text.parse()
@@ -22,6 +20,7 @@ pub fn parse_runner_id(text: &str) -> Result<RunnerId, ApiError> {
 
 pub async fn load(state: &AppState, id: RunnerId) -> Result<RunnerRecord, ApiError> {
     state
+        .engine
         .store
         .runner(id)
         .await?
@@ -41,14 +40,15 @@ pub async fn drain(
     if runner.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("runner {id} is revoked")));
     }
-    if state.hub.send(id, ServerMessage::Drain) {
-        state.hub.set_draining(id);
+    if state.engine.hub.send(id, ServerMessage::Drain) {
+        state.engine.hub.set_draining(id);
     } else {
         state
+            .engine
             .store
             .set_drain_requested(id, Some(now_millis()))
             .await?;
-        state.relay(id, RunnerAction::Drain).await;
+        state.engine.relay(id, RunnerAction::Drain).await;
     }
     tracing::info!(runner = %id, "drain requested");
     if let Some(deadline) = body.and_then(|Json(b)| b.deadline_ms) {
@@ -58,12 +58,12 @@ pub async fn drain(
 }
 
 fn cancel_at_deadline(state: AppState, runner: RunnerId, deadline: Duration) {
-    tokio::spawn(async move {
+    state.engine.tracker.clone().spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(deadline) => {}
-            () = state.shutdown.cancelled() => return,
+            () = state.engine.shutdown.cancelled() => return,
         }
-        let open = match state.store.open_attempts(runner).await {
+        let open = match state.engine.store.open_attempts(runner).await {
             Ok(open) => open,
             Err(error) => {
                 tracing::error!(%runner, error = %error, "drain deadline: cannot list attempts");
@@ -73,7 +73,7 @@ fn cancel_at_deadline(state: AppState, runner: RunnerId, deadline: Duration) {
         for attempt in open {
             tracing::info!(%runner, task = %attempt.task_id, "drain deadline passed; cancelling");
             let reason = "the runner's drain deadline passed".to_owned();
-            if let Err(error) = tasks::stop(&state, attempt.task_id, reason).await {
+            if let Err(error) = state.engine.cancel_task(attempt.task_id, reason).await {
                 tracing::error!(task = %attempt.task_id, error = %error, "drain deadline: cancel failed");
             }
         }
@@ -86,11 +86,16 @@ pub async fn pause(
     Path(id): Path<String>,
 ) -> Result<Json<RunnerRecord>, ApiError> {
     let id = parse_runner_id(&id)?;
-    if !state.store.set_paused(id, Some(now_millis())).await? {
+    if !state
+        .engine
+        .store
+        .set_paused(id, Some(now_millis()))
+        .await?
+    {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    state.hub.set_paused(id, true);
-    state.relay(id, RunnerAction::Pause).await;
+    state.engine.hub.set_paused(id, true);
+    state.engine.relay(id, RunnerAction::Pause).await;
     tracing::info!(runner = %id, "runner paused");
     Ok(Json(load(&state, id).await?))
 }
@@ -101,12 +106,12 @@ pub async fn resume(
     Path(id): Path<String>,
 ) -> Result<Json<RunnerRecord>, ApiError> {
     let id = parse_runner_id(&id)?;
-    if !state.store.set_paused(id, None).await? {
+    if !state.engine.store.set_paused(id, None).await? {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    state.store.set_drain_requested(id, None).await?;
-    state.hub.set_paused(id, false);
-    state.relay(id, RunnerAction::Resume).await;
+    state.engine.store.set_drain_requested(id, None).await?;
+    state.engine.hub.set_paused(id, false);
+    state.engine.relay(id, RunnerAction::Resume).await;
     tracing::info!(runner = %id, "runner resumed");
     Ok(Json(load(&state, id).await?))
 }
@@ -119,16 +124,17 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<RunnerRecord>, ApiError> {
     let id = parse_runner_id(&id)?;
-    if !state.store.revoke_runner(id, now_millis()).await? {
+    if !state.engine.store.revoke_runner(id, now_millis()).await? {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
     if !state
+        .engine
         .hub
         .close(id, CloseCode::Revoked, "runner token revoked")
     {
-        state.relay(id, RunnerAction::Revoke).await;
+        state.engine.relay(id, RunnerAction::Revoke).await;
     }
-    crate::liveness::declare_lost(&state, id).await?;
+    crate::liveness::declare_lost(&state.engine, id).await?;
     tracing::warn!(runner = %id, "runner revoked");
     Ok(Json(load(&state, id).await?))
 }
@@ -141,30 +147,19 @@ pub async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Json<RunnerRecord>, ApiError> {
     let id = parse_runner_id(&id)?;
-    if !state.store.request_rotation(id, now_millis()).await? {
+    if !state
+        .engine
+        .store
+        .request_rotation(id, now_millis())
+        .await?
+    {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    if state.hub.live(id).is_some() {
-        send_new_token(&state, id).await?;
+    if state.engine.hub.live(id).is_some() {
+        state.engine.send_new_token(id).await?;
     } else {
-        state.relay(id, RunnerAction::Rotate).await;
+        state.engine.relay(id, RunnerAction::Rotate).await;
     }
     tracing::info!(runner = %id, "token rotation requested");
     Ok(Json(load(&state, id).await?))
-}
-
-/// Makes a new token for `runner`, stores its hash and sends it over the runner's socket.
-pub async fn send_new_token(
-    state: &AppState,
-    runner: RunnerId,
-) -> Result<(), crate::store::StoreError> {
-    let token = Token::generate(TokenKind::Runner);
-    state.store.rotate_token(runner, &token.hash()).await?;
-    let message = ServerMessage::Rotate {
-        runner_token: token.expose().to_owned(),
-    };
-    if !state.hub.send(runner, message) {
-        tracing::info!(%runner, "runner left before its new token was sent; it gets another when it connects");
-    }
-    Ok(())
 }

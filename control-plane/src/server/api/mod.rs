@@ -30,7 +30,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/tasks/{id}/artifacts/{kind}", get(artifacts::download))
         .route(
             "/v1/tasks/{id}/attempts/{attempt}/artifacts/{kind}",
-            put(artifacts::upload).layer(DefaultBodyLimit::max(state.settings.max_upload_bytes)),
+            put(artifacts::upload).layer(DefaultBodyLimit::max(
+                state.engine.settings.max_upload_bytes,
+            )),
         )
         .route("/v1/workspaces", post(workspaces::create))
         .route("/v1/workspaces/{id}", get(workspaces::show))

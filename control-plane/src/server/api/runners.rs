@@ -4,15 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use kiln_protocol::limits::MAX_CAPABILITIES;
-use kiln_protocol::{
-    millis_ago, now_millis, validate, RegisterRequest, RegisterResponse, RunnerId,
-};
+use kiln_protocol::{now_millis, validate, RegisterRequest, RegisterResponse, RunnerId};
 
 use super::body::{JsonBody, SMALL_BODY_BYTES};
-use crate::api_types::{
-    CreateRegistrationToken, RegistrationTokenCreated, RunnerState, RunnerView,
-};
-use crate::hub::LiveRunner;
+use crate::api_types::{CreateRegistrationToken, RegistrationTokenCreated, RunnerView};
 use crate::model::{RegistrationTokenRecord, RunnerRecord};
 use crate::server::auth::{Admin, Registration};
 use crate::server::error::ApiError;
@@ -51,6 +46,7 @@ pub async fn register(
         token_hash: runner_token.hash(),
     };
     let record = state
+        .engine
         .store
         .register_runner(&token.hash(), new, now)
         .await?
@@ -117,6 +113,7 @@ pub async fn create_registration_token(
         created_at: now,
     };
     state
+        .engine
         .store
         .create_registration_token(&record, &token.hash())
         .await?;
@@ -128,45 +125,16 @@ pub async fn create_registration_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Heartbeats a runner on another replica may miss before this replica shows it offline.
-const HEARTBEATS_MISSED_ELSEWHERE: u32 = 3;
-
-/// Where a registered runner is, from its record and its live connection to this replica
-/// (if any); with replicas, a runner another replica heard from lately is online there.
-pub fn runner_state(
-    state: &AppState,
-    runner: &RunnerRecord,
-    live: Option<&LiveRunner>,
-) -> RunnerState {
-    match (&runner.revoked_at, live) {
-        (Some(_), _) => RunnerState::Revoked,
-        (None, None) if connected_elsewhere(state, runner) => match runner.paused_at {
-            Some(_) => RunnerState::Paused,
-            None => RunnerState::Online,
-        },
-        (None, None) => RunnerState::Offline,
-        (None, Some(live)) if live.draining => RunnerState::Draining,
-        (None, Some(_)) if runner.paused_at.is_some() => RunnerState::Paused,
-        (None, Some(_)) => RunnerState::Online,
-    }
-}
-
-/// True when the store is shared and the runner heartbeated lately (to another replica).
-fn connected_elsewhere(state: &AppState, runner: &RunnerRecord) -> bool {
-    let window = state.settings.heartbeat_interval * HEARTBEATS_MISSED_ELSEWHERE;
-    state.peers.is_some() && runner.heard_since(millis_ago(window))
-}
-
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<RunnerView>>, ApiError> {
-    let runners = state.store.runners().await?;
+    let runners = state.engine.store.runners().await?;
     let views = runners
         .into_iter()
         .map(|runner| {
-            let live = state.hub.live(runner.id);
-            let runner_state = runner_state(&state, &runner, live.as_ref());
+            let live = state.engine.hub.live(runner.id);
+            let runner_state = state.engine.runner_state(&runner, live.as_ref());
             RunnerView {
                 running: live.as_ref().map_or(0, |l| l.running),
                 cached_projects: live

@@ -19,10 +19,10 @@ pub async fn forge_for(
     mut task: NewTask,
     request: &SandboxRequest,
 ) -> Result<NewTask, ApiError> {
-    let sandboxes = state
-        .sandboxes
-        .as_ref()
-        .ok_or_else(|| ApiError::BadRequest("this control plane has no sandbox provider".into()))?;
+    let sandboxes =
+        state.engine.sandboxes.as_ref().ok_or_else(|| {
+            ApiError::BadRequest("this control plane has no sandbox provider".into())
+        })?;
     if request.provider != sandboxes.provider_name() {
         return Err(ApiError::BadRequest(format!(
             "sandbox.provider {:?} is not available here (have: {})",
@@ -99,10 +99,16 @@ pub async fn forge_for(
         token_hash: token.hash(),
     };
     state
+        .engine
         .store
         .create_sandbox(&task, &sandbox, &new_runner)
         .await?;
-    sandboxes.forge(state.clone(), sandbox, token.expose().to_owned(), mounts);
+    sandboxes.forge(
+        state.engine.clone(),
+        sandbox,
+        token.expose().to_owned(),
+        mounts,
+    );
     Ok(task)
 }
 
@@ -127,7 +133,7 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<SandboxView>>, ApiError> {
     let now = now_millis();
-    let live = state.store.live_sandboxes().await?;
+    let live = state.engine.store.live_sandboxes().await?;
     Ok(Json(
         live.into_iter()
             .map(|sandbox| SandboxView {
@@ -146,12 +152,15 @@ pub async fn burn(
     let id: SandboxId = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("sandbox id {id:?} is not a valid id")))?;
-    let sandboxes = state
-        .sandboxes
-        .as_ref()
-        .ok_or_else(|| ApiError::BadRequest("this control plane has no sandbox provider".into()))?;
-    sandboxes.burn(&state, id, BurnReason::Operator).await?;
+    let sandboxes =
+        state.engine.sandboxes.as_ref().ok_or_else(|| {
+            ApiError::BadRequest("this control plane has no sandbox provider".into())
+        })?;
+    sandboxes
+        .burn(&state.engine, id, BurnReason::Operator)
+        .await?;
     let sandbox = state
+        .engine
         .store
         .sandbox(id)
         .await?

@@ -59,16 +59,17 @@ pub async fn update(
     let labels = request.labels.unwrap_or(record.labels);
     check_tags(&capabilities, &labels)?;
     if !state
+        .engine
         .store
         .set_runner_tags(id, &capabilities, &labels)
         .await?
     {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    if state.hub.live(id).is_some() {
-        state.hub.set_tags(id, &capabilities, &labels);
+    if state.engine.hub.live(id).is_some() {
+        state.engine.hub.set_tags(id, &capabilities, &labels);
     } else {
-        state.relay(id, RunnerAction::Retag).await;
+        state.engine.relay(id, RunnerAction::Retag).await;
     }
     tracing::info!(runner = %id, ?capabilities, ?labels, "runner capabilities and labels set");
     Ok(Json(load(&state, id).await?))

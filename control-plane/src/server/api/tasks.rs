@@ -3,13 +3,13 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use kiln_protocol::{now_millis, ServerMessage, TaskId};
+use kiln_protocol::{now_millis, TaskId};
 use serde::Deserialize;
 
 use super::body::JsonBody;
 use crate::api_types::{SubmitRequest, TaskDetail, TaskPage};
 use crate::dispatcher;
-use crate::model::{AttemptState, CancelEffect, RetryEffect, TaskRecord, TaskState};
+use crate::model::{AttemptState, RetryEffect, TaskRecord, TaskState};
 use crate::placing;
 use crate::server::auth::Admin;
 use crate::server::error::ApiError;
@@ -36,7 +36,7 @@ pub async fn submit(
     let workspace =
         match request.workspace_id {
             Some(id) => {
-                Some(state.store.workspace(id).await?.ok_or_else(|| {
+                Some(state.engine.store.workspace(id).await?.ok_or_else(|| {
                     ApiError::NotFound(format!("workspace session {id} not found"))
                 })?)
             }
@@ -47,10 +47,10 @@ pub async fn submit(
     let record = match &sandbox {
         Some(sandbox) => {
             let task = super::sandboxes::forge_for(&state, task, sandbox).await?;
-            state.hub.wake_dispatcher();
+            state.engine.hub.wake_dispatcher();
             TaskRecord::queued(task)
         }
-        None => placing::submit(&state, task, workspace.as_ref()).await?,
+        None => placing::submit(&state.engine, task, workspace.as_ref()).await?,
     };
     let (id, repo) = (record.spec.id, &record.spec.repo);
     tracing::info!(task = %id, repo = %repo, state = record.state.as_str(), "task submitted");
@@ -107,7 +107,7 @@ pub async fn list(
         before,
         limit,
     };
-    let tasks = state.store.tasks(&filter).await?;
+    let tasks = state.engine.store.tasks(&filter).await?;
     let next_before = (tasks.len() == limit as usize)
         .then(|| tasks.last().map(|t| t.spec.id))
         .flatten();
@@ -121,18 +121,18 @@ pub async fn show(
 ) -> Result<Json<TaskDetail>, ApiError> {
     let id = parse_task_id(&id)?;
     let task = load(&state, id).await?;
-    let attempts = state.store.attempts(id).await?;
-    let workspaces = dispatcher::workspaces_of(&state, std::slice::from_ref(&task)).await?;
-    let pinned = dispatcher::pin(&state, &task, &workspaces).await?;
+    let attempts = state.engine.store.attempts(id).await?;
+    let workspaces = dispatcher::workspaces_of(&state.engine, std::slice::from_ref(&task)).await?;
+    let pinned = dispatcher::pin(&state.engine, &task, &workspaces).await?;
     let rate_limited = attempts
         .iter()
         .find(|a| a.attempt == task.attempt && a.state == AttemptState::Running)
         .and_then(|a| a.rate_limited_until);
     let waiting_reason = match (task.state, rate_limited) {
         (TaskState::Queued, _) => {
-            let runners = state.hub.slots(state.settings.stale_after());
+            let runners = state.engine.hub.slots(state.engine.settings.stale_after());
             Some(crate::scheduler::explain(
-                &dispatcher::candidate(&state, &task, pinned),
+                &dispatcher::candidate(&state.engine, &task, pinned),
                 &runners,
             ))
         }
@@ -163,30 +163,8 @@ pub async fn cancel(
     let reason = body
         .and_then(|Json(b)| b.reason)
         .unwrap_or_else(|| "cancelled by operator".to_owned());
-    stop(&state, id, reason).await?;
+    state.engine.cancel_task(id, reason).await?;
     Ok(Json(load(&state, id).await?))
-}
-
-/// Cancels a task: ends it if queued, or tells its runner to stop it.
-pub async fn stop(state: &AppState, id: TaskId, reason: String) -> Result<(), ApiError> {
-    match state.store.request_cancel(id, now_millis()).await? {
-        CancelEffect::StopAttempt { runner, attempt } => {
-            let message = ServerMessage::Cancel {
-                task_id: id,
-                attempt,
-                reason: reason.clone(),
-            };
-            if !state.hub.send(runner, message) {
-                tracing::info!(task = %id, %runner, "runner not connected here; told through another replica, or when it reconnects");
-                let action = crate::replicas::RunnerAction::cancel(id, attempt, &reason);
-                state.relay(runner, action).await;
-            }
-        }
-        CancelEffect::Cancelled => state.task_ended(id),
-        CancelEffect::AlreadyEnded(_) => {}
-    }
-    state.watchers.publish(id, TaskUpdate::StateChanged);
-    Ok(())
 }
 
 pub async fn retry(
@@ -200,11 +178,11 @@ pub async fn retry(
             "task {id} ran in sandbox {sandbox}, which is burned; submit it again for a new box"
         )));
     }
-    match state.store.retry_task(id, now_millis()).await? {
+    match state.engine.store.retry_task(id, now_millis()).await? {
         RetryEffect::Queued => {
             tracing::info!(task = %id, "task queued again by retry");
-            state.hub.wake_dispatcher();
-            state.watchers.publish(id, TaskUpdate::StateChanged);
+            state.engine.hub.wake_dispatcher();
+            state.engine.watchers.publish(id, TaskUpdate::StateChanged);
             Ok(Json(load(&state, id).await?))
         }
         RetryEffect::StillLive(live) => Err(ApiError::Conflict(format!(
@@ -216,6 +194,7 @@ pub async fn retry(
 /// The task, or a not-found error naming it.
 pub async fn load(state: &AppState, id: TaskId) -> Result<TaskRecord, ApiError> {
     state
+        .engine
         .store
         .task(id)
         .await?

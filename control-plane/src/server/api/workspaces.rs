@@ -22,6 +22,7 @@ pub fn parse_workspace_id(text: &str) -> Result<WorkspaceId, ApiError> {
 
 pub async fn load(state: &AppState, id: WorkspaceId) -> Result<WorkspaceRecord, ApiError> {
     state
+        .engine
         .store
         .workspace(id)
         .await?
@@ -70,7 +71,7 @@ pub async fn create(
         created_at: now_millis(),
         closed_at: None,
     };
-    state.store.create_workspace(&record).await?;
+    state.engine.store.create_workspace(&record).await?;
     tracing::info!(workspace = %id, repo = %record.repo, "workspace session opened");
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -93,13 +94,16 @@ pub async fn close(
 ) -> Result<Json<WorkspaceRecord>, ApiError> {
     let id = parse_workspace_id(&id)?;
     let workspace = load(&state, id).await?;
-    state.end_workspace(id, WorkspaceState::Closed).await?;
-    let busy = state.store.busy_workspaces().await?.contains(&id);
+    state
+        .engine
+        .end_workspace(id, WorkspaceState::Closed)
+        .await?;
+    let busy = state.engine.store.busy_workspaces().await?.contains(&id);
     if let (Some(runner), false) = (workspace.runner_id, busy) {
         let close = ServerMessage::CloseWorkspace { workspace_id: id };
-        if !state.hub.send(runner, close) {
+        if !state.engine.hub.send(runner, close) {
             let action = crate::replicas::RunnerAction::CloseWorkspace { workspace_id: id };
-            state.relay(runner, action).await;
+            state.engine.relay(runner, action).await;
         }
     }
     tracing::info!(workspace = %id, "workspace session closed");

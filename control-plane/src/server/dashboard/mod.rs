@@ -105,7 +105,7 @@ async fn login(
         )
             .into_response();
     }
-    let secure = if state.settings.secure_cookies {
+    let secure = if state.engine.settings.secure_cookies {
         "; Secure"
     } else {
         ""
@@ -225,7 +225,7 @@ mod tests {
             let mut task = crate::testing::new_task();
             task.created_at = n;
             ids.push(task.id);
-            state.store.insert_task(&task).await.unwrap();
+            state.engine.store.insert_task(&task).await.unwrap();
         }
         let (status, first) = get(&state, "/tasks?state=queued", Some(&admin)).await;
         assert_eq!(status, StatusCode::OK);

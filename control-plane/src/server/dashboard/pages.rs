@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::html::{escape, page, time};
 use super::Operator;
 use crate::model::TaskState;
-use crate::server::api::runners::runner_state;
 use crate::server::api::tasks::{parse_task_id, state_param};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -21,15 +20,15 @@ const TASKS_PER_PAGE: u32 = 100;
 
 /// `/`: every runner, its state, load, capabilities and when it was last seen.
 pub async fn fleet(_: Operator, State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    let runners = state.store.runners().await?;
+    let runners = state.engine.store.runners().await?;
     let mut body = format!("<h1>Fleet</h1><p>{} runners</p>", runners.len());
     body.push_str(
         "<table id=runners><tr><th>Name</th><th>State</th><th>Load</th>\
          <th>Capabilities</th><th>Labels</th><th>Last seen</th><th>Id</th></tr>",
     );
     for runner in &runners {
-        let live = state.hub.live(runner.id);
-        let runner_state = runner_state(&state, runner, live.as_ref());
+        let live = state.engine.hub.live(runner.id);
+        let runner_state = state.engine.runner_state(runner, live.as_ref());
         let running = live.as_ref().map_or(0, |l| l.running);
         let labels: Vec<String> = runner
             .labels
@@ -84,7 +83,7 @@ pub async fn tasks(
         limit: TASKS_PER_PAGE,
         ..TaskFilter::default()
     };
-    let tasks = state.store.tasks(&filter).await?;
+    let tasks = state.engine.store.tasks(&filter).await?;
     let mut body = String::from("<h1>Tasks</h1><p class=filters>State: <a href='/tasks'>all</a>");
     for filter in TaskState::ALL {
         let _ = write!(body, "<a href='/tasks?state={filter}'>{filter}</a>");
@@ -130,7 +129,7 @@ pub async fn task(
 ) -> Result<Html<String>, ApiError> {
     let id = parse_task_id(&id)?;
     let task = crate::server::api::tasks::load(&state, id).await?;
-    let attempts = state.store.attempts(id).await?;
+    let attempts = state.engine.store.attempts(id).await?;
     let mut body = format!(
         "<h1>Task <code>{id}</code></h1><table><tr><th>State</th><td class=state id=state>{}</td></tr>\
          <tr><th>Repository</th><td>{}</td></tr><tr><th>Branch</th><td>{}</td></tr>\

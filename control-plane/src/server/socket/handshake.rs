@@ -17,7 +17,6 @@ use crate::hub::AttemptKey;
 use crate::model::{AttemptState, RunnerAnnouncement, RunnerRecord};
 use crate::server::state::AppState;
 use crate::store::StoreError;
-use crate::watchers::TaskUpdate;
 
 /// Time a new socket has to send its `hello`. Generous for a slow link, short enough that
 /// idle half-open sockets do not pile up.
@@ -171,6 +170,7 @@ pub async fn reconcile(
     };
     note_unregistered_claims(runner, hello);
     state
+        .engine
         .store
         .announce_runner(runner.id, &announcement, now)
         .await?;
@@ -181,6 +181,7 @@ pub async fn reconcile(
     for running in &hello.running {
         announced.insert((running.task_id, running.attempt));
         let record = state
+            .engine
             .store
             .attempt(running.task_id, running.attempt)
             .await?;
@@ -202,7 +203,7 @@ pub async fn reconcile(
         match running.state {
             HeldState::Running if open => {
                 reconciled.active.insert((record.task_id, record.attempt));
-                let task = state.store.task(record.task_id).await?;
+                let task = state.engine.store.task(record.task_id).await?;
                 if task.is_some_and(|t| t.cancel_requested_at.is_some()) {
                     reconciled.cancels.push(ServerMessage::Cancel {
                         task_id: record.task_id,
@@ -224,50 +225,43 @@ pub async fn reconcile(
                 if open {
                     tracing::warn!(runner = %runner.id, task = %record.task_id, attempt = record.attempt,
                         "runner restarted while the attempt ran; attempt lost");
-                    state
+                    let next = state
+                        .engine
                         .store
                         .lose_attempt(record.task_id, record.attempt, runner.id, now)
                         .await?;
-                    state
-                        .watchers
-                        .publish(record.task_id, TaskUpdate::StateChanged);
+                    state.engine.task_moved(record.task_id, next);
                 }
             }
         }
     }
     reconcile_workspaces(state, runner, hello, &mut reconciled).await?;
-    for open in state.store.open_attempts(runner.id).await? {
+    for open in state.engine.store.open_attempts(runner.id).await? {
         if announced.contains(&(open.task_id, open.attempt)) {
             continue;
         }
         tracing::warn!(runner = %runner.id, task = %open.task_id, attempt = open.attempt,
             "runner no longer holds its attempt");
-        match open.state {
+        let store = &state.engine.store;
+        let next = match open.state {
             // Never accepted: the assign was lost in flight. Not an attempt that ran.
             AttemptState::Assigned => {
-                let next = state
-                    .store
+                store
                     .reject_attempt(open.task_id, open.attempt, runner.id, now)
-                    .await?;
-                if next.is_some_and(crate::model::TaskState::is_terminal) {
-                    state.task_ended(open.task_id);
-                }
+                    .await?
             }
             _ => {
-                state
-                    .store
+                store
                     .lose_attempt(open.task_id, open.attempt, runner.id, now)
-                    .await?;
+                    .await?
             }
-        }
-        state
-            .watchers
-            .publish(open.task_id, TaskUpdate::StateChanged);
+        };
+        state.engine.task_moved(open.task_id, next);
     }
     reconciled.welcome = Some(Welcome {
         runner_id: runner.id,
         session_id,
-        heartbeat_interval_ms: u64::try_from(state.settings.heartbeat_interval.as_millis())
+        heartbeat_interval_ms: u64::try_from(state.engine.settings.heartbeat_interval.as_millis())
             .unwrap_or(u64::MAX),
         acked,
         unknown,
@@ -283,7 +277,7 @@ async fn reconcile_workspaces(
     hello: &Hello,
     reconciled: &mut Reconciled,
 ) -> Result<(), StoreError> {
-    let open = state.store.open_workspaces_of(runner.id).await?;
+    let open = state.engine.store.open_workspaces_of(runner.id).await?;
     for held in &hello.workspaces {
         if !open.iter().any(|w| w.id == *held) {
             reconciled.cancels.push(ServerMessage::CloseWorkspace {
@@ -295,6 +289,7 @@ async fn reconcile_workspaces(
         if !hello.workspaces.contains(&workspace.id) {
             tracing::warn!(runner = %runner.id, workspace = %workspace.id, "runner no longer holds its workspace session");
             state
+                .engine
                 .end_workspace(workspace.id, crate::model::WorkspaceState::Lost)
                 .await?;
         }

@@ -67,7 +67,7 @@ struct Session {
 
 /// Runs a runner's session from its first frame to its close.
 pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: Held) {
-    let _counted = state.metrics.connection();
+    let _counted = state.engine.metrics.connection();
     let (mut sink, mut stream) = socket.split();
     let hello = handshake::read_hello(&mut stream)
         .await
@@ -91,7 +91,7 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
         }
     };
     let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    state.hub.attach(
+    state.engine.hub.attach(
         runner.id,
         Connection {
             session_id,
@@ -128,9 +128,7 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
         }
     }
     if end.is_none() && runner.rotation_requested_at.is_some() {
-        if let Err(error) =
-            crate::server::api::fleet::send_new_token(&session.state, runner.id).await
-        {
+        if let Err(error) = session.state.engine.send_new_token(runner.id).await {
             tracing::error!(runner = %runner.id, error = %error, "cannot rotate the runner's token");
         }
     }
@@ -140,10 +138,11 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
     };
     let was_live = session
         .state
+        .engine
         .hub
         .detach(session.runner_id, session.session_id);
     if was_live {
-        crate::liveness::watch(session.state.clone(), session.runner_id);
+        crate::liveness::watch(session.state.engine.clone(), session.runner_id);
     }
     tracing::info!(runner = %session.runner_id, session = %session.session_id, reason = %end.reason,
         was_live, "runner disconnected");
@@ -165,9 +164,9 @@ impl Session {
         mut outbound: mpsc::Receiver<Outbound>,
     ) -> End {
         let mut reader = reader::start(stream);
-        let timeout = self.state.settings.heartbeat_timeout();
+        let timeout = self.state.engine.settings.heartbeat_timeout();
         let mut deadline = Instant::now() + timeout;
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.state.engine.shutdown.clone();
         loop {
             let input = tokio::select! {
                 frame = reader.frames.recv() => match frame {
@@ -185,7 +184,7 @@ impl Session {
             let result = match input {
                 Input::Frame(message) => {
                     deadline = Instant::now() + timeout;
-                    self.state.hub.touch(self.runner_id);
+                    self.state.engine.hub.touch(self.runner_id);
                     self.on_frame(message).await
                 }
                 Input::Closing(code, reason) => Err(End::with(code, reason)),
@@ -243,8 +242,8 @@ impl Session {
 
     async fn on_message(&mut self, message: RunnerMessage) -> Result<(), End> {
         let now = now_millis();
-        let store = Arc::clone(&self.state.store);
-        let (hub, runner) = (Arc::clone(&self.state.hub), self.runner_id);
+        let store = Arc::clone(&self.state.engine.store);
+        let (hub, runner) = (Arc::clone(&self.state.engine.hub), self.runner_id);
         match message {
             RunnerMessage::Hello(_) => self.refuse_frame("hello was already received".into()).await,
             RunnerMessage::Heartbeat { .. } => {
@@ -260,7 +259,7 @@ impl Session {
                 Ok(())
             }
             RunnerMessage::FileResponse { request_id, result } => {
-                if !self.state.files.answer(runner, request_id, result) {
+                if !self.state.engine.files.answer(runner, request_id, result) {
                     tracing::warn!(%runner, request_id, "file response for no request of this runner");
                 }
                 Ok(())
@@ -280,6 +279,7 @@ impl Session {
                     .await
                     .map_err(internal)?;
                 self.state
+                    .engine
                     .watchers
                     .publish(task_id, TaskUpdate::StateChanged);
                 if started {
@@ -304,14 +304,9 @@ impl Session {
                     .reject_attempt(task_id, attempt, runner, now)
                     .await
                     .map_err(internal)?;
-                if next.is_some_and(crate::model::TaskState::is_terminal) {
-                    self.state.task_ended(task_id);
-                }
                 hub.note_rejection(task_id, runner);
                 hub.release(runner, (task_id, attempt), now);
-                self.state
-                    .watchers
-                    .publish(task_id, TaskUpdate::StateChanged);
+                self.state.engine.task_moved(task_id, next);
                 Ok(())
             }
             RunnerMessage::Events {
@@ -331,13 +326,14 @@ impl Session {
         let now = now_millis();
         let appended = match self
             .state
+            .engine
             .store
             .append_events(
                 task_id,
                 attempt,
                 self.runner_id,
                 events,
-                self.state.settings.max_log_bytes,
+                self.state.engine.settings.max_log_bytes,
                 now,
             )
             .await
@@ -353,22 +349,25 @@ impl Session {
             Err(e) => return Err(internal(e)),
         };
         if !appended.stored.is_empty() {
-            self.state.metrics.events_ingested.fetch_add(
+            self.state.engine.metrics.events_ingested.fetch_add(
                 u64::try_from(appended.stored.len()).unwrap_or(0),
                 std::sync::atomic::Ordering::Relaxed,
             );
             let events = Arc::new(appended.stored);
             self.state
+                .engine
                 .watchers
                 .publish(task_id, TaskUpdate::Events { attempt, events });
         }
         if appended.finished {
             self.close_if_workspace_closed(task_id).await?;
-            self.state.task_ended(task_id);
+            self.state.engine.task_ended(task_id);
             self.state
+                .engine
                 .hub
                 .release(self.runner_id, (task_id, attempt), now);
             self.state
+                .engine
                 .watchers
                 .publish(task_id, TaskUpdate::StateChanged);
         }
@@ -384,7 +383,7 @@ impl Session {
 impl Session {
     /// A session closed while one of its tasks ran is removed once that task ends.
     async fn close_if_workspace_closed(&mut self, task_id: TaskId) -> Result<(), End> {
-        let store = Arc::clone(&self.state.store);
+        let store = Arc::clone(&self.state.engine.store);
         let Some(workspace) = store
             .task(task_id)
             .await
