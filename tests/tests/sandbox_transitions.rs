@@ -1,6 +1,7 @@
 //! What follows a task's end is the same however it ends: a sandboxed task that ends
 //! `lost` because its runner reconnected without it has its box burned at once, as one
-//! that finishes does, not at the box's TTL.
+//! that finishes does, not at the box's TTL (the handshake used to end the task and leave
+//! the box to its TTL).
 
 use std::time::Duration;
 
@@ -48,8 +49,10 @@ async fn a_sandboxed_task_lost_through_a_reconnect_has_its_box_burned_at_once() 
         .expect("the box's runner token")
         .to_owned();
 
-    // The box's runner comes back holding nothing: its attempt is lost, and the task with
-    // it (a sandboxed task has one attempt).
+    // The box freezes (its runner can send nothing more, not even a late `finished` that
+    // would burn the box by another path), and its runner comes back holding nothing: its
+    // attempt is lost, and the task with it (a sandboxed task has one attempt).
+    docker_ok(&["pause", &container]);
     let mut socket = raw::connect(&control_plane.url, &token)
         .await
         .expect("connect");
