@@ -1,7 +1,7 @@
 //! Cancelling a task: ended at once when queued, or its runner told to stop it (here, or
 //! through the replica that holds the runner).
 
-use kiln_protocol::{now_millis, ServerMessage, TaskId};
+use kiln_protocol::{now_millis, TaskId};
 
 use super::Engine;
 use crate::model::CancelEffect;
@@ -13,16 +13,8 @@ impl Engine {
     pub async fn cancel_task(&self, id: TaskId, reason: String) -> Result<(), StoreError> {
         match self.store.request_cancel(id, now_millis()).await? {
             CancelEffect::StopAttempt { runner, attempt } => {
-                let message = ServerMessage::Cancel {
-                    task_id: id,
-                    attempt,
-                    reason: reason.clone(),
-                };
-                if !self.hub.send(runner, message) {
-                    tracing::info!(task = %id, %runner, "runner not connected here; told through another replica, or when it reconnects");
-                    let action = crate::replicas::RunnerAction::cancel(id, attempt, &reason);
-                    self.relay(runner, action).await;
-                }
+                let action = crate::replicas::RunnerAction::cancel(id, attempt, &reason);
+                self.deliver(runner, action).await?;
                 self.watchers.publish(id, TaskUpdate::StateChanged);
             }
             CancelEffect::Cancelled => self.task_ended(id),

@@ -5,7 +5,12 @@
 
 mod background;
 mod cancel;
+mod controls;
+mod error;
 mod fleet;
+pub mod follow;
+pub mod reconcile;
+mod sandboxes;
 mod settings;
 mod transitions;
 
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use background::{Background, SHUTDOWN_WAIT};
+pub use error::EngineError;
 pub use settings::*;
 
 use crate::hub::Hub;

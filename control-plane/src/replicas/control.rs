@@ -2,7 +2,7 @@
 //! carried out by the holder only when the store records the operator's request, so a
 //! notification alone (from any role that may NOTIFY on the database) changes nothing.
 
-use kiln_protocol::{CloseCode, RunnerId, ServerMessage, TaskId, WorkspaceId};
+use kiln_protocol::{RunnerId, TaskId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -79,47 +79,7 @@ pub async fn carry_out(state: &Engine, control: RunnerControl) -> Result<(), Sto
         tracing::warn!(%runner, action = ?control.action, "relayed control not recorded in the store; ignored");
         return Ok(());
     }
-    match control.action {
-        RunnerAction::Cancel {
-            task_id,
-            attempt,
-            reason,
-        } => {
-            let message = ServerMessage::Cancel {
-                task_id,
-                attempt,
-                reason,
-            };
-            state.hub.send(runner, message);
-        }
-        RunnerAction::Drain => {
-            if state.hub.send(runner, ServerMessage::Drain) {
-                state.hub.set_draining(runner);
-                // Delivered: it must not drain again on its next start, as with a local drain.
-                state.store.set_drain_requested(runner, None).await?;
-            }
-        }
-        RunnerAction::Pause => state.hub.set_paused(runner, true),
-        RunnerAction::Resume => state.hub.set_paused(runner, false),
-        RunnerAction::Revoke => {
-            state
-                .hub
-                .close(runner, CloseCode::Revoked, "runner token revoked");
-        }
-        RunnerAction::Rotate => state.send_new_token(runner).await?,
-        RunnerAction::Retag => {
-            if let Some(record) = state.store.runner(runner).await? {
-                state
-                    .hub
-                    .set_tags(runner, &record.capabilities, &record.labels);
-            }
-        }
-        RunnerAction::CloseWorkspace { workspace_id } => {
-            state
-                .hub
-                .send(runner, ServerMessage::CloseWorkspace { workspace_id });
-        }
-    }
+    state.carry_out_here(runner, &control.action).await?;
     Ok(())
 }
 

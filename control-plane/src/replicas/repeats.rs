@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use kiln_protocol::{millis_ago, CloseCode, ServerMessage};
+use kiln_protocol::{millis_ago, ServerMessage};
 
-use super::control::{self, RunnerAction, RunnerControl};
+use super::control::RunnerAction;
 use crate::engine::Engine;
 use crate::store::StoreError;
 
@@ -74,19 +74,19 @@ async fn reconcile_runners(state: &Engine) -> Result<(), StoreError> {
         if record.revoked_at.is_some() {
             tracing::warn!(runner = %record.id, "closing a revoked runner's socket");
             state
-                .hub
-                .close(record.id, CloseCode::Revoked, "runner token revoked");
+                .carry_out_here(record.id, &RunnerAction::Revoke)
+                .await?;
             continue;
         }
         if record.drain_requested_at.is_some_and(|at| at < due) && !live.draining {
-            let drain = RunnerControl {
-                runner: record.id,
-                action: RunnerAction::Drain,
-            };
-            control::carry_out(state, drain).await?;
+            state
+                .carry_out_here(record.id, &RunnerAction::Drain)
+                .await?;
         }
         if record.paused_at.is_some() && !live.paused {
-            state.hub.set_paused(record.id, true);
+            state
+                .carry_out_here(record.id, &RunnerAction::Pause)
+                .await?;
         }
     }
     for runner in state.hub.paused() {
@@ -96,7 +96,7 @@ async fn reconcile_runners(state: &Engine) -> Result<(), StoreError> {
             .await?
             .is_some_and(|record| record.paused_at.is_none());
         if resumed {
-            state.hub.set_paused(runner, false);
+            state.carry_out_here(runner, &RunnerAction::Resume).await?;
         }
     }
     Ok(())

@@ -77,6 +77,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(error: crate::engine::EngineError) -> Self {
+        match error {
+            crate::engine::EngineError::Refused(reason) => Self::BadRequest(reason),
+            crate::engine::EngineError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<InvalidField> for ApiError {
     fn from(error: InvalidField) -> Self {
         Self::BadRequest(error.to_string())

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use kiln_protocol::{now_millis, CloseCode, RunnerId, ServerMessage};
+use kiln_protocol::{now_millis, RunnerId};
 
 use crate::api_types::DrainRequest;
 use crate::model::RunnerRecord;
@@ -40,16 +40,12 @@ pub async fn drain(
     if runner.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("runner {id} is revoked")));
     }
-    if state.engine.hub.send(id, ServerMessage::Drain) {
-        state.engine.hub.set_draining(id);
-    } else {
-        state
-            .engine
-            .store
-            .set_drain_requested(id, Some(now_millis()))
-            .await?;
-        state.engine.relay(id, RunnerAction::Drain).await;
-    }
+    state
+        .engine
+        .store
+        .set_drain_requested(id, Some(now_millis()))
+        .await?;
+    state.engine.deliver(id, RunnerAction::Drain).await?;
     tracing::info!(runner = %id, "drain requested");
     if let Some(deadline) = body.and_then(|Json(b)| b.deadline_ms) {
         cancel_at_deadline(state.clone(), id, Duration::from_millis(deadline));
@@ -94,8 +90,7 @@ pub async fn pause(
     {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    state.engine.hub.set_paused(id, true);
-    state.engine.relay(id, RunnerAction::Pause).await;
+    state.engine.deliver(id, RunnerAction::Pause).await?;
     tracing::info!(runner = %id, "runner paused");
     Ok(Json(load(&state, id).await?))
 }
@@ -110,8 +105,7 @@ pub async fn resume(
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
     state.engine.store.set_drain_requested(id, None).await?;
-    state.engine.hub.set_paused(id, false);
-    state.engine.relay(id, RunnerAction::Resume).await;
+    state.engine.deliver(id, RunnerAction::Resume).await?;
     tracing::info!(runner = %id, "runner resumed");
     Ok(Json(load(&state, id).await?))
 }
@@ -127,13 +121,7 @@ pub async fn revoke(
     if !state.engine.store.revoke_runner(id, now_millis()).await? {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    if !state
-        .engine
-        .hub
-        .close(id, CloseCode::Revoked, "runner token revoked")
-    {
-        state.engine.relay(id, RunnerAction::Revoke).await;
-    }
+    state.engine.deliver(id, RunnerAction::Revoke).await?;
     crate::liveness::declare_lost(&state.engine, id).await?;
     tracing::warn!(runner = %id, "runner revoked");
     Ok(Json(load(&state, id).await?))
@@ -155,11 +143,7 @@ pub async fn rotate(
     {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    if state.engine.hub.live(id).is_some() {
-        state.engine.send_new_token(id).await?;
-    } else {
-        state.engine.relay(id, RunnerAction::Rotate).await;
-    }
+    state.engine.deliver(id, RunnerAction::Rotate).await?;
     tracing::info!(runner = %id, "token rotation requested");
     Ok(Json(load(&state, id).await?))
 }

@@ -66,11 +66,7 @@ pub async fn update(
     {
         return Err(ApiError::NotFound(format!("runner {id} not found")));
     }
-    if state.engine.hub.live(id).is_some() {
-        state.engine.hub.set_tags(id, &capabilities, &labels);
-    } else {
-        state.engine.relay(id, RunnerAction::Retag).await;
-    }
+    state.engine.deliver(id, RunnerAction::Retag).await?;
     tracing::info!(runner = %id, ?capabilities, ?labels, "runner capabilities and labels set");
     Ok(Json(load(&state, id).await?))
 }

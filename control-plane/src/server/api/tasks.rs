@@ -46,7 +46,7 @@ pub async fn submit(
     let task = task_input::new_task(request, workspace.as_ref(), now_millis())?;
     let record = match &sandbox {
         Some(sandbox) => {
-            let task = super::sandboxes::forge_for(&state, task, sandbox).await?;
+            let task = state.engine.forge_for(task, sandbox).await?;
             state.engine.hub.wake_dispatcher();
             TaskRecord::queued(task)
         }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use kiln_protocol::{now_millis, validate, ServerMessage, WorkspaceId};
+use kiln_protocol::{now_millis, validate, WorkspaceId};
 
 use super::body::JsonBody;
 use crate::api_types::CreateWorkspace;
@@ -100,11 +100,8 @@ pub async fn close(
         .await?;
     let busy = state.engine.store.busy_workspaces().await?.contains(&id);
     if let (Some(runner), false) = (workspace.runner_id, busy) {
-        let close = ServerMessage::CloseWorkspace { workspace_id: id };
-        if !state.engine.hub.send(runner, close) {
-            let action = crate::replicas::RunnerAction::CloseWorkspace { workspace_id: id };
-            state.engine.relay(runner, action).await;
-        }
+        let action = crate::replicas::RunnerAction::CloseWorkspace { workspace_id: id };
+        state.engine.deliver(runner, action).await?;
     }
     tracing::info!(workspace = %id, "workspace session closed");
     Ok(Json(load(&state, id).await?))

@@ -82,14 +82,16 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
         }
     };
     let session_id = SessionId::new();
-    let reconciled = match handshake::reconcile(&state, &runner, &hello, session_id).await {
-        Ok(reconciled) => reconciled,
-        Err(error) => {
-            tracing::error!(runner = %runner.id, error = %error, "could not reconcile runner");
-            close(&mut sink, CLOSE_INTERNAL_ERROR, "internal error").await;
-            return;
-        }
-    };
+    let reconciled =
+        match crate::engine::reconcile::reconcile(&state.engine, &runner, &hello, session_id).await
+        {
+            Ok(reconciled) => reconciled,
+            Err(error) => {
+                tracing::error!(runner = %runner.id, error = %error, "could not reconcile runner");
+                close(&mut sink, CLOSE_INTERNAL_ERROR, "internal error").await;
+                return;
+            }
+        };
     let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
     state.engine.hub.attach(
         runner.id,
