@@ -1,21 +1,21 @@
 //! The runners connected to this control plane right now, and the channel to each.
 //!
 //! The hub is memory only: the store says what runners exist, the hub says which are on
-//! the line, how many slots each has free, and how to reach its socket. Sessions are keyed
+//! the line, how many slots each has free, and how to reach its socket. Connections are keyed
 //! by their own id so that an old socket's cleanup never removes a newer connection.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use kiln_protocol::{CloseCode, RunnerId, ServerMessage, SessionId, TaskId, UnixMillis};
+use kiln_protocol::{CloseCode, ConnectionId, RunnerId, ServerMessage, TaskId, UnixMillis};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::scheduler::RunnerSlots;
 
 /// Frames queued for one runner's socket. A runner that lets this many pile up is stuck
-/// and its session is closed rather than buffering without bound.
+/// and its connection is closed rather than buffering without bound.
 pub const OUTBOUND_QUEUE: usize = 1024;
 
 /// How long a runner that rejected a task is passed over for that task. Long enough that a
@@ -26,7 +26,7 @@ pub const REJECTION_MEMORY: Duration = Duration::from_secs(300);
 /// An attempt, by task and number.
 pub type AttemptKey = (TaskId, u32);
 
-/// What a session is asked to do by the rest of the control plane.
+/// What a connection is asked to do by the rest of the control plane.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outbound {
     /// Send this frame.
@@ -38,8 +38,8 @@ pub enum Outbound {
 /// What the hub knows of one connected runner.
 #[derive(Debug)]
 pub struct Connection {
-    /// This socket's session.
-    pub session_id: SessionId,
+    /// This socket's connection.
+    pub connection_id: ConnectionId,
     /// Name from hello.
     pub name: String,
     /// Capabilities it was registered with, or an operator gave it (never its hello's).
@@ -69,8 +69,8 @@ pub struct Connection {
 /// Live view of one connected runner, for the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveRunner {
-    /// Current session.
-    pub session_id: SessionId,
+    /// Current connection.
+    pub connection_id: ConnectionId,
     /// Attempts it runs now.
     pub running: u32,
     /// It takes no new work.
@@ -104,19 +104,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// Makes `connection` the runner's live session, replacing (and so closing) any older.
+    /// Makes `connection` the runner's live connection, replacing (and so closing) any older.
     pub fn attach(&self, runner: RunnerId, connection: Connection) {
         lock(&self.runners).insert(runner, connection);
         lock(&self.departures).remove(&runner);
         self.wake_dispatcher();
     }
 
-    /// Forgets the runner's session, but only if `session` is still the live one.
-    pub fn detach(&self, runner: RunnerId, session: SessionId) -> bool {
+    /// Forgets the runner's connection, but only if `connection` is still the live one.
+    pub fn detach(&self, runner: RunnerId, connection: ConnectionId) -> bool {
         let mut runners = lock(&self.runners);
         let is_live = runners
             .get(&runner)
-            .is_some_and(|c| c.session_id == session);
+            .is_some_and(|c| c.connection_id == connection);
         if is_live {
             runners.remove(&runner);
             self.mark_departed(runner, Instant::now());
@@ -149,7 +149,7 @@ impl Hub {
         self.queue(runner, Outbound::Message(message))
     }
 
-    /// Asks a runner's session to close with `code`.
+    /// Asks a runner's connection to close with `code`.
     pub fn close(&self, runner: RunnerId, code: CloseCode, reason: &str) -> bool {
         self.queue(runner, Outbound::Close(code, reason.to_owned()))
     }
@@ -270,10 +270,10 @@ impl Hub {
             .collect()
     }
 
-    /// The live session of a runner, if connected.
+    /// The live connection of a runner, if connected.
     pub fn live(&self, runner: RunnerId) -> Option<LiveRunner> {
         lock(&self.runners).get(&runner).map(|c| LiveRunner {
-            session_id: c.session_id,
+            connection_id: c.connection_id,
             running: u32::try_from(c.active.len()).unwrap_or(u32::MAX),
             draining: c.draining,
             paused: c.paused,
@@ -316,10 +316,10 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn connection(session_id: SessionId) -> (Connection, mpsc::Receiver<Outbound>) {
+    fn connection(connection_id: ConnectionId) -> (Connection, mpsc::Receiver<Outbound>) {
         let (outbound, rx) = mpsc::channel(4);
         let connection = Connection {
-            session_id,
+            connection_id,
             name: "r".into(),
             capabilities: BTreeSet::new(),
             labels: BTreeMap::new(),
@@ -339,17 +339,20 @@ mod tests {
     const FRESH: Duration = Duration::from_secs(60);
 
     #[test]
-    fn old_session_cleanup_never_removes_a_newer_connection() {
+    fn old_connection_cleanup_never_removes_a_newer_connection() {
         let hub = Hub::default();
         let runner = RunnerId::new();
-        let (old_session, new_session) = (SessionId::new(), SessionId::new());
-        let (old, _old_rx) = connection(old_session);
-        let (new, _new_rx) = connection(new_session);
+        let (old_connection, new_connection) = (ConnectionId::new(), ConnectionId::new());
+        let (old, _old_rx) = connection(old_connection);
+        let (new, _new_rx) = connection(new_connection);
         hub.attach(runner, old);
         hub.attach(runner, new);
-        assert!(!hub.detach(runner, old_session));
-        assert_eq!(hub.live(runner).map(|l| l.session_id), Some(new_session));
-        assert!(hub.detach(runner, new_session));
+        assert!(!hub.detach(runner, old_connection));
+        assert_eq!(
+            hub.live(runner).map(|l| l.connection_id),
+            Some(new_connection)
+        );
+        assert!(hub.detach(runner, new_connection));
         assert!(hub.live(runner).is_none());
         assert!(hub.departed_at(runner).is_some());
     }
@@ -358,7 +361,7 @@ mod tests {
     fn reserved_attempts_use_up_slots_until_released() {
         let hub = Hub::default();
         let runner = RunnerId::new();
-        let (c, _rx) = connection(SessionId::new());
+        let (c, _rx) = connection(ConnectionId::new());
         hub.attach(runner, c);
         let task = TaskId::new();
         hub.reserve(runner, (task, 1));
@@ -380,7 +383,7 @@ mod tests {
     #[test]
     fn a_silent_runner_is_stale() {
         let hub = Hub::default();
-        let (c, _rx) = connection(SessionId::new());
+        let (c, _rx) = connection(ConnectionId::new());
         hub.attach(RunnerId::new(), c);
         assert!(hub.slots(Duration::ZERO)[0].stale);
         assert!(!hub.slots(FRESH)[0].stale);

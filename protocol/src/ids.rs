@@ -50,8 +50,9 @@ uuid_id!(
     RunnerId
 );
 uuid_id!(
-    /// Identifies one WebSocket connection of a runner; new on every reconnect.
-    SessionId
+    /// Identifies one WebSocket connection of a runner; new on every reconnect (`session_id`
+    /// on the wire).
+    ConnectionId
 );
 uuid_id!(
     /// Identifies a sandbox forged for a task.

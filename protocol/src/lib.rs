@@ -24,7 +24,7 @@ pub use event::{
     DiffStat, Event, EventBody, Outcome, OutcomeStatus, Phase, StopReason, TaskResult,
 };
 pub use files::{FileEntry, FileOp, FileResult, FileTarget};
-pub use ids::{RunnerId, SandboxId, SessionId, TaskId, WorkspaceId};
+pub use ids::{ConnectionId, RunnerId, SandboxId, TaskId, WorkspaceId};
 pub use line::{LineEncoding, LogLine, Stream};
 pub use messages::{
     AckedSeq, AttemptRef, HeldState, Hello, RunnerMessage, RunningAttempt, ServerMessage, Welcome,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::files::{FileOp, FileResult, FileTarget};
-use crate::ids::{RunnerId, SessionId, TaskId, WorkspaceId};
+use crate::ids::{ConnectionId, RunnerId, TaskId, WorkspaceId};
 use crate::task::TaskSpec;
 
 /// Messages from a runner to the control plane.
@@ -188,8 +188,9 @@ pub enum HeldState {
 pub struct Welcome {
     /// The runner's id, as the control plane knows it.
     pub runner_id: RunnerId,
-    /// Id of this connection.
-    pub session_id: SessionId,
+    /// Id of this connection (`session_id` on the wire).
+    #[serde(rename = "session_id")]
+    pub connection_id: ConnectionId,
     /// Send a heartbeat this often.
     pub heartbeat_interval_ms: u64,
     /// For each announced attempt, the highest seq already stored; resend the rest.

@@ -209,7 +209,7 @@ fn server_samples() -> Vec<ServerMessage> {
     vec![
         ServerMessage::Welcome(Welcome {
             runner_id: runner_id(),
-            session_id: SessionId(Uuid::from_u128(3)),
+            connection_id: ConnectionId(Uuid::from_u128(3)),
             heartbeat_interval_ms: 5_000,
             acked: vec![AckedSeq {
                 task_id: task_id(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use kiln_protocol::{RunnerId, SessionId, UnixMillis};
+use kiln_protocol::{ConnectionId, RunnerId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
@@ -22,8 +22,9 @@ const MAX_REPORT_BYTES: u64 = 4 * 1024 * 1024;
 pub struct Link {
     /// Connected to the control plane now.
     pub connected: bool,
-    /// The current session, when connected.
-    pub session_id: Option<SessionId>,
+    /// The current connection, when connected (`session_id` in the report).
+    #[serde(rename = "session_id")]
+    pub connection_id: Option<ConnectionId>,
     /// Since when connected (or disconnected).
     pub since: Option<UnixMillis>,
     /// Why the last connection ended or failed.

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use kiln_protocol::{
-    now_millis, AckedSeq, AttemptRef, HeldState, Hello, ServerMessage, SessionId, Welcome,
+    now_millis, AckedSeq, AttemptRef, ConnectionId, HeldState, Hello, ServerMessage, Welcome,
 };
 
 use super::Engine;
@@ -52,7 +52,7 @@ pub async fn reconcile(
     state: &Engine,
     runner: &RunnerRecord,
     hello: &Hello,
-    session_id: SessionId,
+    connection_id: ConnectionId,
 ) -> Result<Reconciled, StoreError> {
     let now = now_millis();
     let announcement = RunnerAnnouncement {
@@ -149,7 +149,7 @@ pub async fn reconcile(
     }
     reconciled.welcome = Some(Welcome {
         runner_id: runner.id,
-        session_id,
+        connection_id,
         heartbeat_interval_ms: u64::try_from(state.settings.heartbeat_interval.as_millis())
             .unwrap_or(u64::MAX),
         acked,

@@ -1,7 +1,7 @@
 //! Staying connected: a loop over one fallible connect-and-serve, with capped, jittered
 //! exponential backoff that resets after a connection that lasted.
 
-mod session;
+mod once;
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use kiln_protocol::now_millis;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use session::Refused;
+pub use once::Refused;
 
 use crate::daemon::Runtime;
 use crate::status::Link;
@@ -46,18 +46,18 @@ pub async fn run(runtime: &Runtime, stop: CancellationToken) -> Result<(), Refus
     let mut backoff = new_backoff();
     loop {
         let started = Instant::now();
-        let ended = session::connect_and_serve(runtime, &stop).await;
+        let ended = once::connect_and_serve(runtime, &stop).await;
         let reason = match ended {
-            Ok(session::Ended::Stopped) => return Ok(()),
-            Ok(session::Ended::Lost(reason)) => reason,
-            Err(session::Failure::Refused(refused)) => {
+            Ok(once::Ended::Stopped) => return Ok(()),
+            Ok(once::Ended::Lost(reason)) => reason,
+            Err(once::Failure::Refused(refused)) => {
                 runtime.board.set_link(Link {
                     last_error: Some(refused.to_string()),
                     ..Link::default()
                 });
                 return Err(refused);
             }
-            Err(session::Failure::Transient(reason)) => reason,
+            Err(once::Failure::Transient(reason)) => reason,
         };
         if started.elapsed() >= STABLE_CONNECTION {
             backoff.reset();
@@ -66,7 +66,7 @@ pub async fn run(runtime: &Runtime, stop: CancellationToken) -> Result<(), Refus
         tracing::warn!(reason = %reason, retry_in_ms = delay.as_millis() as u64, "disconnected from control plane");
         runtime.board.set_link(Link {
             connected: false,
-            session_id: None,
+            connection_id: None,
             since: Some(now_millis()),
             last_error: Some(reason),
         });

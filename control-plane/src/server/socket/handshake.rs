@@ -1,4 +1,4 @@
-//! The start of a session: read and check `hello`, reconcile what the runner says it holds
+//! The start of a connection: read and check `hello`, reconcile what the runner says it holds
 //! with what the store says it was given, and build the `welcome`.
 
 use std::time::Duration;

@@ -3,9 +3,9 @@
 //! A bad or revoked token gets `401` before any upgrade, so a refused runner learns why
 //! from an ordinary HTTP answer and stops.
 
+mod connection;
 mod handshake;
 mod reader;
-mod session;
 
 use std::net::SocketAddr;
 
@@ -23,7 +23,7 @@ use super::state::AppState;
 /// keeps thousands of idle connections cheap (see docs/performance.md).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// Upgrades an authenticated runner's request to its session.
+/// Upgrades an authenticated runner's request to its connection.
 pub async fn connect(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Runner(runner): Runner,
@@ -41,5 +41,5 @@ pub async fn connect(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(socket, runner, state, slot)))
+        .on_upgrade(move |socket| connection::run(socket, runner, state, slot)))
 }

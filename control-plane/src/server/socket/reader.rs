@@ -1,6 +1,6 @@
 //! Reads and decodes a runner's frames on a task of their own, a few frames ahead of the
-//! session, so that decoding the next event batch overlaps storing the last one. The
-//! channel is small: when the session falls behind, the reader stops reading the socket
+//! connection, so that decoding the next event batch overlaps storing the last one. The
+//! channel is small: when the connection falls behind, the reader stops reading the socket
 //! and TCP pushes back on the runner.
 
 use axum::extract::ws::{Message, WebSocket};
@@ -10,9 +10,9 @@ use kiln_protocol::RunnerMessage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Frames decoded ahead of the session: with one more held by the reader while the
+/// Frames decoded ahead of the connection: with one more held by the reader while the
 /// channel is full, up to three wait (at most 3 × 4 MiB on a busy connection), enough to
-/// keep decoding going while the session stores a batch.
+/// keep decoding going while the connection stores a batch.
 const FRAMES_AHEAD: usize = 2;
 
 /// A frame from the runner, decoded.
@@ -28,7 +28,7 @@ pub enum Inbound {
     Closing,
 }
 
-/// The reading task; aborted when dropped, with the session.
+/// The reading task; aborted when dropped, with the connection.
 pub struct Reader {
     /// The decoded frames, in the order they came.
     pub frames: mpsc::Receiver<Inbound>,

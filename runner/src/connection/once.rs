@@ -46,7 +46,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 #[error("control plane refused this runner: {0}")]
 pub struct Refused(pub String);
 
-/// How a session ended without error.
+/// How a connection ended without error.
 pub enum Ended {
     /// The runner asked it to stop.
     Stopped,
@@ -54,7 +54,7 @@ pub enum Ended {
     Lost(String),
 }
 
-/// How a session failed.
+/// How a connection failed.
 pub enum Failure {
     /// Do not retry.
     Refused(Refused),
@@ -62,7 +62,7 @@ pub enum Failure {
     Transient(String),
 }
 
-/// Connects once and serves the session until it ends.
+/// Connects once and serves the connection until it ends.
 pub async fn connect_and_serve(
     runtime: &Runtime,
     stop: &CancellationToken,
@@ -79,11 +79,11 @@ pub async fn connect_and_serve(
     let _link = runtime.outbox.link_up();
     runtime.board.set_link(Link {
         connected: true,
-        session_id: Some(welcome.session_id),
+        connection_id: Some(welcome.connection_id),
         since: Some(now_millis()),
         last_error: None,
     });
-    tracing::info!(session = %welcome.session_id, "connected to control plane");
+    tracing::info!(connection = %welcome.connection_id, "connected to control plane");
     serve(runtime, socket, interval, stop).await
 }
 

@@ -8,7 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use kiln_protocol::{
-    now_millis, CloseCode, Event, RunnerId, RunnerMessage, ServerMessage, SessionId, TaskId,
+    now_millis, CloseCode, ConnectionId, Event, RunnerId, RunnerMessage, ServerMessage, TaskId,
 };
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -25,7 +25,7 @@ use crate::watchers::TaskUpdate;
 /// WebSocket close code for "the server failed internally"; the runner reconnects.
 const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
-/// Everything that can happen to a session.
+/// Everything that can happen to a link.
 enum Input {
     /// A frame from the runner, decoded.
     Frame(Inbound),
@@ -35,7 +35,7 @@ enum Input {
     Outbound(ServerMessage),
     /// A newer connection of this runner took over.
     Superseded,
-    /// The control plane closes this session (the runner was revoked).
+    /// The control plane closes this link (the runner was revoked).
     Closing(CloseCode, String),
     /// No frame arrived within the heartbeat timeout.
     HeartbeatMissed,
@@ -43,7 +43,7 @@ enum Input {
     Shutdown,
 }
 
-/// How a session ends: the close frame to send, if any.
+/// How a link ends: the close frame to send, if any.
 struct End {
     code: u16,
     reason: String,
@@ -58,14 +58,14 @@ impl End {
     }
 }
 
-struct Session {
+struct Link {
     state: AppState,
     runner_id: RunnerId,
-    session_id: SessionId,
+    connection_id: ConnectionId,
     sink: SplitSink<WebSocket, Message>,
 }
 
-/// Runs a runner's session from its first frame to its close.
+/// Runs a runner's link from its first frame to its close.
 pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot: Held) {
     let _counted = state.engine.metrics.connection();
     let (mut sink, mut stream) = socket.split();
@@ -81,9 +81,10 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
             return;
         }
     };
-    let session_id = SessionId::new();
+    let connection_id = ConnectionId::new();
     let reconciled =
-        match crate::engine::reconcile::reconcile(&state.engine, &runner, &hello, session_id).await
+        match crate::engine::reconcile::reconcile(&state.engine, &runner, &hello, connection_id)
+            .await
         {
             Ok(reconciled) => reconciled,
             Err(error) => {
@@ -96,7 +97,7 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
     state.engine.hub.attach(
         runner.id,
         Connection {
-            session_id,
+            connection_id,
             name: hello.name.clone(),
             // What it was registered with: a hello cannot claim more (an impostor with a
             // stolen token could otherwise draw any task).
@@ -113,42 +114,42 @@ pub async fn run(socket: WebSocket, runner: RunnerRecord, state: AppState, slot:
             outbound,
         },
     );
-    tracing::info!(runner = %runner.id, name = %hello.name, session = %session_id, "runner connected");
-    let mut session = Session {
+    tracing::info!(runner = %runner.id, name = %hello.name, connection = %connection_id, "runner connected");
+    let mut link = Link {
         state,
         runner_id: runner.id,
-        session_id,
+        connection_id,
         sink,
     };
     let greeting = reconciled.welcome.into_iter().map(ServerMessage::Welcome);
     let drain = runner.drain_requested_at.map(|_| ServerMessage::Drain);
     let mut end = None;
     for message in greeting.chain(reconciled.cancels).chain(drain) {
-        if let Err(e) = session.send(&message).await {
+        if let Err(e) = link.send(&message).await {
             end = Some(e);
             break;
         }
     }
     if end.is_none() && runner.rotation_requested_at.is_some() {
-        if let Err(error) = session.state.engine.send_new_token(runner.id).await {
+        if let Err(error) = link.state.engine.send_new_token(runner.id).await {
             tracing::error!(runner = %runner.id, error = %error, "cannot rotate the runner's token");
         }
     }
     let end = match end {
         Some(end) => end,
-        None => session.serve(stream, rx).await,
+        None => link.serve(stream, rx).await,
     };
-    let was_live = session
+    let was_live = link
         .state
         .engine
         .hub
-        .detach(session.runner_id, session.session_id);
+        .detach(link.runner_id, link.connection_id);
     if was_live {
-        crate::liveness::watch(session.state.engine.clone(), session.runner_id);
+        crate::liveness::watch(link.state.engine.clone(), link.runner_id);
     }
-    tracing::info!(runner = %session.runner_id, session = %session.session_id, reason = %end.reason,
+    tracing::info!(runner = %link.runner_id, connection = %link.connection_id, reason = %end.reason,
         was_live, "runner disconnected");
-    close(&mut session.sink, end.code, &end.reason).await;
+    close(&mut link.sink, end.code, &end.reason).await;
 }
 
 async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
@@ -159,7 +160,7 @@ async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str
     let _ = sink.send(Message::Close(Some(frame))).await;
 }
 
-impl Session {
+impl Link {
     async fn serve(
         &mut self,
         stream: SplitStream<WebSocket>,
@@ -382,8 +383,8 @@ impl Session {
     }
 }
 
-impl Session {
-    /// A session closed while one of its tasks ran is removed once that task ends.
+impl Link {
+    /// A link closed while one of its tasks ran is removed once that task ends.
     async fn close_if_workspace_closed(&mut self, task_id: TaskId) -> Result<(), End> {
         let store = Arc::clone(&self.state.engine.store);
         let Some(workspace) = store
@@ -409,9 +410,9 @@ impl Session {
     }
 }
 
-/// A store failure ends the session; the runner reconnects and resends what was not acked.
+/// A store failure ends the link; the runner reconnects and resends what was not acked.
 fn internal(error: StoreError) -> End {
-    tracing::error!(error = %error, "store failed during a runner session");
+    tracing::error!(error = %error, "store failed during a runner link");
     End {
         code: CLOSE_INTERNAL_ERROR,
         reason: "internal error".into(),
