@@ -3,7 +3,6 @@
 
 pub mod atomic_file;
 pub mod attempt;
-pub mod attempts;
 pub mod cli;
 pub mod cli_docs;
 pub mod config;
@@ -19,6 +18,7 @@ pub mod outbox;
 pub mod presets;
 pub mod register;
 pub mod rotation;
+pub mod running;
 pub mod secret;
 pub mod server_url;
 pub mod shim;

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::attempts::{AttemptStatus, Attempts};
 use crate::outbox::Outbox;
+use crate::running::{AttemptStatus, Attempts};
 use crate::workspace::spares::Spares;
 
 /// Longest status report read; a report is a few KiB even with many attempts.

@@ -45,7 +45,7 @@ pub struct Engine {
     /// Every background task this control plane started: shutdown waits for them all.
     pub tracker: TaskTracker,
     /// File requests waiting for runners.
-    pub files: Arc<crate::relay::FileRelay>,
+    pub files: Arc<crate::file_requests::FileRequests>,
     /// Sandbox forging and burning.
     pub sandboxes: Option<crate::sandbox::Sandboxes>,
     /// Counters and histograms for `/metrics`.

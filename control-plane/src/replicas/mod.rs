@@ -8,7 +8,7 @@
 //! - stored events wake log followers on every replica, which read on from the store;
 //! - an operator's control of a runner held by another replica (cancel, drain, pause,
 //!   resume, revoke, rotate, session close) is carried out by the replica that holds it;
-//!   one that may have been lost on the way is made up for (`repeats.rs`).
+//!   one that may have been lost on the way is made up for (`resync.rs`).
 //!
 //! One replica at a time leads (a PostgreSQL advisory lock held on its own connection): it
 //! sweeps for runners that no replica has heard from and reaps expired sandboxes.
@@ -16,7 +16,7 @@
 mod control;
 mod leader;
 mod listen;
-mod repeats;
+mod resync;
 
 pub use control::{RunnerAction, RunnerControl};
 
@@ -64,5 +64,5 @@ impl Peers {
 pub fn start(state: &Engine, url: &str) {
     state.spawn(listen::run(state.clone(), url.to_owned()));
     state.spawn(leader::run(state.clone(), url.to_owned()));
-    state.spawn(repeats::run(state.clone()));
+    state.spawn(resync::run(state.clone()));
 }

@@ -3,9 +3,9 @@
 //! Every state change is one transaction inside a backend method, so callers never see
 //! (or leave behind) a half-made change.
 
-mod chunks;
 mod database;
 mod error;
+mod event_batches;
 mod migrated;
 mod outcomes;
 mod postgres;

@@ -27,9 +27,9 @@ use std::time::Duration;
 use kiln_protocol::{EventBody, LogLine, Outcome, Phase, TaskSpec, WorkspaceSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::attempts::Attempts;
 use crate::outbox::{AttemptKey, Outbox};
 use crate::presets::{self, Enclosure, Preset};
+use crate::running::Attempts;
 use crate::upload::Uploader;
 use crate::workspace::mirror::{Fetched, LockedMirror, Mirrors};
 use crate::workspace::sessions::{self, Workspace, Workspaces};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{DaemonError, Runtime, Signals, ABORT_FLUSH_TIMEOUT, FINAL_FLUSH_TIMEOUT};
-use crate::attempts::Attempts;
 use crate::connection::Refused;
+use crate::running::Attempts;
 
 /// The TTL inside the box: at the sandbox's expiry, stop everything, whatever happened to
 /// the control plane that forged it.

@@ -31,7 +31,7 @@ pub async fn request(
         .await
         .map_err(|e| match e {
             // File contents do not fit a notification: with replicas, say where to ask.
-            crate::relay::RelayError::Offline(_) if state.engine.peers.is_some() => ApiError::Conflict(
+            crate::file_requests::FileRequestError::Offline(_) if state.engine.peers.is_some() => ApiError::Conflict(
                 format!("{e} to this replica; file requests are not relayed between replicas: send it to the replica the runner is connected to"),
             ),
             e => ApiError::Conflict(e.to_string()),

@@ -4,7 +4,7 @@ use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::{AttemptState, TaskState};
-use crate::store::chunks::{self, AttemptRow};
+use crate::store::event_batches::{self, AttemptRow};
 use crate::store::rows::{int, to_json};
 use crate::store::{Appended, StoreError};
 
@@ -47,10 +47,10 @@ async fn append_in(
     .bind(i64::from(attempt))
     .fetch_optional(&mut *tx)
     .await?;
-    let accepted = chunks::accept_from((task, attempt), runner, row, events, log_cap)?;
+    let accepted = event_batches::accept_from((task, attempt), runner, row, events, log_cap)?;
     let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
     if let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) {
-        let body = chunks::encode(&appended.stored);
+        let body = event_batches::encode(&appended.stored);
         sqlx::query(
             "INSERT INTO event_chunks (task_id, attempt, first_seq, last_seq, body)
              VALUES ($1, $2, $3, $4, $5)",
@@ -67,7 +67,7 @@ async fn append_in(
         finish_attempt(&mut *tx, task, attempt, outcome, now).await?;
     }
     if !appended.stored.is_empty() {
-        let waiting = chunks::rate_limit_change(&appended.stored);
+        let waiting = event_batches::rate_limit_change(&appended.stored);
         sqlx::query(
             "UPDATE attempts SET acked_seq = $1, log_bytes = $2,
                                  reported_at = COALESCE(reported_at, $3),
@@ -151,7 +151,7 @@ pub async fn events(
         .bind(task.to_string())
         .bind(i64::from(attempt))
         .bind(int(after))
-        .bind(chunks::CHUNKS_PER_READ)
+        .bind(event_batches::CHUNKS_PER_READ)
         .fetch_all(pool)
         .await?;
         let Some((last, _)) = chunks.last() else {
@@ -159,7 +159,7 @@ pub async fn events(
         };
         let last = u64::try_from(*last).unwrap_or(0);
         for (_, body) in &chunks {
-            chunks::decode_into(body, after_seq, limit, &mut events)?;
+            event_batches::decode_into(body, after_seq, limit, &mut events)?;
         }
         after = last;
     }

@@ -4,7 +4,7 @@ use kiln_protocol::{Event, TaskId, UnixMillis};
 use sqlx::SqlitePool;
 
 use crate::store::rows::int;
-use crate::store::{chunks, StoreError};
+use crate::store::{event_batches, StoreError};
 
 /// Up to `limit` events of an attempt after `after_seq`, in order, read from the chunks
 /// that hold them.
@@ -28,7 +28,7 @@ pub async fn events(
         .bind(task.to_string())
         .bind(i64::from(attempt))
         .bind(int(after))
-        .bind(chunks::CHUNKS_PER_READ)
+        .bind(event_batches::CHUNKS_PER_READ)
         .fetch_all(pool)
         .await?;
         let Some((last, _)) = chunks.last() else {
@@ -36,7 +36,7 @@ pub async fn events(
         };
         let last = u64::try_from(*last).unwrap_or(0);
         for (_, body) in &chunks {
-            chunks::decode_into(body, after_seq, limit, &mut events)?;
+            event_batches::decode_into(body, after_seq, limit, &mut events)?;
         }
         after = last;
     }

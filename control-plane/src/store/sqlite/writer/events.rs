@@ -5,7 +5,7 @@ use kiln_protocol::{Event, EventBody, Outcome, RunnerId, TaskId, UnixMillis};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use crate::model::{AttemptState, TaskState};
-use crate::store::chunks::{self, AttemptRow};
+use crate::store::event_batches::{self, AttemptRow};
 use crate::store::rows::{int, to_json};
 use crate::store::{Appended, StoreError};
 
@@ -29,7 +29,7 @@ pub fn append_events(
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })
         .optional()?;
-    let accepted = chunks::accept_from(key, runner, row, events, log_cap)?;
+    let accepted = event_batches::accept_from(key, runner, row, events, log_cap)?;
     let (appended, log_bytes) = (accepted.appended, accepted.log_bytes);
     let (Some(first), Some(last)) = (appended.stored.first(), appended.stored.last()) else {
         return Ok(appended);
@@ -43,12 +43,12 @@ pub fn append_events(
         attempt,
         int(first.seq),
         int(last.seq),
-        chunks::encode(&appended.stored),
+        event_batches::encode(&appended.stored),
     ])?;
     if let EventBody::Finished { outcome } = &last.body {
         finish_attempt(conn, &task, attempt, outcome, now)?;
     }
-    let waiting = chunks::rate_limit_change(&appended.stored);
+    let waiting = event_batches::rate_limit_change(&appended.stored);
     conn.prepare_cached(
         "UPDATE attempts SET acked_seq = ?, log_bytes = ?, reported_at = COALESCE(reported_at, ?),
                              rate_limited_until = CASE WHEN ? THEN ? ELSE rate_limited_until END

@@ -16,7 +16,7 @@ pub const FILE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a file request got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum RelayError {
+pub enum FileRequestError {
     /// The runner is not connected.
     #[error("runner {0} is not connected")]
     Offline(RunnerId),
@@ -27,12 +27,12 @@ pub enum RelayError {
 
 /// Requests waiting for their answer.
 #[derive(Debug, Default)]
-pub struct FileRelay {
+pub struct FileRequests {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, (RunnerId, oneshot::Sender<FileResult>)>>,
 }
 
-impl FileRelay {
+impl FileRequests {
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<u64, (RunnerId, oneshot::Sender<FileResult>)>> {
@@ -46,7 +46,7 @@ impl FileRelay {
         runner: RunnerId,
         target: FileTarget,
         op: FileOp,
-    ) -> Result<FileResult, RelayError> {
+    ) -> Result<FileResult, FileRequestError> {
         let request_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (answer, answered) = oneshot::channel();
         self.lock().insert(request_id, (runner, answer));
@@ -59,13 +59,13 @@ impl FileRelay {
             },
         ) {
             self.lock().remove(&request_id);
-            return Err(RelayError::Offline(runner));
+            return Err(FileRequestError::Offline(runner));
         }
         let result = tokio::time::timeout(FILE_REQUEST_TIMEOUT, answered).await;
         self.lock().remove(&request_id);
         match result {
             Ok(Ok(result)) => Ok(result),
-            Ok(Err(_)) | Err(_) => Err(RelayError::Timeout(runner, FILE_REQUEST_TIMEOUT)),
+            Ok(Err(_)) | Err(_) => Err(FileRequestError::Timeout(runner, FILE_REQUEST_TIMEOUT)),
         }
     }
 
