@@ -90,25 +90,47 @@ pub struct TaskFilter {
     pub limit: u32,
 }
 
-/// What a run of kiln keeps: tokens, runners, tasks, attempts, events and artifacts.
+/// What a run of kiln keeps: tokens, runners, tasks, attempts, events and artifacts,
+/// workspace sessions and sandboxes; the methods are grouped by subject.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// True when at least one admin token exists.
-    async fn has_admin_token(&self) -> Result<bool, StoreError>;
+    // Health and upkeep.
+
     /// Writes one row and waits until it is durable: readiness means the store can write
     /// (a full disk fails here, where a read would still succeed).
     async fn probe_write(&self, now: UnixMillis) -> Result<(), StoreError>;
+    /// Tasks per state, the oldest queued task and the database's size.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Deletes the events and artifacts of up to `limit` terminal tasks that finished
+    /// before `before`, and marks them pruned at `now`. Never touches a live task.
+    async fn prune_finished(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Pruned, StoreError>;
+    /// Time taken by each commit of writes, if the backend measures it.
+    fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
+        None
+    }
+
+    // Admin and registration tokens.
+
+    /// True when at least one admin token exists.
+    async fn has_admin_token(&self) -> Result<bool, StoreError>;
     /// Adds an admin token hash (idempotent).
     async fn add_admin_token(&self, hash: &TokenHash, now: UnixMillis) -> Result<(), StoreError>;
     /// True when `hash` is an admin token's.
     async fn is_admin_token(&self, hash: &TokenHash) -> Result<bool, StoreError>;
-
     /// Saves a new registration token; saving a hash that exists already does nothing.
     async fn create_registration_token(
         &self,
         record: &RegistrationTokenRecord,
         hash: &TokenHash,
     ) -> Result<(), StoreError>;
+
+    // Runners.
+
     /// Spends one use of a registration token and creates the runner, atomically.
     async fn register_runner(
         &self,
@@ -116,17 +138,12 @@ pub trait Store: Send + Sync + 'static {
         runner: NewRunner,
         now: UnixMillis,
     ) -> Result<Result<RunnerRecord, RegistrationRefusal>, StoreError>;
-
     /// The runner whose token hashes to `hash`, revoked or not.
     async fn runner_by_token(&self, hash: &TokenHash) -> Result<Option<RunnerRecord>, StoreError>;
-    /// Sets the capabilities and labels an operator gives a runner (its hello cannot). False
-    /// if it does not exist.
-    async fn set_runner_tags(
-        &self,
-        id: RunnerId,
-        capabilities: &[String],
-        labels: &BTreeMap<String, String>,
-    ) -> Result<bool, StoreError>;
+    /// One runner.
+    async fn runner(&self, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError>;
+    /// Every registered runner, oldest first.
+    async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError>;
     /// Records what a runner announced in its hello: its name, slots and version, never its
     /// capabilities or labels (those are registered, and changed by an operator).
     async fn announce_runner(
@@ -137,10 +154,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Records that a runner was heard from.
     async fn touch_runner(&self, id: RunnerId, now: UnixMillis) -> Result<(), StoreError>;
-    /// Every registered runner, oldest first.
-    async fn runners(&self) -> Result<Vec<RunnerRecord>, StoreError>;
-    /// One runner.
-    async fn runner(&self, id: RunnerId) -> Result<Option<RunnerRecord>, StoreError>;
+    /// Sets the capabilities and labels an operator gives a runner (its hello cannot). False
+    /// if it does not exist.
+    async fn set_runner_tags(
+        &self,
+        id: RunnerId,
+        capabilities: &[String],
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
     /// Pauses (`Some(now)`) or resumes (`None`) a runner. False if it does not exist.
     async fn set_paused(
         &self,
@@ -159,80 +180,21 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_token(&self, id: RunnerId, new_hash: &TokenHash) -> Result<(), StoreError>;
     /// The runner saved its new token: retire the previous one.
     async fn confirm_rotation(&self, id: RunnerId) -> Result<(), StoreError>;
-    /// Saves a new, open workspace session.
-    async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError>;
-    /// One workspace session.
-    async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError>;
-    /// Ends an open session as `closed` or `lost`, ending its queued tasks: the tasks it
-    /// ended, or `None` if the session was not open.
-    async fn end_workspace(
-        &self,
-        id: WorkspaceId,
-        state: WorkspaceState,
-        now: UnixMillis,
-    ) -> Result<Option<Vec<TaskId>>, StoreError>;
-    /// Open sessions bound to `runner`.
-    async fn open_workspaces_of(
-        &self,
-        runner: RunnerId,
-    ) -> Result<Vec<WorkspaceRecord>, StoreError>;
-    /// Sessions with a task assigned or running.
-    async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
-    /// Ends a task that has not ended, its open attempts lost. False if it had ended.
-    async fn end_task(
-        &self,
-        task: TaskId,
-        state: TaskState,
-        message: &str,
-        now: UnixMillis,
-    ) -> Result<bool, StoreError>;
-    /// Saves a sandboxed task with its sandbox and the sandbox's runner identity.
-    async fn create_sandbox(
-        &self,
-        task: &NewTask,
-        sandbox: &SandboxRecord,
-        runner: &NewRunner,
-    ) -> Result<(), StoreError>;
-    /// One sandbox.
-    async fn sandbox(&self, id: SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
-    /// The sandbox of a task, if it has one.
-    async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError>;
-    /// Sandboxes being forged or running.
-    async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
-
-    /// Tasks per state, the oldest queued task and the database's size.
-    async fn stats(&self) -> Result<StoreStats, StoreError>;
-
-    /// Deletes the events and artifacts of up to `limit` terminal tasks that finished
-    /// before `before`, and marks them pruned at `now`. Never touches a live task.
-    async fn prune_finished(
-        &self,
-        before: UnixMillis,
-        now: UnixMillis,
-        limit: u32,
-    ) -> Result<Pruned, StoreError>;
-
-    /// Time taken by each commit of writes, if the backend measures it.
-    fn commit_latency(&self) -> Option<&crate::metrics::Histogram> {
-        None
-    }
-    /// Records that a sandbox is up, under the provider's `handle`. False if it ended (was
-    /// burned) meanwhile.
-    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError>;
-    /// Ends a live sandbox (burned or failed) and revokes its runner. False if it had ended.
-    async fn end_sandbox(
-        &self,
-        id: SandboxId,
-        state: SandboxState,
-        reason: &str,
-        now: UnixMillis,
-    ) -> Result<bool, StoreError>;
     /// Revokes a runner's token for good. False if it does not exist.
     async fn revoke_runner(&self, id: RunnerId, now: UnixMillis) -> Result<bool, StoreError>;
+    /// Runners an operator paused, asked to drain, or revoked after `revoked_since`: what
+    /// the replica holding each must have acted on.
+    async fn runners_under_control(
+        &self,
+        revoked_since: UnixMillis,
+    ) -> Result<Vec<RunnerRecord>, StoreError>;
+
+    // Tasks.
 
     /// Saves a new queued task.
     async fn insert_task(&self, task: &NewTask) -> Result<(), StoreError>;
-
+    /// Saves new queued tasks, all or none.
+    async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<(), StoreError>;
     /// Saves a new task and, in the same transaction, assigns it to `runner` when nothing
     /// queued goes before it: no other queued task of its priority or higher, and its
     /// session (if any) has no other task queued, assigned or running, and no other
@@ -243,17 +205,31 @@ pub trait Store: Send + Sync + 'static {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<Option<AttemptRecord>, StoreError>;
-
-    /// Saves new queued tasks, all or none.
-    async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<(), StoreError>;
     /// One task.
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     /// Tasks matching `filter`, newest first.
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError>;
-    /// Queues a finished task again for a new attempt; `max_attempts` counts afresh.
-    async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError>;
     /// Queued tasks in dispatch order: highest priority, then oldest.
     async fn queued_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError>;
+    /// Queues a finished task again for a new attempt; `max_attempts` counts afresh.
+    async fn retry_task(&self, task: TaskId, now: UnixMillis) -> Result<RetryEffect, StoreError>;
+    /// Asks to cancel a task: a queued task ends at once; a running one is marked, and the
+    /// caller tells its runner.
+    async fn request_cancel(
+        &self,
+        task: TaskId,
+        now: UnixMillis,
+    ) -> Result<CancelEffect, StoreError>;
+    /// Ends a task that has not ended, its open attempts lost. False if it had ended.
+    async fn end_task(
+        &self,
+        task: TaskId,
+        state: TaskState,
+        message: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    // Attempts.
 
     /// Records a new attempt for each (task, runner) pair whose task is still queued, in
     /// one transaction; a session's task is skipped while another task of its session is
@@ -293,13 +269,6 @@ pub trait Store: Send + Sync + 'static {
         runner: RunnerId,
         now: UnixMillis,
     ) -> Result<Option<TaskState>, StoreError>;
-    /// Asks to cancel a task: a queued task ends at once; a running one is marked, and the
-    /// caller tells its runner.
-    async fn request_cancel(
-        &self,
-        task: TaskId,
-        now: UnixMillis,
-    ) -> Result<CancelEffect, StoreError>;
     /// One attempt.
     async fn attempt(
         &self,
@@ -308,6 +277,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AttemptRecord>, StoreError>;
     /// Every attempt of a task, first to last.
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Attempts given to `runner` that have not ended.
+    async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Runners that hold attempts that have not ended.
     async fn runners_with_open_attempts(&self) -> Result<Vec<RunnerId>, StoreError>;
     /// Runners that hold attempts that have not ended and that no control plane heard from
@@ -328,14 +299,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         due_before: UnixMillis,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
-    /// Runners an operator paused, asked to drain, or revoked after `revoked_since`: what
-    /// the replica holding each must have acted on.
-    async fn runners_under_control(
-        &self,
-        revoked_since: UnixMillis,
-    ) -> Result<Vec<RunnerRecord>, StoreError>;
-    /// Attempts given to `runner` that have not ended.
-    async fn open_attempts(&self, runner: RunnerId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    // Events and artifacts.
 
     /// Stores the contiguous next events of an attempt owned by `runner`, idempotently, and
     /// ends the attempt (and task) when `finished` is among them. Log text beyond `log_cap`
@@ -357,7 +322,6 @@ pub trait Store: Send + Sync + 'static {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
-
     /// Saves an attempt's artifact (`bundle` or `diff`), replacing an earlier upload of the
     /// same attempt; refused with [`StoreError::Ended`] once the attempt has ended or reported.
     async fn put_artifact(
@@ -375,4 +339,53 @@ pub trait Store: Send + Sync + 'static {
         attempt: u32,
         kind: &str,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // Workspace sessions.
+
+    /// Saves a new, open workspace session.
+    async fn create_workspace(&self, record: &WorkspaceRecord) -> Result<(), StoreError>;
+    /// One workspace session.
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRecord>, StoreError>;
+    /// Ends an open session as `closed` or `lost`, ending its queued tasks: the tasks it
+    /// ended, or `None` if the session was not open.
+    async fn end_workspace(
+        &self,
+        id: WorkspaceId,
+        state: WorkspaceState,
+        now: UnixMillis,
+    ) -> Result<Option<Vec<TaskId>>, StoreError>;
+    /// Open sessions bound to `runner`.
+    async fn open_workspaces_of(
+        &self,
+        runner: RunnerId,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError>;
+    /// Sessions with a task assigned or running.
+    async fn busy_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
+
+    // Sandboxes.
+
+    /// Saves a sandboxed task with its sandbox and the sandbox's runner identity.
+    async fn create_sandbox(
+        &self,
+        task: &NewTask,
+        sandbox: &SandboxRecord,
+        runner: &NewRunner,
+    ) -> Result<(), StoreError>;
+    /// One sandbox.
+    async fn sandbox(&self, id: SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
+    /// The sandbox of a task, if it has one.
+    async fn sandbox_of_task(&self, task: TaskId) -> Result<Option<SandboxRecord>, StoreError>;
+    /// Sandboxes being forged or running.
+    async fn live_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
+    /// Records that a sandbox is up, under the provider's `handle`. False if it ended (was
+    /// burned) meanwhile.
+    async fn sandbox_forged(&self, id: SandboxId, handle: &str) -> Result<bool, StoreError>;
+    /// Ends a live sandbox (burned or failed) and revokes its runner. False if it had ended.
+    async fn end_sandbox(
+        &self,
+        id: SandboxId,
+        state: SandboxState,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
 }
