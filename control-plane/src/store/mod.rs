@@ -10,6 +10,7 @@ mod migrated;
 mod outcomes;
 mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 use std::collections::BTreeMap;

@@ -1,39 +1,15 @@
-//! PostgreSQL queries for workspace sessions.
+//! PostgreSQL queries for workspace sessions: the shared ones (`store/shared/workspaces.rs`)
+//! and ending a session, which is PostgreSQL's own.
 
-use kiln_protocol::{RunnerId, TaskId, UnixMillis, WorkspaceId};
+use kiln_protocol::{TaskId, UnixMillis, WorkspaceId};
 use sqlx::PgPool;
 
-use crate::model::{WorkspaceRecord, WorkspaceState};
+use crate::model::WorkspaceState;
 use crate::store::outcomes::queued_of_ended_workspace;
 use crate::store::rows::{self, to_json};
 use crate::store::StoreError;
 
-pub async fn create_workspace(pool: &PgPool, record: &WorkspaceRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workspaces (id, repo, base_ref, branch, setup, runner_id, state, created_at, closed_at)
-         VALUES ($1, $2, $3, $4, $5, NULL, 'open', $6, NULL)",
-    )
-    .bind(record.id.to_string())
-    .bind(&record.repo)
-    .bind(&record.base_ref)
-    .bind(&record.branch)
-    .bind(to_json(&record.setup))
-    .bind(record.created_at)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub async fn workspace(
-    pool: &PgPool,
-    id: WorkspaceId,
-) -> Result<Option<WorkspaceRecord>, StoreError> {
-    let row = sqlx::query("SELECT * FROM workspaces WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(rows::workspace).transpose()
-}
+crate::store::shared::workspaces::workspace_queries!(sqlx::PgPool);
 
 /// Ends a workspace (closed or lost) and ends its queued tasks.
 pub async fn end_workspace(
@@ -77,33 +53,4 @@ pub async fn end_workspace(
     super::notify::tasks_changed(&mut tx, &ended_tasks).await?;
     tx.commit().await?;
     rows::ids("tasks", "id", &ended_tasks).map(Some)
-}
-
-pub async fn open_workspaces_of(
-    pool: &PgPool,
-    runner: RunnerId,
-) -> Result<Vec<WorkspaceRecord>, StoreError> {
-    let found = sqlx::query("SELECT * FROM workspaces WHERE runner_id = $1 AND state = 'open'")
-        .bind(runner.to_string())
-        .fetch_all(pool)
-        .await?;
-    found.iter().map(rows::workspace).collect()
-}
-
-/// Workspaces with a task assigned or running right now.
-pub async fn busy_workspaces(pool: &PgPool) -> Result<Vec<WorkspaceId>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT workspace_id FROM tasks
-         WHERE workspace_id IS NOT NULL AND state IN ('assigned', 'running')",
-    )
-    .fetch_all(pool)
-    .await?;
-    ids.iter()
-        .map(|id| {
-            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                table: "tasks",
-                detail: format!("workspace_id {id:?}: {e}"),
-            })
-        })
-        .collect()
 }

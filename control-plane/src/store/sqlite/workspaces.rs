@@ -1,42 +1,15 @@
-//! SQLite queries for workspace sessions.
+//! SQLite queries for workspace sessions: the shared ones (`store/shared/workspaces.rs`)
+//! and ending a session, which is SQLite's own.
 
-use kiln_protocol::{RunnerId, TaskId, UnixMillis, WorkspaceId};
+use kiln_protocol::{TaskId, UnixMillis, WorkspaceId};
 use sqlx::SqlitePool;
 
-use crate::model::{WorkspaceRecord, WorkspaceState};
+use crate::model::WorkspaceState;
 use crate::store::outcomes::queued_of_ended_workspace;
 use crate::store::rows::{self, to_json};
 use crate::store::StoreError;
 
-pub async fn create_workspace(
-    pool: &SqlitePool,
-    record: &WorkspaceRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workspaces (id, repo, base_ref, branch, setup, runner_id, state, created_at, closed_at)
-         VALUES (?, ?, ?, ?, ?, NULL, 'open', ?, NULL)",
-    )
-    .bind(record.id.to_string())
-    .bind(&record.repo)
-    .bind(&record.base_ref)
-    .bind(&record.branch)
-    .bind(to_json(&record.setup))
-    .bind(record.created_at)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub async fn workspace(
-    pool: &SqlitePool,
-    id: WorkspaceId,
-) -> Result<Option<WorkspaceRecord>, StoreError> {
-    let row = sqlx::query("SELECT * FROM workspaces WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(rows::workspace).transpose()
-}
+crate::store::shared::workspaces::workspace_queries!(sqlx::SqlitePool);
 
 /// Ends a workspace (closed or lost) and ends its queued tasks.
 pub async fn end_workspace(
@@ -71,33 +44,4 @@ pub async fn end_workspace(
     .await?;
     tx.commit().await?;
     rows::ids("tasks", "id", &ended_tasks).map(Some)
-}
-
-pub async fn open_workspaces_of(
-    pool: &SqlitePool,
-    runner: RunnerId,
-) -> Result<Vec<WorkspaceRecord>, StoreError> {
-    let found = sqlx::query("SELECT * FROM workspaces WHERE runner_id = ? AND state = 'open'")
-        .bind(runner.to_string())
-        .fetch_all(pool)
-        .await?;
-    found.iter().map(rows::workspace).collect()
-}
-
-/// Workspaces with a task assigned or running right now.
-pub async fn busy_workspaces(pool: &SqlitePool) -> Result<Vec<WorkspaceId>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT workspace_id FROM tasks
-         WHERE workspace_id IS NOT NULL AND state IN ('assigned', 'running')",
-    )
-    .fetch_all(pool)
-    .await?;
-    ids.iter()
-        .map(|id| {
-            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                table: "tasks",
-                detail: format!("workspace_id {id:?}: {e}"),
-            })
-        })
-        .collect()
 }
