@@ -1,63 +1,15 @@
-//! PostgreSQL queries for admin tokens, registration tokens and runners.
+//! PostgreSQL queries for tokens and runners: the shared ones (`store/shared/auth.rs`) and
+//! registering a runner, which is PostgreSQL's own.
 
 use kiln_protocol::{RunnerId, UnixMillis};
 use sqlx::PgPool;
 
-use crate::model::{RegistrationTokenRecord, RunnerAnnouncement, RunnerRecord};
-use crate::store::rows::{self, to_json};
+use crate::model::RunnerRecord;
+use crate::store::rows::to_json;
 use crate::store::{NewRunner, RegistrationRefusal, StoreError};
 use crate::tokens::TokenHash;
 
-pub async fn has_admin_token(pool: &PgPool) -> Result<bool, StoreError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
-        .fetch_one(pool)
-        .await?;
-    Ok(count > 0)
-}
-
-pub async fn add_admin_token(
-    pool: &PgPool,
-    hash: &TokenHash,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO admin_tokens (token_hash, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(&hash.0)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub async fn is_admin_token(pool: &PgPool, hash: &TokenHash) -> Result<bool, StoreError> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT token_hash FROM admin_tokens WHERE token_hash = $1")
-            .bind(&hash.0)
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some_and(|stored| TokenHash(stored).matches(hash)))
-}
-
-pub async fn create_registration_token(
-    pool: &PgPool,
-    record: &RegistrationTokenRecord,
-    hash: &TokenHash,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO registration_tokens (id, token_hash, uses_left, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (token_hash) DO NOTHING",
-    )
-    .bind(&record.id)
-    .bind(&hash.0)
-    .bind(record.uses_left.map(i64::from))
-    .bind(record.expires_at)
-    .bind(record.created_at)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+crate::store::shared::auth::auth_queries!(sqlx::PgPool);
 
 pub async fn register_runner(
     pool: &PgPool,
@@ -108,38 +60,6 @@ pub async fn register_runner(
     Ok(Ok(record))
 }
 
-pub async fn runner_by_token(
-    pool: &PgPool,
-    hash: &TokenHash,
-) -> Result<Option<RunnerRecord>, StoreError> {
-    let row =
-        sqlx::query("SELECT * FROM runners WHERE token_hash = $1 OR previous_token_hash = $1")
-            .bind(&hash.0)
-            .fetch_optional(pool)
-            .await?;
-    row.as_ref().map(rows::runner).transpose()
-}
-
-pub async fn announce_runner(
-    pool: &PgPool,
-    id: RunnerId,
-    announcement: &RunnerAnnouncement,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE runners SET name = $1, max_concurrent = $2, version = $3, last_seen_at = $4
-         WHERE id = $5",
-    )
-    .bind(&announcement.name)
-    .bind(i64::from(announcement.max_concurrent))
-    .bind(&announcement.version)
-    .bind(now)
-    .bind(id.to_string())
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 pub async fn touch_runner<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
     id: RunnerId,
@@ -151,11 +71,4 @@ pub async fn touch_runner<'e>(
         .execute(executor)
         .await?;
     Ok(())
-}
-
-pub async fn runners(pool: &PgPool) -> Result<Vec<RunnerRecord>, StoreError> {
-    let found = sqlx::query("SELECT * FROM runners ORDER BY created_at, id")
-        .fetch_all(pool)
-        .await?;
-    found.iter().map(rows::runner).collect()
 }
