@@ -1,57 +1,8 @@
-//! PostgreSQL queries for retention: delete the output of tasks that finished long ago.
+//! PostgreSQL's retention query (`store/shared/retention.rs`): rows another replica holds
+//! are skipped.
 
-use kiln_protocol::UnixMillis;
-use sqlx::PgPool;
-
-use crate::store::{Pruned, StoreError};
-
-/// Prunes the events and artifacts of up to `limit` tasks that are terminal and finished
-/// before `before`, in one transaction. A task that is queued, assigned or running is
-/// never touched: only terminal states have a `finished_at`. Rows another replica is
-/// pruning (or retrying) are skipped, so two replicas never count the same task.
-pub async fn prune_finished(
-    pool: &PgPool,
-    before: UnixMillis,
-    now: UnixMillis,
-    limit: u32,
-) -> Result<Pruned, StoreError> {
-    let mut tx = pool.begin().await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM tasks
-         WHERE pruned_at IS NULL AND finished_at IS NOT NULL AND finished_at < $1
-           AND state IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'error', 'lost')
-         ORDER BY finished_at LIMIT $2
-         FOR UPDATE SKIP LOCKED",
-    )
-    .bind(before)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut pruned = Pruned::default();
-    for id in &ids {
-        let chunks = sqlx::query("DELETE FROM event_chunks WHERE task_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        pruned.event_chunks += chunks.rows_affected();
-        let bytes: Option<i64> = sqlx::query_scalar(
-            "SELECT SUM(octet_length(data))::BIGINT FROM artifacts WHERE task_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        pruned.artifact_bytes += u64::try_from(bytes.unwrap_or(0)).unwrap_or(0);
-        sqlx::query("DELETE FROM artifacts WHERE task_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE tasks SET pruned_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    pruned.tasks = ids.len() as u64;
-    Ok(pruned)
-}
+crate::store::shared::retention::retention_queries!(
+    sqlx::PgPool,
+    skip_locked: "FOR UPDATE SKIP LOCKED",
+    total_size: "SUM(octet_length(data))::BIGINT"
+);

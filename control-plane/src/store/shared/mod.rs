@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod fleet;
+pub mod retention;
 pub mod workspaces;
