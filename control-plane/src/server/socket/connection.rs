@@ -364,15 +364,12 @@ impl Link {
         }
         if appended.finished {
             self.close_if_workspace_closed(task_id).await?;
-            self.state.engine.task_ended(task_id);
             self.state
                 .engine
                 .hub
                 .release(self.runner_id, (task_id, attempt), now);
-            self.state
-                .engine
-                .watchers
-                .publish(task_id, TaskUpdate::StateChanged);
+            // Tells the task's followers, and burns its sandbox if it has one.
+            self.state.engine.task_ended(task_id);
         }
         self.send(&ServerMessage::Ack {
             task_id,
